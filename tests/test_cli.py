@@ -1,0 +1,312 @@
+"""The real ``scim-desktop serve`` command, started as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.scim_client import ScimClient, filter_query
+from tests.server.test_okta_flows import okta_create_body
+
+BASE_URL_RE = re.compile(r"Base URL:\s+(\S+)")
+
+
+class Served:
+    """A running ``scim-desktop serve`` process and what it printed."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "scim_desktop", "serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.stdout_lines: list[str] = []
+        self.stderr_lines: list[str] = []
+        self._threads = [
+            threading.Thread(target=self._pump, args=(self.proc.stdout, self.stdout_lines)),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr_lines)),
+        ]
+        for t in self._threads:
+            t.daemon = True
+            t.start()
+
+    @staticmethod
+    def _pump(stream, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line.rstrip("\n"))
+
+    def wait_for(self, pattern: re.Pattern[str], where: str = "any", timeout: float = 20) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            sources = {"stdout": self.stdout_lines, "stderr": self.stderr_lines}
+            pool = sources.values() if where == "any" else [sources[where]]
+            for lines in pool:
+                for line in list(lines):
+                    m = pattern.search(line)
+                    if m:
+                        return m.group(1)
+            if self.proc.poll() is not None:
+                time.sleep(0.2)  # let the pumps finish
+                break
+            time.sleep(0.02)
+        raise AssertionError(
+            f"{pattern.pattern!r} not printed; stdout={self.stdout_lines} "
+            f"stderr={self.stderr_lines} rc={self.proc.poll()}"
+        )
+
+    def base_url(self) -> str:
+        return self.wait_for(BASE_URL_RE)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout)
+        for t in self._threads:
+            t.join(5)
+        return rc
+
+
+@pytest.fixture
+def served() -> Iterator[list[Served]]:
+    started: list[Served] = []
+    yield started
+    for s in started:
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait(10)
+
+
+def start(served: list[Served], *args: str, env: dict[str, str] | None = None) -> Served:
+    s = Served(list(args), env)
+    served.append(s)
+    return s
+
+
+def test_serve_jsonl_logs_only_json_on_stdout_and_stops_cleanly(served, tmp_path: Path) -> None:
+    db = tmp_path / "d.json"
+    s = start(served, "--port", "0", "--db", str(db), "--token", "tok", "--log", "jsonl")
+    base = s.wait_for(BASE_URL_RE, "stderr")
+    assert base.startswith("http://127.0.0.1:") and base.endswith("/scim/v2")
+    client = ScimClient(base, token="tok")
+    created = client.post("/Users", okta_create_body("cli@example.com"))
+    assert created.status == 201
+    uid = created.body["id"]
+    client.patch(
+        f"/Users/{uid}",
+        {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "password", "value": "Sup3r-secret"}],
+        },
+    )
+    client.close()
+    t0 = time.monotonic()
+    rc = s.stop()
+    assert rc == 0 and time.monotonic() - t0 < 2.5
+    records = [json.loads(line) for line in s.stdout_lines]
+    assert [r["method"] for r in records] == ["POST", "PATCH"]
+    first = records[0]
+    for key in ("time", "method", "path", "query", "status", "duration_ms", "okta_step"):
+        assert key in first
+    assert first["status"] == 201 and first["path"] == "/scim/v2/Users"
+    assert first["request"]["headers"]["Authorization"] == "Bearer ***"
+    assert json.loads(first["request"]["body"])["password"] == "***"
+    assert json.loads(first["response"]["body"])["id"] == uid
+    assert "Sup3r-secret" not in "\n".join(s.stdout_lines)
+    assert "Pl@ceholder" not in "\n".join(s.stdout_lines)
+    # The data was flushed into the TinyDB file at stop.
+    doc = json.loads(db.read_text())
+    stored = [r for r in doc["Users"].values() if r["id"] == uid]
+    assert stored and stored[0]["userName"] == "cli@example.com"
+
+
+def test_serve_text_log_and_sigint(served, tmp_path: Path) -> None:
+    s = start(served, "--port", "0", "--db", str(tmp_path / "d.json"), "--no-auth")
+    base = s.base_url()
+    client = ScimClient(base)
+    assert client.get("/Users?startIndex=1&count=2").status == 200
+    client.close()
+    line = s.wait_for(re.compile(r"(GET\s+/scim/v2/Users\?startIndex=1&count=2 200 [\d.]+ms)"))
+    assert line
+    assert s.stop(signal.SIGINT) == 0
+
+
+def test_generated_token_is_kept_beside_db_and_reused(served, tmp_path: Path) -> None:
+    db = tmp_path / "data" / "scim.json"
+    s1 = start(served, "--port", "0", "--db", str(db))
+    s1.base_url()
+    token_file = db.with_name("scim.token")
+    token = token_file.read_text().strip()
+    assert len(token) >= 32 and oct(token_file.stat().st_mode & 0o777) == "0o600"
+    assert any(token in line for line in s1.stdout_lines)
+    assert s1.stop() == 0
+    s2 = start(served, "--port", "0", "--db", str(db))
+    base = s2.base_url()
+    assert ScimClient(base, token=token).get("/Users").status == 200
+    assert ScimClient(base, token="other").get("/Users").status == 401
+    assert s2.stop() == 0
+
+
+def test_port_in_use_is_one_clear_line(served, tmp_path: Path) -> None:
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    port = blocker.getsockname()[1]
+    try:
+        s = start(served, "--port", str(port), "--db", str(tmp_path / "d.json"))
+        rc = s.proc.wait(20)
+        s.stop()
+    finally:
+        blocker.close()
+    assert rc == 1
+    errors = [line for line in s.stderr_lines if line.strip()]
+    assert len(errors) == 1 and f"Port {port}" in errors[0] and "in use" in errors[0]
+    assert "Traceback" not in "\n".join(s.stderr_lines)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "70000"], "out of range"),
+        (["--basic", "nopassword"], "USER:PASS"),
+        (["--host", "203.0.113.254"], "not an address of this machine"),
+    ],
+)
+def test_bad_settings_are_clear_errors(served, tmp_path: Path, args, message) -> None:
+    s = start(served, "--db", str(tmp_path / "d.json"), "--port", "0", *args)
+    rc = s.proc.wait(20)
+    s.stop()
+    text = "\n".join(s.stderr_lines)
+    assert rc != 0 and message in text and "Traceback" not in text
+
+
+def test_corrupt_data_file_is_moved_aside_not_deleted(served, tmp_path: Path) -> None:
+    db = tmp_path / "d.json"
+    db.write_text('{"Users": {"1": {"id": "x", "userName": ')
+    s = start(served, "--port", "0", "--db", str(db), "--no-auth")
+    s.base_url()
+    warning = s.wait_for(re.compile(r"(WARNING: .*)"))
+    moved = list(tmp_path.glob("d.json.corrupt-*"))
+    assert len(moved) == 1 and str(moved[0]) in warning
+    assert moved[0].read_text() == '{"Users": {"1": {"id": "x", "userName": '
+    assert s.stop() == 0
+    assert json.loads(db.read_text())  # a fresh, valid file
+
+
+def test_sigkill_during_create_burst_keeps_every_acknowledged_user(served, tmp_path) -> None:
+    db = tmp_path / "burst.json"
+    s = start(served, "--port", "0", "--db", str(db), "--token", "t", "--log", "jsonl")
+    base = s.wait_for(BASE_URL_RE, "stderr")
+    acknowledged: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def worker(n: int) -> None:
+        client = ScimClient(base, token="t", timeout=5)
+        i = 0
+        while not stop.is_set():
+            name = f"w{n}-{i}@example.com"
+            try:
+                resp = client.post("/Users", okta_create_body(name))
+            except OSError:
+                return
+            if resp.status == 201:
+                with lock:
+                    acknowledged.append(name)
+            i += 1
+
+    threads = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    s.proc.kill()  # SIGKILL mid-burst
+    s.proc.wait(10)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert len(acknowledged) > 50
+    # The TinyDB file is valid JSON even right after the kill.
+    if db.exists():
+        json.loads(db.read_text())
+    s2 = start(served, "--port", "0", "--db", str(db), "--token", "t")
+    client = ScimClient(s2.base_url(), token="t")
+    stored: set[str] = set()
+    start_index = 1
+    while True:
+        page = client.get(f"/Users?startIndex={start_index}&count=1000&attributes=userName").body
+        stored |= {r["userName"] for r in page["Resources"]}
+        start_index += 1000
+        if start_index > page["totalResults"]:
+            break
+    missing = set(acknowledged) - stored
+    assert not missing, f"{len(missing)} acknowledged users lost, e.g. {sorted(missing)[:3]}"
+    last = acknowledged[-1]
+    found = client.get("/Users?" + filter_query(f'userName eq "{last}"')).body
+    assert found["totalResults"] == 1
+    client.close()
+    assert s2.stop() == 0
+    json.loads(db.read_text())
+
+
+def test_faults_and_okta_insight_in_jsonl(served, tmp_path: Path) -> None:
+    s = start(
+        served,
+        *("--port", "0", "--db", str(tmp_path / "d.json"), "--token", "t", "--log", "jsonl"),
+        *("--fault", "status=429,retry_after=30,method=POST,path=/Users,count=1"),
+        *("--fault-preset", "503-groups"),
+    )
+    base = s.wait_for(BASE_URL_RE, "stderr")
+    assert any("FAULT:" in line and "429" in line for line in s.stderr_lines)
+    client = ScimClient(base, token="t")
+    check = client.get("/Users?" + filter_query('userName eq "jane@example.com"'))
+    assert check.status == 200
+    assert client.post("/Users", okta_create_body("jane@example.com")).status == 429
+    assert client.post("/Users", okta_create_body("jane@example.com")).status == 201
+    assert client.get("/Groups?startIndex=1&count=100").status == 503
+    client.close()
+    assert s.stop() == 0
+    recs = [json.loads(line) for line in s.stdout_lines]
+    assert [r["okta_step"] for r in recs] == [
+        "create_user_existence_check",
+        "create_user",
+        "create_user",
+        recs[3]["okta_step"],
+    ]
+    assert recs[0]["fault"] is None and "jane@example.com" in recs[0]["okta_label"]
+    assert recs[1]["fault"] and recs[1]["okta_next_retry_in_s"] == 30
+    assert recs[2]["okta_retry"] == 1 and "retry 1" in recs[2]["okta_label"]
+    assert recs[3]["status"] == 503 and "503" in recs[3]["fault"]
+    assert all(r["okta_explanation"] for r in recs)
+
+
+def test_bad_fault_spec_is_one_line_and_server_does_not_start(served, tmp_path: Path) -> None:
+    s = start(served, "--port", "0", "--db", str(tmp_path / "d.json"), "--fault", "stauts=500")
+    rc = s.proc.wait(20)
+    s.stop()
+    errors = [line for line in s.stderr_lines if line.strip()]
+    assert rc == 2 and len(errors) == 1 and "stauts" in errors[0]
+    assert not (tmp_path / "d.json").exists()
+
+
+def test_second_server_on_same_data_file_is_refused(served, tmp_path: Path) -> None:
+    db = str(tmp_path / "shared.json")
+    first = start(served, "--port", "0", "--db", db, "--no-auth")
+    first.base_url()
+    second = start(served, "--port", "0", "--db", db, "--no-auth")
+    rc = second.proc.wait(20)
+    second.stop()
+    errors = [line for line in second.stderr_lines if line.strip()]
+    assert rc == 1 and len(errors) == 1 and "already using the data file" in errors[0]
+    assert first.proc.poll() is None and first.stop() == 0
