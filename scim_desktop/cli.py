@@ -137,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gui = sub.add_parser("gui", help="open the desktop window (the default)")
     _add_server_options(gui)
+    gui.add_argument(
+        "--screenshot",
+        metavar="PATH",
+        help="save a PNG of the whole window to PATH and exit",
+    )
+    gui.add_argument(
+        "--demo",
+        action="store_true",
+        help="with --screenshot: use a throwaway server with demo data and Okta traffic",
+    )
     return parser
 
 
@@ -237,14 +247,23 @@ def _has_display() -> bool:
 
 
 def gui(args: argparse.Namespace) -> int:
-    try:
-        from scim_desktop.gui.app import run_gui  # type: ignore[import-not-found]
-    except ImportError:
-        run_gui = None
-    if run_gui is None or not _has_display():
-        reason = "no display was found" if run_gui else "the desktop window is not built yet"
+    if args.screenshot and not _has_display():
+        # A screenshot needs no screen: Qt renders offscreen.
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    if not _has_display():
         print(
-            f"scim-desktop: {reason}; starting the headless server (scim-desktop serve).",
+            "scim-desktop: no display was found; starting the headless server instead "
+            "(scim-desktop serve).",
+            file=sys.stderr,
+        )
+        args.log = "text"
+        return serve(args)
+    try:
+        from scim_desktop.gui.app import run_gui
+    except ImportError as exc:
+        print(
+            f"scim-desktop: the desktop window cannot start ({exc}); starting the headless "
+            "server instead (scim-desktop serve).",
             file=sys.stderr,
         )
         args.log = "text"

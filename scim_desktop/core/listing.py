@@ -31,6 +31,7 @@ from scim_desktop.core.schemas import (
 )
 
 SortKey = tuple[Any, ...]
+MAX_START_INDEX = 2**53
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +72,11 @@ def _make_query(get: Callable[[str], Any], rtype: ResourceType) -> ListQuery:
             scim_filter.check(node, rtype)
     start_raw = get("startIndex")
     start = 1 if start_raw in (None, "") else max(1, _int_param("startIndex", start_raw))
+    # Beyond any real list; also keeps the echoed value a JSON-safe integer.
+    start = min(start, MAX_START_INDEX)
     count_raw = get("count")
     count = DEFAULT_COUNT if count_raw in (None, "") else _int_param("count", count_raw)
-    count = min(max(count, 0), MAX_COUNT)
+    count = min(max(count, 0), MAX_COUNT)  # RFC 7644 §3.4.2.4: negative means 0
     sort_raw = get("sortBy")
     sort_by = parse_attr_path(sort_raw) if isinstance(sort_raw, str) and sort_raw.strip() else None
     order = get("sortOrder")

@@ -153,6 +153,14 @@ def _apply_one(
         target.sub_defn is not None and target.sub_defn.mutability == "readOnly"
     ):
         raise Mutability(f"Attribute {path!r} is read-only and cannot be modified")
+    # RFC 7643 §2.2: an "immutable" value may be added but never changed afterwards, so a
+    # path that addresses it inside existing elements (members[...].value) cannot replace it.
+    if (
+        op == "replace"
+        and target.sub_defn is not None
+        and target.sub_defn.mutability == "immutable"
+    ):
+        raise Mutability(f"Attribute {path!r} is immutable: remove and add the element instead")
     if target.filter is not None:
         if target.defn is not None and not target.defn.multi_valued:
             raise InvalidPath(f"{path!r}: a value filter applies only to multi-valued attributes")

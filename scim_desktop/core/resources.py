@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import os
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -136,7 +137,8 @@ def _check_single(attr: Attribute, value: Any, where: str) -> Any:
         for key, sub_value in value.items():
             sub = attr.sub(key)
             if sub is None:
-                out[key] = sub_value  # unknown sub-attributes are kept as sent
+                # Sub-attributes the schema does not define are ignored, so that what is
+                # stored is what /Schemas describes.
                 continue
             checked = _check_value(sub, sub_value, f"{where}.{sub.name}")
             if checked is not None:
@@ -171,6 +173,9 @@ def _check_value(attr: Attribute, value: Any, where: str) -> Any:
         items = [
             _check_single(attr, v, f"{where}[{i}]") for i, v in enumerate(value) if v is not None
         ]
+        # RFC 7643 §2.4: the primary attribute value "true" MUST appear no more than once.
+        if sum(1 for v in items if isinstance(v, dict) and v.get("primary") is True) > 1:
+            raise InvalidValue(f"Attribute '{where}' has more than one primary value")
         return items or None
     return _check_single(attr, value, where)
 
@@ -184,8 +189,8 @@ def _check_object(
     for key, value in data.items():
         attr = schema_attrs(key)
         if attr is None:
-            if value is not None:
-                out[key] = value  # attributes this server does not know are kept as sent
+            # Attributes the schema does not define are ignored (what is stored is what
+            # /Schemas describes); data of other schemas belongs under their URN.
             continue
         if attr.mutability == "readOnly":
             continue  # RFC 7644 §3.3: read-only attributes in input are ignored
@@ -307,23 +312,60 @@ class ScimService:
         meta = dict(record["meta"])
         meta["location"] = f"{base_url}{RESOURCE_TYPES[rtype].endpoint}/{rid}"
         if rtype == USER:
-            groups = self.repo.groups_of(rid)
+            groups = self.user_groups(rid)
             if groups:
                 out["groups"] = [
                     {
-                        "value": g["id"],
-                        "$ref": f"{base_url}/Groups/{g['id']}",
-                        "display": g.get("displayName", ""),
-                        "type": "direct",
+                        "value": gid,
+                        "$ref": f"{base_url}/Groups/{gid}",
+                        "display": display,
+                        "type": kind,
                     }
-                    for g in groups
+                    for gid, display, kind in groups
                 ]
+                meta["version"] = self._membership_version(record, groups)
         elif "members" in out:
             out["members"] = [self._render_member(m, base_url) for m in out["members"]]
         # "meta" goes last, as in the RFC's examples.
         out.pop("meta", None)
         out["meta"] = meta
         return out
+
+    def user_groups(self, rid: str) -> list[tuple[str, str, str]]:
+        """(group id, displayName, "direct" | "indirect") for every group a user belongs to,
+        directly or through nested groups (RFC 7643 §4.1.2)."""
+        out: list[tuple[str, str, str]] = []
+        seen: set[str] = set()
+        frontier = [rid]
+        kind = "direct"
+        while frontier:
+            parents: list[str] = []
+            for member in frontier:
+                for group in self.repo.groups_of(member):
+                    gid = group["id"]
+                    if gid in seen:
+                        continue
+                    seen.add(gid)
+                    out.append((gid, group.get("displayName", ""), kind))
+                    parents.append(gid)
+            frontier = parents
+            kind = "indirect"
+        return out
+
+    @staticmethod
+    def _membership_version(record: Record, groups: list[tuple[str, str, str]]) -> str:
+        """A user's version also changes when its derived ``groups`` do (RFC 7644 §3.14)."""
+        digest = zlib.crc32("\x1f".join("\x1e".join(g) for g in groups).encode())
+        return f'W/"{_version_number(record["meta"]["version"])}-{digest:08x}"'
+
+    def version_of(self, rtype: str, record: Record) -> str:
+        """The ETag of a stored resource, as rendered."""
+        if rtype == USER:
+            groups = self.user_groups(record["id"])
+            if groups:
+                return self._membership_version(record, groups)
+        version: str = record["meta"]["version"]
+        return version
 
     def _render_member(self, member: dict[str, Any], base_url: str) -> dict[str, Any]:
         mid = member["value"]
@@ -346,13 +388,14 @@ class ScimService:
             raise NotFound(f"{rtype} {rid} not found")
         return record
 
-    @staticmethod
-    def _check_if_match(record: Record, if_match: str | None) -> None:
+    def _check_if_match(self, record: Record, if_match: str | None) -> None:
         # RFC 7644 §3.14: a stale If-Match is answered 412 and nothing is changed.
-        if if_match is not None and not etag_matches(if_match, record["meta"]["version"]):
+        if if_match is None:
+            return
+        current = self.version_of(record["meta"]["resourceType"], record)
+        if not etag_matches(if_match, current):
             raise PreconditionFailed(
-                f"If-Match {if_match} does not match the current version "
-                f"{record['meta']['version']}"
+                f"If-Match {if_match} does not match the current version {current}"
             )
 
     # --- reads -------------------------------------------------------------------------------
@@ -361,19 +404,19 @@ class ScimService:
     ) -> Outcome:
         record = self._require(rtype, rid)
         rendered = self.render(rtype, record, base_url)
+        version = rendered["meta"]["version"]
         if projection is not None:
             rendered = project(rendered, projection, RESOURCE_TYPES[rtype])
-        return Outcome(rendered, record["meta"]["version"])
+        return Outcome(rendered, version)
 
     def _filter_view(self, rtype: str, record: Record, with_groups: bool) -> Record:
         if not with_groups:
             return record
-        groups = self.repo.groups_of(record["id"])
+        groups = self.user_groups(record["id"])
         return {
             **record,
             "groups": [
-                {"value": g["id"], "display": g.get("displayName"), "type": "direct"}
-                for g in groups
+                {"value": gid, "display": display, "type": kind} for gid, display, kind in groups
             ],
         }
 
@@ -506,8 +549,9 @@ class ScimService:
         record: Record = {"schemas": data.schemas, "id": rid, **data.attributes, "meta": meta}
         if rt is USER_TYPE:
             if "active" not in record:
-                # Absent on create: active. Absent on PUT: unchanged (Okta always sends it).
-                record["active"] = previous.get("active", True) if previous else True
+                # Unassigned: the default, active (RFC 7644 §3.5.1 lets PUT apply defaults;
+                # Okta always sends it).
+                record["active"] = True
                 record["meta"] = record.pop("meta")
             password = data.password
             if password is not None:
@@ -529,7 +573,8 @@ class ScimService:
         self.repo.put(rtype, record)
         changes = [Change("created", rtype, rid)]
         changes += self._touch_member_views(record, None)
-        return Outcome(self.render(rtype, record, base_url), record["meta"]["version"], changes)
+        rendered = self.render(rtype, record, base_url)
+        return Outcome(rendered, rendered["meta"]["version"], changes)
 
     def replace(
         self, rtype: str, rid: str, body: Any, base_url: str, if_match: str | None = None
@@ -576,11 +621,13 @@ class ScimService:
         } and data.password is None
         if unchanged:
             # Nothing changed: keep version and lastModified, so ETags stay valid.
-            return Outcome(self.render(rt.name, previous, base_url), previous["meta"]["version"])
+            rendered = self.render(rt.name, previous, base_url)
+            return Outcome(rendered, rendered["meta"]["version"])
         self.repo.put(rt.name, record)
         changes = [Change("updated", rt.name, rid)]
         changes += self._touch_member_views(record, previous)
-        return Outcome(self.render(rt.name, record, base_url), record["meta"]["version"], changes)
+        rendered = self.render(rt.name, record, base_url)
+        return Outcome(rendered, rendered["meta"]["version"], changes)
 
     def _touch_member_views(self, record: Record, previous: Record | None) -> list[Change]:
         """Users whose derived ``groups`` changed because a group changed (for the window)."""

@@ -171,8 +171,9 @@ def _typed_value_subs(
     value_desc: str, types: tuple[str, ...], value_type: str = "string"
 ) -> tuple[Attribute, ...]:
     """The value / display / type / primary sub-attributes shared by emails, phoneNumbers..."""
+    refs = ("external",) if value_type == "reference" else ()
     return (
-        Attribute("value", value_type, description=value_desc),
+        Attribute("value", value_type, description=value_desc, reference_types=refs),
         _s("display", "A human-readable name, primarily used for display purposes."),
         _s("type", "A label indicating the attribute's function.", canonical_values=types),
         Attribute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tornado.httputil
 import tornado.web
 
 from scim_desktop.server.handlers import (
@@ -19,9 +20,31 @@ from scim_desktop.server.handlers import (
 
 
 class ScimGZip(tornado.web.GZipContentEncoding):
-    """Tornado's gzip transform, also for ``application/scim+json`` responses."""
+    """Tornado's gzip transform, also for ``application/scim+json`` responses, and only when
+    the client really accepts gzip (``gzip;q=0`` refuses it, RFC 9110 §12.5.3)."""
 
     CONTENT_TYPES = {*tornado.web.GZipContentEncoding.CONTENT_TYPES, "application/scim+json"}
+
+    def __init__(self, request: tornado.httputil.HTTPServerRequest) -> None:
+        super().__init__(request)
+        self._gzipping = accepts_gzip(request.headers.get("Accept-Encoding", ""))
+
+
+def accepts_gzip(header: str) -> bool:
+    for item in header.split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip().lower() not in ("gzip", "x-gzip", "*"):
+            continue
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        return q > 0
+    return False
 
 
 def make_app(ctx: ServerContext) -> tornado.web.Application:

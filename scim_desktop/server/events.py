@@ -50,7 +50,7 @@ class RequestRecord:
 
 @dataclass(frozen=True, slots=True)
 class ResourceChanged:
-    kind: str  # created | updated | deleted
+    kind: str  # created | updated | deleted | cleared (every resource removed; rtype/id "*")
     rtype: str  # User | Group
     id: str
     resource: dict[str, Any] | None  # the rendered resource after the change (None: deleted)
@@ -96,15 +96,19 @@ def redact_headers(headers: Any) -> dict[str, str]:
     return out
 
 
+def _is_secret_key(key: str) -> bool:
+    """``password`` and friends, also URN-prefixed (``urn:...:User:password``)."""
+    lowered = key.lower()
+    return lowered in _SECRET_KEYS or lowered.rsplit(":", 1)[-1] in _SECRET_KEYS
+
+
 def _redact_json(value: Any) -> Any:
     if isinstance(value, dict):
         out: dict[str, Any] = {}
-        is_password_op = isinstance(value.get("path"), str) and value["path"].strip().lower() in (
-            "password",
-            "urn:ietf:params:scim:schemas:core:2.0:user:password",
-        )
+        path = value.get("path")
+        is_password_op = isinstance(path, str) and _is_secret_key(path.strip())
         for key, item in value.items():
-            secret = key.lower() in _SECRET_KEYS
+            secret = _is_secret_key(key)
             if secret or (is_password_op and key.lower() == "value"):
                 out[key] = REDACTED
             else:
@@ -115,7 +119,7 @@ def _redact_json(value: Any) -> Any:
     return value
 
 
-_PASSWORD_RE = re.compile(rb'("password"\s*:\s*)"(?:[^"\\]|\\.)*"', re.IGNORECASE)
+_PASSWORD_RE = re.compile(rb'("(?:[^"]*:)?password"\s*:\s*)"(?:[^"\\]|\\.)*"', re.IGNORECASE)
 
 
 def redact_body(body: bytes) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from dataclasses import dataclass, field, replace
 from types import TracebackType
@@ -41,12 +42,25 @@ log = logging.getLogger("scim_desktop.server")
 SCIM_CONTENT_TYPE = "application/scim+json; charset=utf-8"
 _JSON_TYPES = ("application/scim+json", "application/json")
 _RESOURCE_NAMES = {"users": "User", "groups": "Group"}
+#: What a Host / X-Forwarded-Host may be: a name or address with an optional port.
+_HOST_RE = re.compile(r"[A-Za-z0-9.\-_]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
 
 
 def drain_cap(limit: int) -> int:
     """The largest body read (and dropped) to answer a proper 413 to; beyond it the
     connection is closed."""
     return max(limit * 4, 16 * 1024 * 1024)
+
+
+def publish_changes(ctx: ServerContext, changes: list[Change], base_url: str) -> None:
+    """Tell the sink what changed, with each resource as clients now see it."""
+    if not changes or not getattr(ctx.sink, "wants_changes", True):
+        return
+    for change in changes:
+        resource = None
+        if change.kind != "deleted" and ctx.store.get(change.rtype, change.id) is not None:
+            resource = ctx.service.get(change.rtype, change.id, base_url).resource
+        ctx.sink.publish(ResourceChanged(change.kind, change.rtype, change.id, resource))
 
 
 @dataclass
@@ -191,6 +205,8 @@ class ScimHandler(tornado.web.RequestHandler):
         if proto not in ("http", "https"):
             proto = self.request.protocol
         host = headers.get("X-Forwarded-Host", "").split(",")[0].strip() or self.request.host
+        if not _HOST_RE.fullmatch(host):
+            host = self.request.host if _HOST_RE.fullmatch(self.request.host) else "localhost"
         return f"{proto}://{host}{self.ctx.config.base_path}"
 
     # --- response side -----------------------------------------------------------------------
@@ -248,7 +264,8 @@ class ScimHandler(tornado.web.RequestHandler):
             error = errors.MethodNotAllowed(
                 f"{self.request.method} is not allowed on {self.request.path}"
             )
-            allowed = [m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if self._has(m)]
+            methods = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+            allowed = [m for m in methods if self._has(m)]
             error.headers["Allow"] = ", ".join(allowed)
         elif isinstance(exc, tornado.web.HTTPError) and status_code < 500:
             error = errors.ScimError(exc.log_message or self._reason)
@@ -342,12 +359,7 @@ class ScimHandler(tornado.web.RequestHandler):
                 fault=self.fault,
             )
             record = self._annotate(record)
-            changes = self._changes if getattr(ctx.sink, "wants_changes", True) else []
-            for change in changes:
-                resource = None
-                if change.kind != "deleted" and ctx.store.get(change.rtype, change.id):
-                    resource = ctx.service.get(change.rtype, change.id, self.base_url).resource
-                ctx.sink.publish(ResourceChanged(change.kind, change.rtype, change.id, resource))
+            publish_changes(ctx, self._changes, self.base_url)
             ctx.sink.publish(record)
         except Exception:  # an observer's failure must never break serving
             log.exception("Could not publish the record of %s %s", request.method, request.uri)
@@ -368,6 +380,9 @@ class CollectionHandler(ScimHandler):
             RESOURCE_TYPES[rtype],
         )
         self.respond(200, self.ctx.service.list(rtype, query, self.base_url))
+
+    def head(self, collection: str) -> None:
+        self.get(collection)  # Tornado sends the headers only (RFC 9110 §9.3.2)
 
     async def post(self, collection: str) -> None:
         outcome = self.ctx.service.create(_rtype(collection), self.json_body(), self.base_url)
@@ -409,6 +424,9 @@ class ResourceHandler(ScimHandler):
             return
         self.respond(200, outcome.resource, {"ETag": outcome.version or ""})
 
+    def head(self, collection: str, rid: str) -> None:
+        self.get(collection, rid)
+
     async def put(self, collection: str, rid: str) -> None:
         outcome = self.ctx.service.replace(
             _rtype(collection), rid, self.json_body(), self.base_url, self._if_match()
@@ -434,7 +452,18 @@ class ResourceHandler(ScimHandler):
         return self.request.headers.get("If-Match")
 
 
-class ServiceProviderConfigHandler(ScimHandler):
+class DiscoveryHandler(ScimHandler):
+    async def prepare(self) -> None:
+        await super().prepare()
+        if self._finished:
+            return
+        if "filter" in self.request.query_arguments:
+            # RFC 7644 §4: a filter on a discovery endpoint SHOULD be refused with 403, so a
+            # client cannot believe its conditions were applied.
+            raise errors.Forbidden("Filtering is not supported on discovery endpoints")
+
+
+class ServiceProviderConfigHandler(DiscoveryHandler):
     def get(self) -> None:
         self.respond(200, service_provider_config(self.base_url, auth_mode=self.ctx.auth.mode))
 
@@ -443,7 +472,7 @@ def _list_of(resources: list[dict[str, Any]]) -> dict[str, Any]:
     return list_response(len(resources), resources, 1)
 
 
-class SchemasHandler(ScimHandler):
+class SchemasHandler(DiscoveryHandler):
     def get(self, schema_id: str | None = None) -> None:
         if schema_id is None:
             self.respond(200, _list_of([s.to_scim(self.base_url) for s in SCHEMAS.values()]))
@@ -455,7 +484,7 @@ class SchemasHandler(ScimHandler):
         raise errors.NotFound(f"Schema {schema_id} not found")
 
 
-class ResourceTypesHandler(ScimHandler):
+class ResourceTypesHandler(DiscoveryHandler):
     def get(self, type_id: str | None = None) -> None:
         if type_id is None:
             self.respond(200, _list_of([t.to_scim(self.base_url) for t in RESOURCE_TYPES.values()]))

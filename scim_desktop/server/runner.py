@@ -25,11 +25,11 @@ import tornado.netutil
 
 from scim_desktop.config import ConfigError, ServerConfig
 from scim_desktop.core.faults import FaultEngine, FaultRule, RuleState
-from scim_desktop.core.resources import ScimService
+from scim_desktop.core.resources import Outcome, ScimService
 from scim_desktop.server.app import make_app
 from scim_desktop.server.auth import Authenticator
-from scim_desktop.server.events import EventSink, NullSink
-from scim_desktop.server.handlers import ServerContext, drain_cap
+from scim_desktop.server.events import EventSink, NullSink, ResourceChanged
+from scim_desktop.server.handlers import ServerContext, drain_cap, publish_changes
 from scim_desktop.store import DurableStore
 from scim_desktop.store.lock import DataFileInUse, DataFileLock
 
@@ -146,6 +146,51 @@ class ServerThread:
 
         loop.add_callback(runner)
         return future
+
+    # --- data operations for the window (any thread) ------------------------------------------
+    def apply(self, op: Callable[[ScimService], Outcome]) -> concurrent.futures.Future:
+        """Run ``op(service)`` on the server thread with the same rules as a request (an edit
+        made in the window is validated exactly like a PUT or PATCH), make it durable, tell
+        the sink what changed, and resolve to the Outcome. Thread-safe."""
+
+        async def run() -> Outcome:
+            ctx = self.context
+            assert ctx is not None
+            outcome = op(ctx.service)
+            if outcome.changes:
+                await ctx.store.commit()
+                publish_changes(ctx, outcome.changes, self.base_url)
+            return outcome
+
+        return self.call(run)
+
+    def snapshot(self) -> concurrent.futures.Future:
+        """A future of ``{"User": [...], "Group": [...]}``: every resource as clients see it.
+        Thread-safe."""
+
+        def run() -> dict[str, list[dict[str, Any]]]:
+            ctx = self.context
+            assert ctx is not None
+            return {
+                rtype: [
+                    ctx.service.render(rtype, r, self.base_url) for r in ctx.store.ordered(rtype)
+                ]
+                for rtype in ("User", "Group")
+            }
+
+        return self.call(run)
+
+    def reset_data(self) -> concurrent.futures.Future:
+        """Delete every user and group (durably). Thread-safe."""
+
+        async def run() -> None:
+            ctx = self.context
+            assert ctx is not None
+            ctx.store.clear()
+            await ctx.store.commit()
+            ctx.sink.publish(ResourceChanged("cleared", "*", "*", None))
+
+        return self.call(run)
 
     # --- faults (any thread) ---------------------------------------------------------------
     def set_fault_rules(

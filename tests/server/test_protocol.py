@@ -466,3 +466,89 @@ def test_attributes_apply_to_write_responses(client: ScimClient) -> None:
     patch = {"schemas": [PATCH_SCHEMA], "Operations": [{"op": "replace", "value": {"title": "T"}}]}
     patched = client.patch(f"/Users/{uid}?excludedAttributes=emails,name", patch).body
     assert patched["title"] == "T" and "emails" not in patched and "name" not in patched
+
+
+# --- findings of the black-box conformance review ---------------------------------------------
+def test_huge_start_index_is_an_empty_page_not_500(client: ScimClient) -> None:
+    make_users(client, 2)
+    resp = client.get("/Users?startIndex=99999999999999999999999999&count=5")
+    assert resp.status == 200 and resp.body["Resources"] == []
+    assert resp.body["totalResults"] == 2
+
+
+def test_user_etag_changes_with_group_membership(client: ScimClient) -> None:
+    user = make_users(client, 1)[0]
+    etag = client.get(f"/Users/{user['id']}").header("ETag")
+    client.post(
+        "/Groups",
+        {"schemas": [GROUP_SCHEMA], "displayName": "G", "members": [{"value": user["id"]}]},
+    )
+    after = client.get(f"/Users/{user['id']}", headers={"If-None-Match": etag})
+    assert after.status == 200 and after.header("ETag") != etag
+    assert after.body["meta"]["version"] == after.header("ETag")
+    patch = {"schemas": [PATCH_SCHEMA], "Operations": [{"op": "replace", "value": {"title": "X"}}]}
+    stale = client.patch(f"/Users/{user['id']}", patch, headers={"If-Match": etag})
+    assert_scim_error(stale, 412)
+    fresh = client.patch(f"/Users/{user['id']}", patch, headers={"If-Match": after.header("ETag")})
+    assert fresh.status == 200
+
+
+def test_nested_groups_show_as_indirect(client: ScimClient) -> None:
+    user = make_users(client, 1)[0]
+    inner = client.post(
+        "/Groups",
+        {"schemas": [GROUP_SCHEMA], "displayName": "Inner", "members": [{"value": user["id"]}]},
+    ).body
+    client.post(
+        "/Groups",
+        {"schemas": [GROUP_SCHEMA], "displayName": "Outer", "members": [{"value": inner["id"]}]},
+    )
+    groups = client.get(f"/Users/{user['id']}").body["groups"]
+    assert [(g["display"], g["type"]) for g in groups] == [
+        ("Inner", "direct"),
+        ("Outer", "indirect"),
+    ]
+
+
+def test_unknown_attributes_are_ignored(client: ScimClient) -> None:
+    body = {**okta_create_body("unk@example.com"), "unknownAttr": "x"}
+    body["emails"][0]["bogus"] = 1
+    created = client.post("/Users", body).body
+    assert "unknownAttr" not in created and "bogus" not in created["emails"][0]
+
+
+def test_more_than_one_primary_is_invalid(client: ScimClient) -> None:
+    body = okta_create_body("pp@example.com")
+    body["emails"].append({"value": "other@example.com", "primary": True})
+    assert_scim_error(client.post("/Users", body), 400, "invalidValue")
+
+
+def test_head_and_gzip_refusal(server) -> None:
+    c = ScimClient(server.base_url, token=TOKEN)
+    make_users(c, 20)
+    head = c.request("HEAD", "/Users")
+    assert head.status == 200 and head.raw == b""
+    c.close()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request(
+        "GET",
+        "/scim/v2/Users",
+        headers={"Authorization": f"Bearer {TOKEN}", "Accept-Encoding": "gzip;q=0, identity"},
+    )
+    resp = conn.getresponse()
+    raw = resp.read()
+    conn.close()
+    assert resp.getheader("Content-Encoding") is None and json.loads(raw)["totalResults"] == 20
+
+
+def test_filter_on_discovery_is_403(client: ScimClient) -> None:
+    assert_scim_error(client.get("/Schemas?" + filter_query('id eq "x"')), 403)
+
+
+def test_junk_forwarded_host_is_not_reflected(client: ScimClient) -> None:
+    resp = client.post(
+        "/Users",
+        okta_create_body("h2@example.com"),
+        headers={"X-Forwarded-Host": 'evil"><script>'},
+    )
+    assert "<script>" not in resp.body["meta"]["location"]
