@@ -445,8 +445,12 @@ def _is_http_date(text: str) -> bool:
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms" if seconds >= 0.0005 else "under 1 ms"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 120:
-        return f"{seconds:g} s"
+        return f"{round(seconds)} s"
     if seconds < 7200:
         minutes, rest = divmod(round(seconds), 60)
         return f"{minutes} min" + (f" {rest} s" if rest else "")

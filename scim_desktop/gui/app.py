@@ -1,0 +1,173 @@
+"""Starting the desktop app: QApplication, settings, the window, screenshot mode."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.handlers
+import signal
+import sys
+import tempfile
+import threading
+import traceback
+from pathlib import Path
+from types import TracebackType
+
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication
+
+from scim_desktop.config import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    AuthConfig,
+    ConfigError,
+    ServerConfig,
+    data_dir,
+    default_db_path,
+    load_or_create_token,
+    token_path_for,
+)
+
+log = logging.getLogger("scim_desktop.gui")
+
+ORG = "SCIM Desktop"
+APP = "scim-desktop"
+
+
+def setup_logging() -> Path:
+    """Log to a file in the data folder (and stderr); returns the log file's path."""
+    folder = data_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "scim-desktop.log"
+    handler = logging.handlers.RotatingFileHandler(
+        path, maxBytes=2 * 1024 * 1024, backupCount=2, encoding="utf-8"
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if not any(isinstance(h, logging.StreamHandler) for h in root.handlers[:-1]):
+        root.addHandler(logging.StreamHandler(sys.stderr))
+    root.setLevel(logging.INFO)
+    return path
+
+
+def config_from(args: argparse.Namespace, settings: QSettings) -> ServerConfig:
+    """Command-line options win; otherwise the last settings; otherwise the defaults."""
+    from scim_desktop.cli import fault_rules
+
+    db_text = args.db or settings.value("db", "") or default_db_path()
+    db_path = Path(db_text).expanduser().resolve()
+    host = args.host or settings.value("host", DEFAULT_HOST)
+    port = args.port if args.port is not None else int(settings.value("port", DEFAULT_PORT))
+    if args.no_auth:
+        auth = AuthConfig("none")
+    elif args.basic is not None:
+        auth = AuthConfig.parse_basic(args.basic)
+    elif args.token is not None:
+        auth = AuthConfig("bearer", token=args.token)
+    else:
+        mode = settings.value("auth_mode", "bearer")
+        if mode == "none":
+            auth = AuthConfig("none")
+        elif mode == "basic":
+            auth = AuthConfig(
+                "basic",
+                username=str(settings.value("basic_user", "")),
+                password=str(settings.value("basic_password", "")),
+            )
+        else:
+            auth = AuthConfig("bearer", token=load_or_create_token(token_path_for(db_path)))
+    return ServerConfig(
+        host=str(host),
+        port=int(port),
+        db_path=db_path,
+        auth=auth,
+        max_body_bytes=args.max_body,
+        faults=fault_rules(args.fault_items),
+        fault_seed=args.fault_seed,
+    )
+
+
+def _install_excepthooks(window_ref: list) -> None:
+    """Unexpected exceptions are logged with their traceback and shown as a notice; the
+    window keeps working."""
+
+    def show(text: str) -> None:
+        window = window_ref[0] if window_ref else None
+        if window is not None:
+            QTimer.singleShot(
+                0,
+                lambda: window.notice.show_notice(
+                    f"⚠ Something went wrong: {text}. The details are in the log file; "
+                    "everything else keeps working."
+                ),
+            )
+
+    def hook(typ: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        log.error("Unexpected error:\n%s", "".join(traceback.format_exception(typ, value, tb)))
+        show(str(value) or typ.__name__)
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is not None:
+            hook(args.exc_type, args.exc_value, args.exc_traceback)
+
+    sys.excepthook = hook
+    threading.excepthook = thread_hook
+
+
+def run_gui(args: argparse.Namespace) -> int:
+    from scim_desktop.gui.widgets.main_window import MainWindow
+
+    log_path = setup_logging()
+    QGuiApplication.setApplicationName(APP)
+    QGuiApplication.setOrganizationName(ORG)
+    QGuiApplication.setApplicationDisplayName("SCIM Desktop")
+    QGuiApplication.setDesktopFileName("scim-desktop")
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setStyle("Fusion")
+    screenshot = getattr(args, "screenshot", None)
+    demo = bool(getattr(args, "demo", False))
+    temp_dir: tempfile.TemporaryDirectory[str] | None = None
+    settings = QSettings(ORG, APP)
+    try:
+        if screenshot and demo:
+            # A throwaway server: the screenshot never touches the user's data or settings.
+            temp_dir = tempfile.TemporaryDirectory(prefix="scim-desktop-shot-")
+            args.db = args.db or str(Path(temp_dir.name) / "demo.json")
+            if args.port is None:
+                args.port = 0
+        config = config_from(args, settings)
+    except ConfigError as exc:
+        print(f"scim-desktop: error: {exc}", file=sys.stderr)
+        return 2
+    window_ref: list = []
+    _install_excepthooks(window_ref)
+    window = MainWindow(config, settings=settings, persist=not screenshot)
+    window_ref.append(window)
+    window.resize(1440, 900)
+    geometry = settings.value("geometry")
+    if geometry is not None and not screenshot:
+        window.restoreGeometry(geometry)
+    if settings.value("presentation", False) in (True, "true") and not screenshot:
+        window.presentation_action.setChecked(True)
+
+    # SIGINT / SIGTERM close the window (and so stop the server cleanly). Python signal
+    # handlers run only while the interpreter runs, so a timer wakes it up regularly.
+    signal.signal(signal.SIGTERM, lambda *a: QTimer.singleShot(0, window.close))
+    signal.signal(signal.SIGINT, lambda *a: QTimer.singleShot(0, window.close))
+    wake = QTimer()
+    wake.start(200)
+    wake.timeout.connect(lambda: None)
+
+    window.show()
+    window.start_server(wait=bool(screenshot))
+    log.info("SCIM Desktop window started; log file %s", log_path)
+    if screenshot:
+        from scim_desktop.gui.screenshot import take_screenshot
+
+        take_screenshot(window, Path(screenshot), demo=demo)
+    code = app.exec()
+    if temp_dir is not None:
+        temp_dir.cleanup()
+    return int(code)

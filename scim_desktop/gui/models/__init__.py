@@ -1,0 +1,1 @@
+"""Qt item models fed in batches from the event bridge: requests, users, groups."""

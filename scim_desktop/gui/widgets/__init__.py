@@ -1,0 +1,1 @@
+"""The window's widgets: request log and detail, users and groups, faults, connection."""

@@ -1,0 +1,342 @@
+"""Connection: state, Start/Stop, base URL, credentials, settings and the Okta guide."""
+
+from __future__ import annotations
+
+import html
+import secrets
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QTextBrowser,
+    QToolButton,
+    QWidget,
+)
+
+from scim_desktop.config import AuthConfig, ConfigError, ServerConfig
+from scim_desktop.gui import theme
+
+STATE_TEXT = {
+    "starting": ("Starting…", "#b45309"),
+    "listening": ("Listening", "#15803d"),
+    "stopping": ("Stopping…", "#b45309"),
+    "stopped": ("Stopped", "#6b7280"),
+    "error": ("Error", "#b91c1c"),
+}
+
+
+def _copy(text: str) -> None:
+    QGuiApplication.clipboard().setText(text)
+
+
+class ConnectionBar(QFrame):
+    """One row: state pill, base URL (copy), credentials (reveal / copy / regenerate),
+    Settings… and Start/Stop."""
+
+    startRequested = Signal()
+    stopRequested = Signal()
+    settingsRequested = Signal()
+    regenerateRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("connectionBar")
+        self._secret = ""
+        self._revealed = False
+        row = QHBoxLayout(self)
+        row.setContentsMargins(14, 10, 14, 10)
+        row.setSpacing(10)
+
+        self.state = QLabel()
+        self.state.setObjectName("statePill")
+        self.state.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.state.setMinimumWidth(96)
+        row.addWidget(self.state)
+
+        row.addWidget(QLabel("SCIM base URL"))
+        self.url = QLineEdit()
+        self.url.setReadOnly(True)
+        self.url.setFont(theme.mono_font())
+        self.url.setMinimumWidth(300)
+        row.addWidget(self.url, 3)
+        self.copy_url = QToolButton()
+        self.copy_url.setText("Copy")
+        self.copy_url.setToolTip("Copy the SCIM base URL")
+        self.copy_url.clicked.connect(lambda: _copy(self.url.text()))
+        row.addWidget(self.copy_url)
+
+        row.addSpacing(8)
+        self.auth_label = QLabel()
+        row.addWidget(self.auth_label)
+        self.secret = QLineEdit()
+        self.secret.setReadOnly(True)
+        self.secret.setFont(theme.mono_font())
+        self.secret.setMinimumWidth(110)
+        row.addWidget(self.secret, 2)
+        self.reveal = QToolButton()
+        self.reveal.setText("Show")
+        self.reveal.setCheckable(True)
+        self.reveal.toggled.connect(self._toggle_reveal)
+        row.addWidget(self.reveal)
+        self.copy_secret = QToolButton()
+        self.copy_secret.setText("Copy")
+        self.copy_secret.setToolTip("Copy the token (or password)")
+        self.copy_secret.clicked.connect(lambda: _copy(self._secret))
+        row.addWidget(self.copy_secret)
+        self.regenerate = QToolButton()
+        self.regenerate.setText("New token")
+        self.regenerate.setToolTip("Generate a new bearer token (Okta must be given the new one)")
+        self.regenerate.clicked.connect(self.regenerateRequested)
+        row.addWidget(self.regenerate)
+
+        row.addSpacing(8)
+        self.settings = QPushButton("Settings…")
+        self.settings.clicked.connect(self.settingsRequested)
+        row.addWidget(self.settings)
+        self.start_stop = QPushButton("Stop")
+        self.start_stop.setObjectName("startStop")
+        self.start_stop.setMinimumWidth(76)
+        self.start_stop.clicked.connect(self._start_stop)
+        row.addWidget(self.start_stop)
+        self._state = "stopped"
+        self.set_state("stopped")
+
+    def _start_stop(self) -> None:
+        if self._state in ("listening", "starting"):
+            self.stopRequested.emit()
+        else:
+            self.startRequested.emit()
+
+    def set_state(self, state: str, url: str = "") -> None:
+        self._state = state
+        text, color = STATE_TEXT.get(state, (state, "#6b7280"))
+        self.state.setText(f"● {text}")
+        self.state.setStyleSheet(
+            f"QLabel#statePill {{ color: white; background: {color}; border-radius: 11px;"
+            " padding: 3px 10px; font-weight: 600; }"
+        )
+        if url:
+            self.url.setText(url)
+            self._fit_url()
+        running = state in ("listening", "starting")
+        self.start_stop.setText("Stop" if running else "Start")
+        self.start_stop.setEnabled(state not in ("starting", "stopping"))
+
+    def _fit_url(self) -> None:
+        """The base URL is what people copy into Okta: never cut it off."""
+        width = self.url.fontMetrics().horizontalAdvance(self.url.text()) + 24
+        self.url.setMinimumWidth(max(260, width))
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:
+            self._fit_url()
+
+    def set_auth(self, auth: AuthConfig) -> None:
+        if auth.mode == "bearer":
+            self.auth_label.setText("Bearer token")
+            self._secret = auth.token
+        elif auth.mode == "basic":
+            self.auth_label.setText(f"Basic: {auth.username} /")
+            self._secret = auth.password
+        else:
+            self.auth_label.setText("No authentication")
+            self._secret = ""
+        has_secret = auth.mode != "none"
+        for w in (self.secret, self.reveal, self.copy_secret):
+            w.setVisible(has_secret)
+        self.regenerate.setVisible(auth.mode == "bearer")
+        self._toggle_reveal(self.reveal.isChecked())
+
+    def _toggle_reveal(self, on: bool) -> None:
+        self._revealed = on
+        self.reveal.setText("Hide" if on else "Show")
+        self.secret.setText(self._secret if on else "•" * min(24, len(self._secret)))
+
+
+class SettingsDialog(QDialog):
+    """Host, port, data file and authentication. Returns a validated ServerConfig."""
+
+    def __init__(self, config: ServerConfig, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Server settings")
+        self.setMinimumWidth(520)
+        self._base = config
+        form = QFormLayout(self)
+        self.host = QLineEdit(config.host)
+        self.host.setToolTip("127.0.0.1 keeps the server private to this computer")
+        self.port = QSpinBox()
+        self.port.setRange(0, 65535)
+        self.port.setValue(config.port)
+        self.port.setSpecialValueText("any free port")
+        self.db = QLineEdit(str(config.db_path))
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        db_row = QHBoxLayout()
+        db_row.addWidget(self.db, 1)
+        db_row.addWidget(browse)
+        self.mode = QComboBox()
+        self.mode.addItem("Bearer token (Okta: HTTP Header)", "bearer")
+        self.mode.addItem("HTTP Basic (Okta: Basic Auth)", "basic")
+        self.mode.addItem("None", "none")
+        self.mode.setCurrentIndex(["bearer", "basic", "none"].index(config.auth.mode))
+        self.token = QLineEdit(config.auth.token)
+        self.user = QLineEdit(config.auth.username or "okta")
+        self.password = QLineEdit(config.auth.password or secrets.token_urlsafe(12))
+        form.addRow("Host", self.host)
+        form.addRow("Port", self.port)
+        form.addRow("Data file", db_row)
+        form.addRow("Authentication", self.mode)
+        form.addRow("Token", self.token)
+        form.addRow("User", self.user)
+        form.addRow("Password", self.password)
+        self.error = QLabel("")
+        self.error.setStyleSheet("color: #dc2626;")
+        self.error.setWordWrap(True)
+        form.addRow(self.error)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Apply and restart")
+        buttons.accepted.connect(self._accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        self.mode.currentIndexChanged.connect(self._mode_changed)
+        self._mode_changed()
+        self.result_config: ServerConfig | None = None
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Data file",
+            self.db.text(),
+            "JSON (*.json)",
+            options=QFileDialog.Option.DontConfirmOverwrite,
+        )
+        if path:
+            self.db.setText(path)
+
+    def _mode_changed(self) -> None:
+        mode = self.mode.currentData()
+        self.token.setEnabled(mode == "bearer")
+        self.user.setEnabled(mode == "basic")
+        self.password.setEnabled(mode == "basic")
+
+    def build(self) -> ServerConfig:
+        mode = self.mode.currentData()
+        if mode == "bearer":
+            auth = AuthConfig(
+                "bearer", token=self.token.text().strip() or secrets.token_urlsafe(32)
+            )
+        elif mode == "basic":
+            auth = AuthConfig("basic", username=self.user.text(), password=self.password.text())
+        else:
+            auth = AuthConfig("none")
+        return replace(
+            self._base,
+            host=self.host.text().strip(),
+            port=self.port.value(),
+            db_path=Path(self.db.text().strip()).expanduser(),
+            auth=auth,
+        )
+
+    def _accept(self) -> None:
+        try:
+            self.result_config = self.build()
+        except ConfigError as exc:
+            self.error.setText(str(exc))
+            return
+        self.accept()
+
+
+GUIDE = """
+<h2>Connect Okta to SCIM Desktop</h2>
+<p><b>Okta calls SCIM servers from the cloud, and only over https.</b> A server on this
+computer needs a public https address first: start a tunnel to port <code>{port}</code>
+(for example <code>cloudflared tunnel --url http://127.0.0.1:{port}</code>, or
+<code>ngrok http {port}</code>) and use its https URL followed by <code>/scim/v2</code>.</p>
+
+<h3>1. Add the app in Okta</h3>
+<p><b>Catalog app:</b> Admin Console → Applications → Browse App Catalog → search
+<i>SCIM 2.0 Test App</i> and pick <b>{variant}</b> → Add Integration → name it → sign-on
+method (SWA or SAML) → Done.<br>
+<b>Or your own app (App Integration Wizard):</b> create a SWA or SAML app, then General →
+Provisioning: <b>SCIM</b>.</p>
+
+<h3>2. Enter the connection</h3>
+<table cellpadding="4">
+<tr><td>SCIM base URL</td><td><code>https://&lt;your tunnel host&gt;/scim/v2</code>
+&nbsp;(here: <code>{url}</code>)</td></tr>
+<tr><td>Unique identifier field for users</td><td><code>userName</code></td></tr>
+<tr><td>Authentication mode</td><td>{auth_mode}</td></tr>
+{auth_rows}
+</table>
+<p>Catalog app: Provisioning tab → Configure API Integration → Enable API Integration → fill in
+→ <b>Test API Credentials</b> → Save.<br>
+Wizard app: Provisioning tab → Integration → Edit → tick Import New Users and Profile Updates,
+Push New Users, Push Profile Updates, Push Groups → <b>Test Connector Configuration</b> →
+Save.</p>
+<p>The test shows up here right away as <i>Test API credentials</i> in the Requests tab.</p>
+
+<h3>3. Turn provisioning on</h3>
+<p>Provisioning → To App: enable <b>Create Users</b>, <b>Update User Attributes</b>,
+<b>Deactivate Users</b> (and Sync Password if you want it). Then assign users or groups on the
+Assignments tab, and push groups on the Push Groups tab. Each request Okta makes appears in
+the Requests tab with the lifecycle step it belongs to.</p>
+<p>Okta reports failures under Dashboard → Tasks and in the System Log. Try the Faults tab to
+see how Okta handles 429s, 5xx errors and slow answers.</p>
+"""
+
+
+class ConnectGuide(QTextBrowser):
+    """The "Connect to Okta" guide, filled in with this server's URL and credentials."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setOpenExternalLinks(False)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.document().setDocumentMargin(24)
+
+    def update_for(self, config: ServerConfig, url: str) -> None:
+        esc = html.escape
+        if config.auth.mode == "bearer":
+            variant = "SCIM 2.0 Test App (Header Auth)"
+            mode = "HTTP Header (Bearer token)"
+            rows = (
+                "<tr><td>Authorization / API token</td>"
+                f"<td><code>{esc(config.auth.token)}</code></td></tr>"
+            )
+        elif config.auth.mode == "basic":
+            variant = "SCIM 2.0 Test App (Basic Auth)"
+            mode = "Basic Auth"
+            rows = (
+                f"<tr><td>Username</td><td><code>{esc(config.auth.username)}</code></td></tr>"
+                f"<tr><td>Password</td><td><code>{esc(config.auth.password)}</code></td></tr>"
+            )
+        else:
+            variant = "SCIM 2.0 Test App (Header Auth)"
+            mode = "HTTP Header with any token (authentication is off here; turn it on in Settings)"
+            rows = ""
+        self.setHtml(
+            GUIDE.format(
+                port=config.port if config.port else "&lt;port&gt;",
+                url=esc(url or "not running"),
+                variant=variant,
+                auth_mode=mode,
+                auth_rows=rows,
+            )
+        )
+        self.document().setDocumentMargin(24)

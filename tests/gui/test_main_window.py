@@ -1,0 +1,202 @@
+"""The whole window with its real embedded server, driven over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings
+
+from scim_desktop.config import AuthConfig, ServerConfig
+from scim_desktop.core.faults import parse_fault_spec
+from scim_desktop.gui.widgets.main_window import MainWindow
+from tests.scim_client import ScimClient
+from tests.server.test_okta_flows import okta_create_body
+
+TOKEN = "gui-token"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> QSettings:
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path, settings: QSettings):
+    config = ServerConfig(
+        port=0, db_path=tmp_path / "gui.json", auth=AuthConfig("bearer", token=TOKEN)
+    )
+    win = MainWindow(config, settings=settings)
+    qtbot.addWidget(win)
+    win.resize(1440, 900)
+    win.show()
+    win.start_server()
+    qtbot.waitUntil(lambda: win.controller.state == "listening", timeout=15000)
+    yield win
+    win.close()
+
+
+def in_thread(fn) -> threading.Thread:
+    thread = threading.Thread(target=fn, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_window_shows_connection_and_follows_requests(qtbot, window: MainWindow) -> None:
+    url = window.controller.server.base_url
+    assert window.connection.url.text() == url
+    assert "Listening" in window.connection.state.text()
+    assert TOKEN not in window.connection.secret.text()  # masked until revealed
+    window.connection.reveal.setChecked(True)
+    assert window.connection.secret.text() == TOKEN
+
+    def traffic() -> None:
+        client = ScimClient(url, token=TOKEN)
+        for i in range(30):
+            client.post("/Users", okta_create_body(f"w{i}@example.com"))
+        client.get("/Users?startIndex=1&count=100")
+        client.close()
+
+    in_thread(traffic).join(30)
+    qtbot.waitUntil(lambda: window.requests.model.rowCount() == 31, timeout=10000)
+    qtbot.waitUntil(lambda: window.users.model.rowCount() == 30, timeout=10000)
+    window._update_status()
+    assert "30 users" in window.status_counts.text()
+    assert window.tabs.tabText(1) == "Users (30)"
+
+
+def test_fault_switch_changes_answers_and_shows_banner(qtbot, window: MainWindow) -> None:
+    url = window.controller.server.base_url
+    assert window.banner.isHidden()
+    window.faults._buttons["500-everything"].click()
+    assert window.banner.isVisible() and "FAULTS ACTIVE" in window.banner.text.text()
+    statuses: list[int] = []
+
+    def get() -> None:
+        client = ScimClient(url, token=TOKEN)
+        statuses.append(client.get("/Users").status)
+        client.close()
+
+    qtbot.waitUntil(lambda: (in_thread(get).join(10), statuses[-1] == 500)[1], timeout=10000)
+    window.banner.off.click()
+    assert window.banner.isHidden() and not window.faults.active
+    statuses.clear()
+    qtbot.waitUntil(lambda: (in_thread(get).join(10), statuses[-1] == 200)[1], timeout=10000)
+
+
+def test_custom_rule_editor_and_counts(qtbot, window: MainWindow) -> None:
+    url = window.controller.server.base_url
+    window.faults.f_spec.setText("status=503,path=/Groups*,count=2")
+    window.faults.add_button.click()
+    assert len(window.faults.active) == 1 and window.faults.f_error.text() == ""
+    results: list[int] = []
+
+    def hit() -> None:
+        client = ScimClient(url, token=TOKEN)
+        results.extend(client.get("/Groups").status for _ in range(3))
+        client.close()
+
+    in_thread(hit).join(10)
+    assert results == [503, 503, 200]
+    window.faults.refresh_states()
+    qtbot.waitUntil(lambda: window.faults.table.item(0, 1).text() == "2", timeout=5000)
+    assert window.faults.table.item(0, 2).text() == "0"
+    # A bad spec is shown in words, and nothing is added.
+    window.faults.f_spec.setText("status=99")
+    window.faults.add_button.click()
+    assert "status" in window.faults.f_error.text() and len(window.faults.active) == 1
+
+
+def test_demo_data_load_and_reset(qtbot, window: MainWindow, monkeypatch) -> None:
+    window.load_demo()
+    qtbot.waitUntil(lambda: window.users.model.rowCount() == 60, timeout=15000)
+    qtbot.waitUntil(lambda: window.groups.model.rowCount() == 10, timeout=15000)
+    from PySide6.QtWidgets import QMessageBox
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    window.confirm_reset()
+    qtbot.waitUntil(lambda: window.users.model.rowCount() == 0, timeout=10000)
+    assert window.groups.model.rowCount() == 0
+
+
+def test_closing_the_window_stops_the_server_and_saves(qtbot, tmp_path, settings) -> None:
+    db = tmp_path / "close.json"
+    config = ServerConfig(port=0, db_path=db, auth=AuthConfig("none"))
+    win = MainWindow(config, settings=settings)
+    qtbot.addWidget(win)
+    win.show()
+    win.start_server()
+    qtbot.waitUntil(lambda: win.controller.state == "listening", timeout=15000)
+    server = win.controller.server
+    port = server.port
+    client = ScimClient(server.base_url)
+    assert client.post("/Users", okta_create_body("saved@example.com")).status == 201
+    client.close()
+    win.close()
+    assert not server.running
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1)
+    doc = json.loads(db.read_text())
+    assert any(u["userName"] == "saved@example.com" for u in doc["Users"].values())
+    assert settings.value("db") == str(db)
+
+
+def test_port_in_use_is_explained_with_a_way_out(qtbot, tmp_path, settings) -> None:
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    port = blocker.getsockname()[1]
+    config = ServerConfig(port=port, db_path=tmp_path / "p.json", auth=AuthConfig("none"))
+    win = MainWindow(config, settings=settings)
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        win.start_server()
+        qtbot.waitUntil(lambda: win.controller.state == "error", timeout=15000)
+        assert "already in use" in win.notice.text.text()
+        buttons = [
+            win.notice.actions_row.itemAt(i).widget().text()
+            for i in range(win.notice.actions_row.count())
+        ]
+        assert "Any free port" in buttons
+        any_port = next(
+            win.notice.actions_row.itemAt(i).widget()
+            for i in range(win.notice.actions_row.count())
+            if win.notice.actions_row.itemAt(i).widget().text() == "Any free port"
+        )
+        any_port.click()
+        qtbot.waitUntil(lambda: win.controller.state == "listening", timeout=15000)
+        assert win.controller.server.port != port
+    finally:
+        blocker.close()
+        win.close()
+
+
+def test_corrupt_data_file_is_reported(qtbot, tmp_path, settings) -> None:
+    db = tmp_path / "bad.json"
+    db.write_text("{not json")
+    config = ServerConfig(port=0, db_path=db, auth=AuthConfig("none"))
+    win = MainWindow(config, settings=settings)
+    qtbot.addWidget(win)
+    win.show()
+    win.start_server()
+    qtbot.waitUntil(lambda: win.controller.state == "listening", timeout=15000)
+    qtbot.waitUntil(win.notice.isVisible, timeout=5000)
+    moved = list(tmp_path.glob("bad.json.corrupt-*"))
+    assert moved and str(moved[0]) in win.notice.text.text()
+    win.close()
+
+
+def test_startup_fault_rules_are_shown(qtbot, tmp_path, settings) -> None:
+    rule = parse_fault_spec("status=429,retry_after=60")
+    config = ServerConfig(
+        port=0, db_path=tmp_path / "f.json", auth=AuthConfig("none"), faults=(rule,)
+    )
+    win = MainWindow(config, settings=settings)
+    qtbot.addWidget(win)
+    win.show()
+    assert win.banner.isVisible() and len(win.faults.active) == 1
+    win.close()
