@@ -630,9 +630,15 @@ class ScimService:
         return Outcome(rendered, rendered["meta"]["version"], changes)
 
     def _touch_member_views(self, record: Record, previous: Record | None) -> list[Change]:
-        """Users whose derived ``groups`` changed because a group changed (for the window)."""
+        """Resources whose rendering changed because of this change (for the window): the
+        users of a group whose membership or name changed, and the groups of a user whose
+        name (a member's ``display``) changed."""
         if record.get("meta", {}).get("resourceType") != GROUP:
-            return []
+            if previous is None or all(
+                previous.get(k) == record.get(k) for k in ("userName", "displayName")
+            ):
+                return []
+            return [Change("updated", GROUP, g["id"]) for g in self.repo.groups_of(record["id"])]
         before = {m["value"] for m in (previous or {}).get("members", [])}
         after = {m["value"] for m in record.get("members", [])}
         renamed = previous is not None and previous.get("displayName") != record.get("displayName")

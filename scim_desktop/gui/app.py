@@ -143,7 +143,13 @@ def run_gui(args: argparse.Namespace) -> int:
         return 2
     window_ref: list = []
     _install_excepthooks(window_ref)
-    window = MainWindow(config, settings=settings, persist=not screenshot)
+    try:
+        row_cap = int(settings.value("row_cap", 10_000))
+    except (TypeError, ValueError):
+        row_cap = 10_000
+    window = MainWindow(
+        config, settings=settings, persist=not screenshot, row_cap=max(1_000, row_cap)
+    )
     window_ref.append(window)
     window.resize(1440, 900)
     geometry = settings.value("geometry")

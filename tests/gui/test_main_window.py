@@ -200,3 +200,36 @@ def test_startup_fault_rules_are_shown(qtbot, tmp_path, settings) -> None:
     win.show()
     assert win.banner.isVisible() and len(win.faults.active) == 1
     win.close()
+
+
+def test_unexpected_exception_is_logged_and_shown_as_notice(qtbot, window: MainWindow) -> None:
+    import logging
+    import sys
+
+    from scim_desktop.gui.app import _install_excepthooks
+
+    saved = (sys.excepthook, threading.excepthook)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("scim_desktop.gui").addHandler(handler)
+    try:
+        _install_excepthooks([window])
+        try:
+            raise RuntimeError("kaboom in a slot")
+        except RuntimeError as exc:
+            sys.excepthook(type(exc), exc, exc.__traceback__)
+        qtbot.waitUntil(window.notice.isVisible, timeout=5000)
+        assert "kaboom in a slot" in window.notice.text.text()
+        assert any("Traceback" in r.getMessage() for r in records)
+        # The window keeps working.
+        assert window.controller.running
+    finally:
+        sys.excepthook, threading.excepthook = saved
+        logging.getLogger("scim_desktop.gui").removeHandler(handler)
+
+
+def test_row_cap_setting_is_applied_and_kept(qtbot, window: MainWindow, settings) -> None:
+    window.set_row_cap(2_000)
+    assert window.requests.model.row_cap == 2_000
+    assert int(settings.value("row_cap")) == 2_000

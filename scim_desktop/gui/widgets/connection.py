@@ -170,9 +170,11 @@ class ConnectionBar(QFrame):
 class SettingsDialog(QDialog):
     """Host, port, data file and authentication. Returns a validated ServerConfig."""
 
-    def __init__(self, config: ServerConfig, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, config: ServerConfig, parent: QWidget | None = None, *, row_cap: int = 10_000
+    ) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Server settings")
+        self.setWindowTitle("Settings")
         self.setMinimumWidth(520)
         self._base = config
         form = QFormLayout(self)
@@ -203,6 +205,14 @@ class SettingsDialog(QDialog):
         form.addRow("Token", self.token)
         form.addRow("User", self.user)
         form.addRow("Password", self.password)
+        self.row_cap = QSpinBox()
+        self.row_cap.setRange(1_000, 1_000_000)
+        self.row_cap.setSingleStep(1_000)
+        self.row_cap.setGroupSeparatorShown(True)
+        self.row_cap.setValue(row_cap)
+        self.row_cap.setSuffix(" requests")
+        self.row_cap.setToolTip("The request log drops the oldest requests beyond this")
+        form.addRow("Request log keeps", self.row_cap)
         self.error = QLabel("")
         self.error.setStyleSheet("color: #dc2626;")
         self.error.setWordWrap(True)
