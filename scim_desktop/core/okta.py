@@ -665,6 +665,7 @@ class OktaClassifier:
     """
 
     def __init__(self, history_size: int = 500, max_age_s: float = 900.0) -> None:
+        self._last_prune = float("-inf")
         size = max(1, history_size)
         self.history_size = size
         self.max_age_s = max_age_s
@@ -744,6 +745,10 @@ class OktaClassifier:
 
     # --- history -------------------------------------------------------------------------------
     def _prune(self, now: float) -> None:
+        # At most once a second: it walks every table, and runs for each request.
+        if 0 <= now - self._last_prune < 1.0:
+            return
+        self._last_prune = now
         while self._history and now - self._history[0].time > self.max_age_s:
             self._history.popleft()
         for recent in (

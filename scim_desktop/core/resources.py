@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from scim_desktop.core import filter as scim_filter
 from scim_desktop.core import patch as scim_patch
 from scim_desktop.core.errors import (
@@ -46,6 +48,9 @@ from scim_desktop.core.schemas import (
     Attribute,
     ResourceType,
 )
+
+#: Users whose encoded JSON is kept for list responses (about 0.6 KB each).
+FRAGMENT_CACHE_SIZE = 50_000
 
 #: PBKDF2 iterations for stored password hashes. A mock server stores Okta's test passwords;
 #: the hash keeps them out of the data file without costing a demo's create rate much
@@ -303,6 +308,8 @@ class ScimService:
         self.repo = repo
         self._now = now
         self._new_id = new_id
+        #: id -> (version, base_url, encoded user); see _user_fragment.
+        self._fragments: dict[str, tuple[str, str, orjson.Fragment]] = {}
 
     # --- rendering ---------------------------------------------------------------------------
     def render(self, rtype: str, record: Record, base_url: str) -> dict[str, Any]:
@@ -330,6 +337,22 @@ class ScimService:
         out.pop("meta", None)
         out["meta"] = meta
         return out
+
+    def _user_fragment(self, record: Record, base_url: str) -> orjson.Fragment:
+        """A user rendered and encoded once, reused while it, its groups and the base URL
+        are unchanged: an import walk or a page of 100 then costs little more than joining
+        bytes. The key holds the rendered version, which changes with the user and with its
+        derived groups (and their names)."""
+        rid = record["id"]
+        version = self.version_of(USER, record)
+        cached = self._fragments.get(rid)
+        if cached is not None and cached[0] == version and cached[1] == base_url:
+            return cached[2]
+        fragment = orjson.Fragment(orjson.dumps(self.render(USER, record, base_url)))
+        if len(self._fragments) >= FRAGMENT_CACHE_SIZE:
+            del self._fragments[next(iter(self._fragments))]  # the oldest entry
+        self._fragments[rid] = (version, base_url, fragment)
+        return fragment
 
     def user_groups(self, rid: str) -> list[tuple[str, str, str]]:
         """(group id, displayName, "direct" | "indirect") for every group a user belongs to,
@@ -480,10 +503,17 @@ class ScimService:
     def _page_response(
         self, page: Page, kinds: list[str], query: ListQuery, base_url: str = ""
     ) -> dict[str, Any]:
-        resources = [
-            project(self.render(kind, r, base_url), query.projection, RESOURCE_TYPES[kind])
-            for kind, r in zip(kinds, page.records, strict=True)
-        ]
+        resources: list[Any]
+        if query.projection.is_identity:
+            resources = [
+                self._user_fragment(r, base_url) if kind == USER else self.render(kind, r, base_url)
+                for kind, r in zip(kinds, page.records, strict=True)
+            ]
+        else:
+            resources = [
+                project(self.render(kind, r, base_url), query.projection, RESOURCE_TYPES[kind])
+                for kind, r in zip(kinds, page.records, strict=True)
+            ]
         return list_response(
             page.total,
             resources,
