@@ -21,11 +21,19 @@ from scim_desktop.config import (
     DEFAULT_HOST,
     DEFAULT_MAX_BODY,
     DEFAULT_PORT,
+    DEFAULT_TOKEN_TTL,
+    DEFAULT_TUNNEL_TIMEOUT,
+    OKTA_REDIRECT_URIS,
     AuthConfig,
     ConfigError,
+    OAuthConfig,
     ServerConfig,
+    TlsConfig,
+    TunnelConfig,
     default_db_path,
+    load_or_create_oauth_client,
     load_or_create_token,
+    oauth_path_for,
     token_path_for,
 )
 from scim_desktop.core.faults import (
@@ -117,17 +125,147 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_connect_options(parser: argparse.ArgumentParser) -> None:
+    """Options for connecting a real Okta tenant: tunnel, OAuth 2.0, TLS."""
+    from scim_desktop.tunnel.providers import PROVIDERS
+
+    tunnel = parser.add_argument_group("public URL (tunnel)")
+    tunnel.add_argument(
+        "--tunnel",
+        choices=tuple(PROVIDERS),
+        help="start a tunnel with a tool you have (cloudflared: no account; ngrok: your "
+        "authtoken; localhost.run: only ssh) and print the public https base URL; it stops "
+        "with the server",
+    )
+    tunnel.add_argument(
+        "--tunnel-path", metavar="PATH", help="the tunnel tool's executable (default: on PATH)"
+    )
+    tunnel.add_argument(
+        "--tunnel-timeout",
+        type=float,
+        default=DEFAULT_TUNNEL_TIMEOUT,
+        metavar="SECONDS",
+        help=f"how long the tool may take to print its URL (default {DEFAULT_TUNNEL_TIMEOUT:g})",
+    )
+    oauth = parser.add_argument_group("OAuth 2.0 (Okta's OAuth2 authentication mode)")
+    oauth.add_argument(
+        "--oauth",
+        action="store_true",
+        help="require access tokens from this server's own OAuth 2.0 endpoints "
+        "(/oauth/authorize, /oauth/token): authorization code grant with refresh tokens",
+    )
+    oauth.add_argument(
+        "--oauth-client-id", metavar="ID", help="client id (default: generated and kept)"
+    )
+    oauth.add_argument(
+        "--oauth-client-secret",
+        metavar="SECRET",
+        help="client secret (default: generated and kept beside the database, mode 0600)",
+    )
+    oauth.add_argument(
+        "--oauth-redirect-uri",
+        action="append",
+        default=[],
+        metavar="URI",
+        help="allowed redirect URI (repeatable; '*' matches letters, digits and -._~ only; "
+        "the word 'okta' stands for Okta's own callbacks, which are the default)",
+    )
+    oauth.add_argument(
+        "--oauth-token-ttl",
+        type=int,
+        default=None,
+        metavar="SECONDS",
+        help=f"access token lifetime (default {DEFAULT_TOKEN_TTL}; short values make Okta's "
+        "refresh visible)",
+    )
+    tls = parser.add_argument_group("TLS")
+    tls.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve https with a self-signed certificate made on first use and kept beside "
+        "the database (its SHA-256 fingerprint is printed)",
+    )
+    tls.add_argument("--tls-cert", type=Path, metavar="PATH", help="your certificate (PEM)")
+    tls.add_argument("--tls-key", type=Path, metavar="PATH", help="its private key (PEM)")
+
+
+def _oauth_requested(args: argparse.Namespace) -> bool:
+    return bool(
+        getattr(args, "oauth", False)
+        or getattr(args, "oauth_client_id", None)
+        or getattr(args, "oauth_client_secret", None)
+        or getattr(args, "oauth_redirect_uri", None)
+        or getattr(args, "oauth_token_ttl", None) is not None
+    )
+
+
+def _oauth_auth(args: argparse.Namespace, db_path: Path) -> AuthConfig:
+    """OAuth mode: the client id and secret given, kept or generated (in <db>.oauth.json)."""
+    uris: list[str] = []
+    for uri in args.oauth_redirect_uri or ["okta"]:
+        uris.extend(OKTA_REDIRECT_URIS if uri.strip().lower() == "okta" else [uri.strip()])
+    ttl = DEFAULT_TOKEN_TTL if args.oauth_token_ttl is None else args.oauth_token_ttl
+    # Validate what was typed before anything is written.
+    OAuthConfig(
+        args.oauth_client_id or "x",
+        args.oauth_client_secret or "x",
+        tuple(dict.fromkeys(uris)),
+        ttl,
+    )
+    path = oauth_path_for(db_path)
+    try:
+        client_id, secret = load_or_create_oauth_client(
+            path, args.oauth_client_id, args.oauth_client_secret
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot keep the OAuth client beside {db_path}: {exc.strerror or exc}"
+        ) from None
+    config = OAuthConfig(client_id, secret, tuple(dict.fromkeys(uris)), ttl, state_path=path)
+    return AuthConfig("oauth", oauth=config)
+
+
+def _tls_config(args: argparse.Namespace, db_path: Path) -> TlsConfig | None:
+    cert, key = getattr(args, "tls_cert", None), getattr(args, "tls_key", None)
+    if (cert is None) != (key is None):
+        raise ConfigError("--tls-cert and --tls-key go together (a PEM certificate and its key)")
+    if cert is not None and key is not None:
+        return TlsConfig(cert.expanduser().resolve(), key.expanduser().resolve(), False)
+    if getattr(args, "tls", False):
+        return TlsConfig.generated_for(db_path)
+    return None
+
+
+def _tunnel_config(args: argparse.Namespace) -> TunnelConfig | None:
+    provider = getattr(args, "tunnel", None)
+    if provider is None:
+        if getattr(args, "tunnel_path", None):
+            raise ConfigError("--tunnel-path needs --tunnel (which tool it is)")
+        return None
+    return TunnelConfig(
+        provider,
+        args.tunnel_path,
+        getattr(args, "tunnel_timeout", DEFAULT_TUNNEL_TIMEOUT),
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scim-desktop",
         description="A mock SCIM 2.0 server for demoing and exploring Okta provisioning.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this installation (server, HTTP, window offscreen) and exit 0 if it works",
+    )
     sub = parser.add_subparsers(dest="command", metavar="{gui,serve}")
     serve = sub.add_parser(
         "serve", help="run the SCIM server without a window", description="Run headless."
     )
     _add_server_options(serve)
+    _add_connect_options(serve)
     serve.add_argument(
         "--log",
         choices=("text", "jsonl"),
@@ -157,7 +295,19 @@ def make_config(args: argparse.Namespace) -> ServerConfig:
     except FaultSpecError as exc:
         raise ConfigError(str(exc)) from None
     db_path = (args.db or default_db_path()).expanduser().resolve()
-    if args.no_auth:
+    oauth = _oauth_requested(args)
+    if oauth and (args.no_auth or args.basic is not None or args.token is not None):
+        raise ConfigError("--oauth cannot be combined with --token, --basic or --no-auth")
+    tls = _tls_config(args, db_path)
+    tunnel = _tunnel_config(args)
+    if tunnel is not None and tunnel.provider == "localhost.run" and tls is not None:
+        raise ConfigError(
+            "localhost.run forwards plain http to this computer: drop --tls (the tunnel gives "
+            "Okta https already), or use cloudflared or ngrok"
+        )
+    if oauth:
+        auth = _oauth_auth(args, db_path)
+    elif args.no_auth:
         auth = AuthConfig("none")
     elif args.basic is not None:
         auth = AuthConfig.parse_basic(args.basic)
@@ -176,17 +326,47 @@ def make_config(args: argparse.Namespace) -> ServerConfig:
         db_path=db_path,
         auth=auth,
         max_body_bytes=args.max_body,
+        tls=tls,
+        tunnel=tunnel,
     )
 
 
-def _banner(config: ServerConfig, base_url: str, warnings: list[str], out: IO[str]) -> None:
-    lines = [
-        f"SCIM Desktop {__version__}: SCIM 2.0 server listening",
-        f"  Base URL:  {base_url}",
-        f"  Auth:      {config.auth.describe()}",
-    ]
+def _banner(
+    config: ServerConfig,
+    base_url: str,
+    warnings: list[str],
+    out: IO[str],
+    server: Any = None,
+) -> None:
+    lines = [f"SCIM Desktop {__version__}: SCIM 2.0 server listening"]
+    public = server.public_base_url if server is not None else None
+    if public:
+        status = server.tunnel_status()
+        lines.append(f"  Base URL:  {public}   (public, paste it into Okta)")
+        lines.append(f"  Local URL: {server.base_url}")
+        lines.append(f"  Tunnel:    {status.provider} (pid {status.pid}); it stops with the server")
+    else:
+        lines.append(f"  Base URL:  {base_url}")
+    lines.append(f"  Auth:      {config.auth.describe()}")
     if config.auth.mode == "bearer":
         lines.append(f"  Token file: {token_path_for(config.db_path)}")
+    oauth = config.auth.oauth if config.auth.mode == "oauth" else None
+    if oauth is not None and server is not None:
+        lines += [
+            f"  OAuth client ID:     {oauth.client_id}",
+            f"  OAuth client secret: {oauth.client_secret}",
+            f"  Authorize URL:       {server.oauth_authorize_url}",
+            f"  Token URL:           {server.oauth_token_url}",
+            f"  Access tokens last:  {oauth.token_ttl} s (refresh tokens rotate)",
+            f"  Redirect URIs:       {', '.join(oauth.redirect_uris[:2])}"
+            + (f" (+{len(oauth.redirect_uris) - 2} more)" if len(oauth.redirect_uris) > 2 else ""),
+            f"  OAuth file: {oauth.state_path}",
+        ]
+    if config.tls is not None and server is not None:
+        made = " (generated now)" if server.tls_generated else ""
+        kind = "self-signed certificate" if config.tls.self_signed else "certificate"
+        lines.append(f"  TLS:       {kind} {config.tls.cert_path}{made}")
+        lines.append(f"  TLS SHA-256: {server.tls_fingerprint}")
     lines.append(f"  Database:  {config.db_path}")
     for rule in config.faults:
         lines.append(f"  FAULT:     {rule.describe()}")
@@ -217,7 +397,28 @@ def serve(args: argparse.Namespace) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    # SIGHUP too (the terminal closed): the tunnel tool must stop with the server.
+    stop_signals = [signal.SIGINT, signal.SIGTERM]
+    if hasattr(signal, "SIGHUP"):
+        stop_signals.append(signal.SIGHUP)
+    previous = {s: signal.signal(s, on_signal) for s in stop_signals}
+    tunnel_state = {"up": False}
+
+    def on_tunnel(status: Any) -> None:
+        # Runs on the server thread. Only a tunnel that was up and then ended is news here;
+        # a tunnel that fails to start is reported by start().
+        if status.state == "up":
+            tunnel_state["up"] = True
+        elif status.state == "failed" and tunnel_state["up"]:
+            tunnel_state["up"] = False
+            print(
+                f"scim-desktop: warning: the tunnel ended ({status.error}); the server keeps "
+                f"serving locally at {server.base_url}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    server.add_tunnel_listener(on_tunnel)
     try:
         try:
             server.start()
@@ -225,7 +426,7 @@ def serve(args: argparse.Namespace) -> int:
             print(f"scim-desktop: error: {exc}", file=sys.stderr)
             return EXIT_START_FAILED
         banner_out = sys.stderr if args.log == "jsonl" else sys.stdout
-        _banner(config, server.base_url, server.warnings, banner_out)
+        _banner(config, server.base_url, server.warnings, banner_out, server)
         while not stop.wait(0.5):
             if not server.running:
                 print("scim-desktop: error: the server stopped unexpectedly", file=sys.stderr)
@@ -271,12 +472,23 @@ def gui(args: argparse.Namespace) -> int:
     return int(run_gui(args))
 
 
+_TOP_LEVEL = {"serve", "gui", "-h", "--help", "--version", "--self-test"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(argv if argv is not None else sys.argv[1:])
+    if words and words[0] not in _TOP_LEVEL and words[0].startswith("-"):
+        # "scim-desktop --port 9000" means the window with those options.
+        words = ["gui", *words]
+    args = parser.parse_args(words)
+    if args.self_test:
+        from scim_desktop.selftest import main as self_test
+
+        return self_test()
     if args.command is None:
         # No subcommand: the window, with default settings.
-        args = parser.parse_args(["gui", *(argv if argv is not None else sys.argv[1:])])
+        args = parser.parse_args(["gui", *words])
     if args.command == "serve":
         return serve(args)
     return gui(args)

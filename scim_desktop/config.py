@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import orjson
 import platformdirs
 
 from scim_desktop.core.faults import FaultRule
+from scim_desktop.core.oauth import DEFAULT_SCOPE, redirect_pattern_error
+from scim_desktop.tunnel.providers import PROVIDERS
 
 APP_NAME = "scim-desktop"
 DEFAULT_HOST = "127.0.0.1"
@@ -17,6 +23,28 @@ DEFAULT_PORT = 8080
 BASE_PATH = "/scim/v2"
 #: Request bodies above this size are answered 413 (RFC 7644 §3.12 via HTTP).
 DEFAULT_MAX_BODY = 1024 * 1024
+#: Lifetime of OAuth access tokens; short values make Okta's refresh visible in a demo.
+DEFAULT_TOKEN_TTL = 3600
+#: How long a tunnel tool may take to print its public URL.
+DEFAULT_TUNNEL_TIMEOUT = 30.0
+#: The redirect URIs Okta's provisioning client uses (Okta's SCIM guide: "Okta requires that all
+#: SCIM applications support the following redirect URIs"), plus the callback of App
+#: Integration Wizard apps (``/admin/app/generic/oauth20redirect``), also on an org's own
+#: ``<org>-admin`` domain. ``*`` stands for one or more RFC 3986 unreserved characters
+#: (letters, digits, ``-._~``): it never spans a ``/``, ``:``, ``@``, ``?``, ``#`` or ``\``, so
+#: ``https://*-admin.okta.com/...`` only ever matches hosts under okta.com.
+OKTA_REDIRECT_URIS: tuple[str, ...] = (
+    "https://system-admin.okta.com/admin/app/cpc/*/oauth/callback",
+    "https://system-admin.okta-emea.com/admin/app/cpc/*/oauth/callback",
+    "https://system-admin.oktapreview.com/admin/app/cpc/*/oauth/callback",
+    "https://system-admin.trexcloud.com/admin/app/cpc/*/oauth/callback",
+    "https://system-admin.okta.com/admin/app/generic/oauth20redirect",
+    "https://system-admin.okta-emea.com/admin/app/generic/oauth20redirect",
+    "https://system-admin.oktapreview.com/admin/app/generic/oauth20redirect",
+    "https://*-admin.okta.com/admin/app/generic/oauth20redirect",
+    "https://*-admin.okta-emea.com/admin/app/generic/oauth20redirect",
+    "https://*-admin.oktapreview.com/admin/app/generic/oauth20redirect",
+)
 
 
 class ConfigError(ValueError):
@@ -37,18 +65,98 @@ def token_path_for(db_path: Path) -> Path:
     return db_path.with_name(db_path.stem + ".token")
 
 
+def oauth_path_for(db_path: Path) -> Path:
+    """Where the OAuth client and the tokens it was issued are kept: beside the database."""
+    return db_path.with_name(db_path.stem + ".oauth.json")
+
+
+def tls_dir_for(db_path: Path) -> Path:
+    """Where the generated TLS certificate and key are kept: beside the database."""
+    return db_path.with_name(db_path.stem + ".tls")
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthConfig:
+    """OAuth 2.0 authorization server settings (RFC 6749): one confidential client (Okta)."""
+
+    client_id: str
+    client_secret: str
+    #: Allowed redirect URIs (RFC 6749 §3.1.2.2); ``*`` matches unreserved characters.
+    redirect_uris: tuple[str, ...] = OKTA_REDIRECT_URIS
+    #: Access token lifetime in seconds (``expires_in``, RFC 6749 §5.1).
+    token_ttl: int = DEFAULT_TOKEN_TTL
+    #: The JSON file that keeps the client and the issued tokens across restarts (None: memory).
+    state_path: Path | None = None
+    #: Scope granted when a client asks for none (RFC 6749 §3.3).
+    default_scope: str = DEFAULT_SCOPE
+
+    def __post_init__(self) -> None:
+        for name, value in (("client id", self.client_id), ("client secret", self.client_secret)):
+            if not value:
+                raise ConfigError(f"the OAuth {name} must not be empty")
+            if any(c.isspace() or ord(c) < 0x21 or ord(c) > 0x7E for c in value):
+                raise ConfigError(f"the OAuth {name} must be printable ASCII without spaces")
+        if ":" in self.client_id:
+            raise ConfigError("the OAuth client id must not contain ':' (HTTP Basic uses it)")
+        if not 1 <= self.token_ttl <= 366 * 86400:
+            raise ConfigError("--oauth-token-ttl must be between 1 second and a year")
+        if not self.redirect_uris:
+            raise ConfigError("OAuth needs at least one allowed redirect URI")
+        for uri in self.redirect_uris:
+            problem = redirect_pattern_error(uri)
+            if problem:
+                raise ConfigError(f"--oauth-redirect-uri {uri!r}: {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """Serve https with this certificate and key (PEM). ``self_signed``: generate them on
+    first use (and again when they expire or miss a host name)."""
+
+    cert_path: Path
+    key_path: Path
+    self_signed: bool = True
+
+    @staticmethod
+    def generated_for(db_path: Path) -> TlsConfig:
+        folder = tls_dir_for(db_path)
+        return TlsConfig(folder / "cert.pem", folder / "key.pem", self_signed=True)
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelConfig:
+    """Start a tunnel tool (a child process) that gives the server a public https URL."""
+
+    provider: str
+    #: The tool's executable; None: look for it on PATH.
+    tool_path: str | None = None
+    timeout: float = DEFAULT_TUNNEL_TIMEOUT
+
+    def __post_init__(self) -> None:
+        if self.provider not in PROVIDERS:
+            raise ConfigError(
+                f"unknown tunnel provider {self.provider!r} (use {', '.join(PROVIDERS)})"
+            )
+        if not 1 <= self.timeout <= 600:
+            raise ConfigError("--tunnel-timeout must be between 1 and 600 seconds")
+
+
 @dataclass(frozen=True, slots=True)
 class AuthConfig:
-    """``mode`` is "none", "bearer" or "basic"."""
+    """``mode`` is "none", "bearer", "basic" or "oauth" (access tokens issued by this server's
+    own OAuth 2.0 endpoints; ``oauth`` holds their settings)."""
 
     mode: str = "bearer"
     token: str = ""
     username: str = ""
     password: str = ""
+    oauth: OAuthConfig | None = None
 
     def __post_init__(self) -> None:
-        if self.mode not in ("none", "bearer", "basic"):
-            raise ConfigError(f"unknown auth mode {self.mode!r} (use none, bearer or basic)")
+        if self.mode not in ("none", "bearer", "basic", "oauth"):
+            raise ConfigError(f"unknown auth mode {self.mode!r} (use none, bearer, basic or oauth)")
+        if self.mode == "oauth" and self.oauth is None:
+            raise ConfigError("OAuth mode needs its client settings")
         if self.mode == "bearer" and not self.token:
             raise ConfigError("bearer auth needs a non-empty token")
         if self.mode == "bearer" and any(c.isspace() for c in self.token):
@@ -72,6 +180,11 @@ class AuthConfig:
             return f"Authorization: Bearer {self.token}"
         if self.mode == "basic":
             return f"HTTP Basic, user {self.username!r}, password {self.password!r}"
+        if self.mode == "oauth":
+            return (
+                "OAuth 2.0 (authorization code with refresh tokens): "
+                "Authorization: Bearer <access token from the token URL>"
+            )
         return "no authentication (--no-auth)"
 
 
@@ -87,6 +200,10 @@ class ServerConfig:
     faults: tuple[FaultRule, ...] = ()
     #: Seed for the fault engine's random source, so probabilistic runs repeat.
     fault_seed: int | None = None
+    #: Serve https (None: plain http, the default).
+    tls: TlsConfig | None = None
+    #: Start a tunnel with the server (None: none; the window starts one on demand).
+    tunnel: TunnelConfig | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -113,3 +230,69 @@ def load_or_create_token(path: Path) -> str:
         fh.write(token + "\n")
     os.replace(tmp, path)
     return token
+
+
+def write_private_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync,
+    ``os.replace``), readable by the owner only (mode 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)  # the file may have existed with wider permissions
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def move_aside(path: Path) -> Path:
+    """Rename an unreadable file to ``<name>.corrupt-<time>`` (never delete it)."""
+    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.replace(path, target)
+    return target
+
+
+def read_oauth_file(path: Path) -> dict[str, Any]:
+    """The OAuth state file as a dict; {} when it is missing. Raises ValueError when it is not
+    a JSON object, OSError when it cannot be read."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} does not hold a JSON object")
+    return data
+
+
+def load_or_create_oauth_client(
+    path: Path, client_id: str | None = None, client_secret: str | None = None
+) -> tuple[str, str]:
+    """The OAuth client id and secret: the ones given, else the ones kept in ``path``, else new
+    random ones. What is used is saved in ``path`` (mode 0600) so Okta's configuration keeps
+    working after a restart; tokens already kept there are preserved."""
+    try:
+        data = read_oauth_file(path)
+    except ValueError:
+        move_aside(path)  # never deleted: a person may want to look at it
+        data = {}
+    kept_id = data.get("client_id") if isinstance(data.get("client_id"), str) else None
+    kept_secret = data.get("client_secret")
+    kept_secret = kept_secret if isinstance(kept_secret, str) else None
+    new_id = client_id or kept_id or f"scim-desktop-{secrets.token_hex(6)}"
+    new_secret = client_secret or kept_secret or secrets.token_urlsafe(32)
+    if (new_id, new_secret) != (kept_id, kept_secret):
+        if new_id != kept_id:
+            data.pop("tokens", None)  # issued to another client: no longer usable
+        data.update({"version": 1, "client_id": new_id, "client_secret": new_secret})
+        write_private_file(path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
+    return new_id, new_secret

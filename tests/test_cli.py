@@ -310,3 +310,21 @@ def test_second_server_on_same_data_file_is_refused(served, tmp_path: Path) -> N
     errors = [line for line in second.stderr_lines if line.strip()]
     assert rc == 1 and len(errors) == 1 and "already using the data file" in errors[0]
     assert first.proc.poll() is None and first.stop() == 0
+
+
+def test_window_options_work_without_the_gui_word(tmp_path: Path) -> None:
+    from scim_desktop.cli import build_parser, main
+
+    assert build_parser().parse_args(["gui", "--port", "9"]).port == 9
+    # Without a display the window falls back to serving; a bad port proves the options
+    # reached the gui command's parser instead of being refused at the top level.
+    env_display = os.environ.pop("DISPLAY", None)
+    qpa = os.environ.pop("QT_QPA_PLATFORM", None)
+    try:
+        rc = main(["--port", "70000", "--db", str(tmp_path / "d.json")])
+    finally:
+        if env_display is not None:
+            os.environ["DISPLAY"] = env_display
+        if qpa is not None:
+            os.environ["QT_QPA_PLATFORM"] = qpa
+    assert rc == 2

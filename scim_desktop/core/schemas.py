@@ -443,6 +443,17 @@ def service_provider_config(base_url: str = "", *, auth_mode: str = "bearer") ->
                 "primary": True,
             }
         )
+    elif auth_mode == "oauth":
+        schemes.append(
+            {
+                "type": "oauth2",
+                "name": "OAuth 2.0",
+                "description": "Authorization: Bearer <access token> from this server's "
+                "/oauth/token (authorization code grant with refresh tokens)",
+                "specUri": "https://www.rfc-editor.org/rfc/rfc6749",
+                "primary": True,
+            }
+        )
     return {
         "schemas": [SPC_SCHEMA],
         "documentationUri": "https://github.com/scim-desktop/scim-desktop#readme",

@@ -23,6 +23,7 @@ from scim_desktop.config import (
     AuthConfig,
     ConfigError,
     ServerConfig,
+    TlsConfig,
     data_dir,
     default_db_path,
     load_or_create_token,
@@ -70,6 +71,10 @@ def config_from(args: argparse.Namespace, settings: QSettings) -> ServerConfig:
         mode = settings.value("auth_mode", "bearer")
         if mode == "none":
             auth = AuthConfig("none")
+        elif mode == "oauth":
+            from scim_desktop.gui.widgets.connection import oauth_auth
+
+            auth = oauth_auth(db_path, int(settings.value("oauth_token_ttl", 3600)))
         elif mode == "basic":
             auth = AuthConfig(
                 "basic",
@@ -86,6 +91,9 @@ def config_from(args: argparse.Namespace, settings: QSettings) -> ServerConfig:
         max_body_bytes=args.max_body,
         faults=fault_rules(args.fault_items),
         fault_seed=args.fault_seed,
+        tls=TlsConfig.generated_for(db_path)
+        if settings.value("tls", False) in (True, "true")
+        else None,
     )
 
 

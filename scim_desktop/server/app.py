@@ -64,6 +64,10 @@ def make_app(ctx: ServerContext) -> tornado.web.Application:
         (rf"{bp}/(?i:ResourceTypes)/([^/]+)/?", ResourceTypesHandler, kw),
         (rf"{bp}/(?i:Me|Bulk)(?:/.*)?", NotImplementedHandler, kw),
     ]
+    if ctx.oauth is not None:
+        from scim_desktop.server.oauth_handlers import oauth_routes
+
+        routes = oauth_routes(ctx) + routes
     return tornado.web.Application(
         routes,
         transforms=[ScimGZip],

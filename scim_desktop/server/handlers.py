@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any
 
 import orjson
+import tornado.httputil
 import tornado.web
 from tornado.httputil import HTTPHeaders
 
@@ -32,6 +33,7 @@ from scim_desktop.server.events import (
     EventSink,
     RequestRecord,
     ResourceChanged,
+    cut_body,
     next_record_id,
     redact_body,
     redact_headers,
@@ -44,6 +46,34 @@ _JSON_TYPES = ("application/scim+json", "application/json")
 _RESOURCE_NAMES = {"users": "User", "groups": "Group"}
 #: What a Host / X-Forwarded-Host may be: a name or address with an optional port.
 _HOST_RE = re.compile(r"[A-Za-z0-9.\-_]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether a Host value (with or without port) names this machine's loopback."""
+    if host.startswith("["):
+        name = host[1:].split("]", 1)[0]
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.lower()
+    return name in ("localhost", "::1") or name.startswith("127.")
+
+
+def client_origin(request: tornado.httputil.HTTPServerRequest, public_url: str | None) -> str:
+    """``scheme://host`` as the client sees this server: from Host / X-Forwarded-* (a tunnel
+    forwards the public host), and the tunnel's public URL while one is up when the request
+    names only the loopback address (a tunnel that rewrites Host, or a local client)."""
+    headers = request.headers
+    proto = headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    if proto not in ("http", "https"):
+        proto = request.protocol
+    host = headers.get("X-Forwarded-Host", "").split(",")[0].strip() or request.host
+    if not _HOST_RE.fullmatch(host):
+        host = request.host if _HOST_RE.fullmatch(request.host) else "localhost"
+    if public_url:
+        public_host = public_url.split("://", 1)[-1]
+        if _is_loopback(host) or host.lower() in (public_host, f"{public_host}:443"):
+            return public_url
+    return f"{proto}://{host}"
 
 
 def drain_cap(limit: int) -> int:
@@ -77,18 +107,27 @@ class ServerContext:
     #: Labels each request with the Okta lifecycle step it belongs to.
     okta: OktaClassifier = field(default_factory=OktaClassifier)
     stats: dict[str, int] = field(default_factory=lambda: {"requests": 0, "errors": 0, "active": 0})
+    #: The OAuth server and its token file (``scim_desktop.server.oauth_handlers.OAuthRuntime``)
+    #: in OAuth mode, else None.
+    oauth: Any = None
+    #: ``https://host`` of the tunnel while one is up: the URL clients are told about.
+    public_url: str | None = None
 
 
 class ScimHandler(tornado.web.RequestHandler):
     """Base for every endpoint: auth, body limit, JSON decoding, SCIM errors, request records."""
 
     ctx: ServerContext
+    #: Whether response bodies may hold secrets and must be redacted in records (e.g. an
+    #: OAuth token response). SCIM resources never carry a password.
+    redact_response = False
 
     def initialize(self, ctx: ServerContext) -> None:
         self.ctx = ctx
         self._started = time.perf_counter()
         self._arrived = utc_now_iso()
         self._response_body = b""
+        self._response_obj: Any = None
         self._changes: list[Change] = []
         self.fault: str | None = None
         self._dropped = False
@@ -116,11 +155,10 @@ class ScimHandler(tornado.web.RequestHandler):
                 f"The request body is {len(self.request.body)} bytes; the limit is {limit} bytes"
             )
         self._classify()
-        if not self.ctx.auth.check(self.request.headers.get("Authorization")):
+        failure = self.ctx.auth.verify(self.request.headers.get("Authorization"))
+        if failure is not None:
             raise errors.Unauthorized(
-                "Authentication failed: send the configured credentials in the Authorization "
-                "header",
-                headers={"WWW-Authenticate": self.ctx.auth.challenge()},
+                failure.detail, headers={"WWW-Authenticate": failure.challenge}
             )
         await self._apply_fault()
 
@@ -199,15 +237,9 @@ class ScimHandler(tornado.web.RequestHandler):
 
     @property
     def base_url(self) -> str:
-        """The SCIM base URL as the client sees it (Host / X-Forwarded-* behind a tunnel)."""
-        headers = self.request.headers
-        proto = headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
-        if proto not in ("http", "https"):
-            proto = self.request.protocol
-        host = headers.get("X-Forwarded-Host", "").split(",")[0].strip() or self.request.host
-        if not _HOST_RE.fullmatch(host):
-            host = self.request.host if _HOST_RE.fullmatch(self.request.host) else "localhost"
-        return f"{proto}://{host}{self.ctx.config.base_path}"
+        """The SCIM base URL as the client sees it (Host / X-Forwarded-* behind a tunnel; the
+        tunnel's public URL for loopback requests while a tunnel is up)."""
+        return client_origin(self.request, self.ctx.public_url) + self.ctx.config.base_path
 
     # --- response side -----------------------------------------------------------------------
     def respond(
@@ -225,6 +257,7 @@ class ScimHandler(tornado.web.RequestHandler):
             return
         data = orjson.dumps(body)
         self._response_body = data
+        self._response_obj = body
         self.set_header("Content-Type", SCIM_CONTENT_TYPE)
         self.finish(data)
 
@@ -249,6 +282,11 @@ class ScimHandler(tornado.web.RequestHandler):
         if status == 201 and outcome.resource is not None:
             headers["Location"] = location
         self.respond(status, outcome.resource, headers)
+
+    def compute_etag(self) -> str | None:
+        # Single resources carry their own version as ETag (RFC 7644 §3.14); hashing every
+        # list page as Tornado does by default would cost more than building it.
+        return None
 
     def set_default_headers(self) -> None:
         self.clear_header("Server")
@@ -302,10 +340,14 @@ class ScimHandler(tornado.web.RequestHandler):
         req, step = self._okta_request, self._okta_step
         if req is None or step is None:
             return record
-        try:
-            response_body = orjson.loads(self._response_body) if self._response_body else None
-        except orjson.JSONDecodeError:
-            response_body = None
+        # The answer as built (list pages hold pre-encoded users, which the classifier need
+        # not look into); only fault answers and the like are parsed back.
+        response_body = self._response_obj
+        if response_body is None and self._response_body:
+            try:
+                response_body = orjson.loads(self._response_body)
+            except orjson.JSONDecodeError:
+                response_body = None
         try:
             step = self.ctx.okta.note_response(
                 req,
@@ -334,6 +376,14 @@ class ScimHandler(tornado.web.RequestHandler):
             extra=extra,
         )
 
+    def _recorded_response(self) -> str:
+        """The response body for the record. SCIM answers are built by this server, which
+        never returns a password (returned: never), so they need no redaction pass (a real
+        cost on 60 KB list pages); anything else goes through redact_body."""
+        if self._response_obj is not None and self.redact_response is False:
+            return cut_body(self._response_body.decode("utf-8", errors="replace"))
+        return redact_body(self._response_body)
+
     def on_finish(self) -> None:
         self._done()
         ctx = self.ctx
@@ -342,6 +392,8 @@ class ScimHandler(tornado.web.RequestHandler):
         if status >= 400:
             ctx.stats["errors"] += 1
         request = self.request
+        # Bodies are kept only for sinks that show them (the window, --log jsonl).
+        bodies = getattr(ctx.sink, "wants_bodies", True)
         try:
             record = RequestRecord(
                 id=next_record_id(),
@@ -353,9 +405,9 @@ class ScimHandler(tornado.web.RequestHandler):
                 duration_ms=round((time.perf_counter() - self._started) * 1000, 3),
                 client=request.remote_ip or "",
                 request_headers=redact_headers(request.headers),
-                request_body=redact_body(self.request.body),
+                request_body=redact_body(self.request.body) if bodies else "",
                 response_headers=redact_headers(HTTPHeaders(self._headers)),
-                response_body=redact_body(self._response_body),
+                response_body=self._recorded_response() if bodies else "",
                 fault=self.fault,
             )
             record = self._annotate(record)

@@ -14,6 +14,7 @@ class TextSink:
     """``time method path status ms [okta label]`` per request."""
 
     wants_changes = False  # resource changes are not logged; skip rendering them
+    wants_bodies = False  # one line per request: no bodies
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import errno
 import inspect
 import logging
@@ -17,21 +18,28 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import tornado.httpserver
 import tornado.ioloop
 import tornado.netutil
 
-from scim_desktop.config import ConfigError, ServerConfig
+from scim_desktop.config import DEFAULT_TUNNEL_TIMEOUT, ConfigError, ServerConfig
 from scim_desktop.core.faults import FaultEngine, FaultRule, RuleState
+from scim_desktop.core.oauth import TokenInfo
 from scim_desktop.core.resources import Outcome, ScimService
 from scim_desktop.server.app import make_app
 from scim_desktop.server.auth import Authenticator
 from scim_desktop.server.events import EventSink, NullSink, ResourceChanged
 from scim_desktop.server.handlers import ServerContext, drain_cap, publish_changes
+from scim_desktop.server.oauth_handlers import OAuthRuntime
+from scim_desktop.server.tls import TlsError, prepare_tls
 from scim_desktop.store import DurableStore
 from scim_desktop.store.lock import DataFileInUse, DataFileLock
+from scim_desktop.tunnel.process import TunnelError, TunnelProcess
+from scim_desktop.tunnel.providers import get_provider
 
 log = logging.getLogger("scim_desktop.server")
 
@@ -48,6 +56,23 @@ class PortInUse(ServerStartError):
         )
         self.host = host
         self.port = port
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelStatus:
+    """Where the tunnel stands; a new object on every change, so reading it from any thread is
+    safe. ``state``: off | starting | up | failed (``error`` says why, in one line)."""
+
+    state: str = "off"
+    provider: str | None = None
+    #: ``https://host`` while up.
+    public_url: str | None = None
+    #: The public SCIM base URL (``public_url`` + base path) while up.
+    public_base_url: str | None = None
+    pid: int | None = None
+    error: str | None = None
+    #: The tool's last output lines (for a details view).
+    output: tuple[str, ...] = field(default_factory=tuple)
 
 
 def bind(host: str, port: int) -> list[socket.socket]:
@@ -92,11 +117,24 @@ class ServerThread:
         self.warnings: list[str] = []
         self.context: ServerContext | None = None
         self.store: DurableStore | None = None
+        #: TLS: the certificate in use, its SHA-256 fingerprint, and whether it was generated
+        #: by this start (None without TLS).
+        self.tls_cert_path: Path | None = config.tls.cert_path if config.tls else None
+        self.tls_fingerprint: str | None = None
+        self.tls_generated = False
+        self.oauth: OAuthRuntime | None = None
+        self._tunnel: TunnelProcess | None = None
+        self._tunnel_status = TunnelStatus()
+        self._tunnel_listeners: list[Callable[[TunnelStatus], None]] = []
+        self._tunnel_starts: set[concurrent.futures.Future] = set()
+        self._tunnel_lock = threading.Lock()  # guards _tunnel_starts (several threads)
 
     # --- lifecycle (any thread) ---------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> None:
         """Start listening; raise :class:`ServerStartError` with a clear message on failure.
-        Called from the owning (main or GUI) thread."""
+        With ``config.tunnel``, also start the tunnel and return once its public URL is known
+        (a tunnel that cannot start stops the server again). Called from the owning (main or
+        GUI) thread."""
         if self._thread is not None:
             raise RuntimeError("ServerThread.start() called twice")
         self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
@@ -109,19 +147,64 @@ class ServerThread:
             if isinstance(err, ServerStartError | ConfigError):
                 raise err
             raise ServerStartError(f"The server could not start: {err}") from err
+        tunnel = self.config.tunnel
+        if tunnel is not None:
+            # The tunnel is part of this server: if it cannot come up, nothing starts.
+            future = self.start_tunnel(tunnel.provider, tunnel.tool_path, tunnel.timeout)
+            try:
+                future.result(tunnel.timeout + 10)
+            except TunnelError as exc:
+                self.stop()
+                raise ServerStartError(str(exc)) from None
+            except concurrent.futures.TimeoutError:
+                self.stop()
+                raise ServerStartError("The tunnel did not start in time") from None
+            except Exception as exc:
+                self.stop()
+                raise ServerStartError(f"The tunnel could not start: {exc}") from exc
 
     @property
     def running(self) -> bool:
         return self._ready.is_set() and self._startup_error is None and not self._stopped.is_set()
 
     @property
-    def base_url(self) -> str:
+    def scheme(self) -> str:
+        return "https" if self.config.tls is not None else "http"
+
+    @property
+    def local_host(self) -> str:
+        """The address a local client (or the tunnel tool) connects to; IPv6 in brackets."""
         host = self.config.host
         if host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}{self.config.base_path}"
+        return f"[{host}]" if ":" in host else host
+
+    @property
+    def local_origin(self) -> str:
+        """``scheme://host:port`` of the listening socket, as a local client reaches it."""
+        return f"{self.scheme}://{self.local_host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The local SCIM base URL (http or https, loopback): what this machine connects to.
+        Thread-safe."""
+        return f"{self.local_origin}{self.config.base_path}"
+
+    @property
+    def public_base_url(self) -> str | None:
+        """The public SCIM base URL while a tunnel is up (paste it into Okta), else None.
+        Thread-safe."""
+        return self._tunnel_status.public_base_url
+
+    @property
+    def advertised_base_url(self) -> str:
+        """The base URL clients are told about (meta.location, Location, the banner): the
+        public one while a tunnel is up, else the local one. Thread-safe."""
+        return self.public_base_url or self.base_url
+
+    @property
+    def advertised_origin(self) -> str:
+        return self._tunnel_status.public_url or self.local_origin
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> concurrent.futures.Future:
         """Run ``fn(*args, **kwargs)`` on the server thread; a coroutine result is awaited.
@@ -140,9 +223,11 @@ class ServerThread:
                 if inspect.isawaitable(result):
                     result = await result
             except BaseException as exc:
-                future.set_exception(exc)
+                if not future.done():  # shutdown may have failed it already
+                    future.set_exception(exc)
             else:
-                future.set_result(result)
+                if not future.done():
+                    future.set_result(result)
 
         loop.add_callback(runner)
         return future
@@ -159,7 +244,7 @@ class ServerThread:
             outcome = op(ctx.service)
             if outcome.changes:
                 await ctx.store.commit()
-                publish_changes(ctx, outcome.changes, self.base_url)
+                publish_changes(ctx, outcome.changes, self.advertised_base_url)
             return outcome
 
         return self.call(run)
@@ -173,7 +258,8 @@ class ServerThread:
             assert ctx is not None
             return {
                 rtype: [
-                    ctx.service.render(rtype, r, self.base_url) for r in ctx.store.ordered(rtype)
+                    ctx.service.render(rtype, r, self.advertised_base_url)
+                    for r in ctx.store.ordered(rtype)
                 ]
                 for rtype in ("User", "Group")
             }
@@ -206,6 +292,203 @@ class ServerThread:
             return self.context.faults.states()  # type: ignore[union-attr]
 
         return self.call(states)
+
+    # --- tunnel (any thread) ------------------------------------------------------------------
+    def start_tunnel(
+        self,
+        provider: str,
+        tool_path: str | None = None,
+        timeout: float = DEFAULT_TUNNEL_TIMEOUT,
+    ) -> concurrent.futures.Future:
+        """Start a tunnel to this server with ``provider`` (cloudflared, ngrok, localhost.run;
+        ``tool_path``: the tool's executable, else found on PATH). The future resolves to the
+        public SCIM base URL, or fails with a TunnelError whose message is one line to show.
+        A tunnel already running is replaced. Thread-safe."""
+
+        async def run() -> str:
+            ctx = self.context
+            assert ctx is not None
+            await self._end_tunnel()
+            try:
+                spec = get_provider(provider)
+            except ValueError as exc:
+                raise TunnelError(str(exc)) from None
+            proc = TunnelProcess(
+                spec,
+                self.port,
+                scheme=self.scheme,
+                host=self.local_host,
+                tool_path=tool_path,
+                on_exit=self._exited,
+            )
+            self._set_tunnel_status(TunnelStatus("starting", provider))
+            try:
+                # Spawned on the server thread: the child's parent-death signal follows the
+                # thread that started it, and this one lives exactly as long as the server.
+                proc.spawn()
+            except TunnelError as exc:
+                self._set_tunnel_status(TunnelStatus("failed", provider, error=str(exc)))
+                raise
+            self._tunnel = proc
+            self._set_tunnel_status(TunnelStatus("starting", provider, pid=proc.pid))
+            loop = asyncio.get_running_loop()
+            try:
+                origin = await loop.run_in_executor(None, proc.wait_for_url, timeout)
+            except TunnelError as exc:
+                await loop.run_in_executor(None, proc.stop)
+                if self._tunnel is proc:
+                    self._tunnel = None
+                    self._set_tunnel_status(
+                        TunnelStatus("failed", provider, error=str(exc), output=tuple(proc.tail()))
+                    )
+                raise
+            if self._tunnel is not proc:
+                raise TunnelError("The tunnel was stopped before it came up")
+            ctx.public_url = origin
+            base = origin + self.config.base_path
+            self._set_tunnel_status(
+                TunnelStatus("up", provider, origin, base, proc.pid, output=tuple(proc.tail()))
+            )
+            return base
+
+        future = self.call(run)
+        with self._tunnel_lock:
+            self._tunnel_starts.add(future)
+
+        def forget(done: concurrent.futures.Future) -> None:
+            with self._tunnel_lock:
+                self._tunnel_starts.discard(done)
+
+        future.add_done_callback(forget)
+        return future
+
+    def stop_tunnel(self) -> concurrent.futures.Future:
+        """Stop the tunnel (if any); URLs go back to the local ones. Thread-safe."""
+        return self.call(self._end_tunnel)
+
+    def tunnel_status(self) -> TunnelStatus:
+        """The tunnel's current status. Thread-safe (an immutable snapshot)."""
+        return self._tunnel_status
+
+    def add_tunnel_listener(self, listener: Callable[[TunnelStatus], None]) -> None:
+        """Call ``listener(status)`` on every tunnel status change. It runs on the server
+        thread and must return quickly (the window should hand it to its own thread with a
+        queued signal). Thread-safe."""
+        self._tunnel_listeners = [*self._tunnel_listeners, listener]
+
+    def remove_tunnel_listener(self, listener: Callable[[TunnelStatus], None]) -> None:
+        """Thread-safe."""
+        self._tunnel_listeners = [x for x in self._tunnel_listeners if x is not listener]
+
+    def _set_tunnel_status(self, status: TunnelStatus) -> None:
+        self._tunnel_status = status
+        for listener in self._tunnel_listeners:
+            try:
+                listener(status)
+            except Exception:
+                log.exception("A tunnel listener failed")
+
+    async def _end_tunnel(self) -> None:
+        proc, self._tunnel = self._tunnel, None
+        if self.context is not None:
+            self.context.public_url = None
+        if proc is not None:
+            await asyncio.get_running_loop().run_in_executor(None, proc.stop)
+        if self._tunnel_status.state != "off":
+            self._set_tunnel_status(TunnelStatus())
+
+    def _exited(self, proc: TunnelProcess) -> None:
+        """The tunnel tool ended (reader thread): unless we stopped it, say why."""
+        if proc.stopping:
+            return
+        loop = self._loop
+        if loop is None:
+            return
+        # RuntimeError: the loop is closed, so the server is gone anyway.
+        with contextlib.suppress(RuntimeError):
+            loop.add_callback(self._tunnel_died, proc)
+
+    def _tunnel_died(self, proc: TunnelProcess) -> None:
+        if self._tunnel is not proc:
+            return  # still starting (wait_for_url reports it) or already replaced
+        if self._tunnel_status.state != "up":
+            return
+        self._tunnel = None
+        if self.context is not None:
+            self.context.public_url = None
+        message = proc.exit_message()
+        log.warning("The tunnel ended: %s", message)
+        self._set_tunnel_status(
+            TunnelStatus(
+                "failed", proc.provider.name, pid=proc.pid, error=message, output=tuple(proc.tail())
+            )
+        )
+
+    # --- OAuth (any thread) ---------------------------------------------------------------------
+    @property
+    def oauth_client_id(self) -> str | None:
+        """The OAuth client id to paste into Okta (None unless in OAuth mode). Thread-safe."""
+        oauth = self.config.auth.oauth
+        return oauth.client_id if oauth and self.config.auth.mode == "oauth" else None
+
+    @property
+    def oauth_client_secret(self) -> str | None:
+        """The OAuth client secret to paste into Okta. Thread-safe."""
+        oauth = self.config.auth.oauth
+        return oauth.client_secret if oauth and self.config.auth.mode == "oauth" else None
+
+    @property
+    def oauth_authorize_url(self) -> str | None:
+        """Okta's "Authorize endpoint" (public while a tunnel is up). Thread-safe."""
+        return f"{self.advertised_origin}/oauth/authorize" if self.oauth_client_id else None
+
+    @property
+    def oauth_token_url(self) -> str | None:
+        """Okta's "Token endpoint" (public while a tunnel is up). Thread-safe."""
+        return f"{self.advertised_origin}/oauth/token" if self.oauth_client_id else None
+
+    @property
+    def oauth_revoke_url(self) -> str | None:
+        return f"{self.advertised_origin}/oauth/revoke" if self.oauth_client_id else None
+
+    @property
+    def oauth_redirect_uris(self) -> tuple[str, ...]:
+        oauth = self.config.auth.oauth
+        return oauth.redirect_uris if oauth else ()
+
+    def oauth_tokens(self) -> concurrent.futures.Future:
+        """A future of ``list[TokenInfo]``: every issued token (never its value), newest first,
+        with its status (active, expired, revoked, rotated). Thread-safe."""
+
+        def run() -> list[TokenInfo]:
+            return self.oauth.server.tokens() if self.oauth else []
+
+        return self.call(run)
+
+    def revoke_token(self, token_id: str) -> concurrent.futures.Future:
+        """Revoke one token by its id (a refresh token takes its grant's access tokens with it,
+        RFC 7009 §2.1); resolves to False if there was no such live token. Thread-safe."""
+
+        def run() -> bool:
+            if self.oauth is None:
+                return False
+            done = self.oauth.server.revoke_id(token_id)
+            self.oauth.save_if_changed()
+            return done
+
+        return self.call(run)
+
+    def revoke_all_tokens(self) -> concurrent.futures.Future:
+        """Revoke every live token; resolves to how many. Thread-safe."""
+
+        def run() -> int:
+            if self.oauth is None:
+                return 0
+            count = self.oauth.server.revoke_all()
+            self.oauth.save_if_changed()
+            return count
+
+        return self.call(run)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, let in-flight requests finish (briefly), flush the store, close the
@@ -244,6 +527,16 @@ class ServerThread:
         store: DurableStore | None = None
         lock = DataFileLock(self.config.db_path)
         try:
+            ssl_context = None
+            if self.config.tls is not None:
+                try:
+                    ssl_context, fingerprint, generated = prepare_tls(
+                        self.config.tls, self.config.host
+                    )
+                except TlsError as exc:
+                    raise ServerStartError(str(exc)) from None
+                self.tls_fingerprint = fingerprint
+                self.tls_generated = generated
             sockets = bind(self.config.host, self.config.port)
             try:
                 lock.acquire()
@@ -251,13 +544,17 @@ class ServerThread:
                 raise ServerStartError(str(exc)) from None
             store = DurableStore.open(self.config.db_path)
             service = ScimService(store)
+            oauth = None
+            if self.config.auth.mode == "oauth" and self.config.auth.oauth is not None:
+                oauth = OAuthRuntime.open(self.config.auth.oauth)
             ctx = ServerContext(
                 config=self.config,
                 service=service,
                 store=store,
-                auth=Authenticator(self.config.auth),
+                auth=Authenticator(self.config.auth, oauth.server if oauth else None),
                 sink=self.sink,
                 faults=FaultEngine(self.config.faults, seed=self.config.fault_seed),
+                oauth=oauth,
             )
             app = make_app(ctx)
             server = tornado.httpserver.HTTPServer(
@@ -266,6 +563,7 @@ class ServerThread:
                 # absurd bodies before they are read.
                 max_body_size=drain_cap(self.config.max_body_bytes),
                 idle_connection_timeout=120,
+                ssl_options=ssl_context,
             )
             server.add_sockets(sockets)
         except BaseException as exc:
@@ -278,7 +576,8 @@ class ServerThread:
             self._ready.set()
             return
         self.port = sockets[0].getsockname()[1]
-        self.warnings = list(store.warnings)
+        self.warnings = list(store.warnings) + (oauth.warnings if oauth else [])
+        self.oauth = oauth
         self.context = ctx
         self.store = store
         self._loop = tornado.ioloop.IOLoop.current()
@@ -296,6 +595,18 @@ class ServerThread:
         self, server: tornado.httpserver.HTTPServer, store: DurableStore, ctx: ServerContext
     ) -> None:
         server.stop()  # no new connections
+        # The tunnel ends with the server (the child process is stopped and reaped).
+        try:
+            await self._end_tunnel()
+        except Exception:
+            log.exception("Could not stop the tunnel")
+        with self._tunnel_lock:
+            pending = list(self._tunnel_starts)
+        for future in pending:
+            # A start still waiting for its URL never resolves once the loop is gone.
+            with contextlib.suppress(concurrent.futures.InvalidStateError):
+                if not future.done():
+                    future.set_exception(TunnelError("The server stopped"))
         # Give requests that are being answered a moment to finish, then close the rest.
         deadline = time.monotonic() + 1.0
         while ctx.stats.get("active", 0) > 0 and time.monotonic() < deadline:

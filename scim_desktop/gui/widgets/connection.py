@@ -10,6 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -26,8 +27,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from scim_desktop.config import AuthConfig, ConfigError, ServerConfig
+from scim_desktop.config import (
+    AuthConfig,
+    ConfigError,
+    OAuthConfig,
+    ServerConfig,
+    TlsConfig,
+    load_or_create_oauth_client,
+    oauth_path_for,
+)
 from scim_desktop.gui import theme
+from scim_desktop.tunnel.providers import PROVIDERS
 
 STATE_TEXT = {
     "starting": ("Starting…", "#b45309"),
@@ -50,6 +60,9 @@ class ConnectionBar(QFrame):
     stopRequested = Signal()
     settingsRequested = Signal()
     regenerateRequested = Signal()
+    #: The "Share with Okta" switch: True to start a tunnel, False to stop it.
+    shareToggled = Signal(bool)
+    oauthRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -78,6 +91,16 @@ class ConnectionBar(QFrame):
         self.copy_url.clicked.connect(lambda: _copy(self.url.text()))
         row.addWidget(self.copy_url)
 
+        self.share = QPushButton("Share with Okta")
+        self.share.setObjectName("shareButton")
+        self.share.setCheckable(True)
+        self.share.setToolTip(
+            "Give this server a public https URL through a tunnel tool (cloudflared, ngrok or "
+            "localhost.run; choose in Settings), so that Okta can reach it"
+        )
+        self.share.toggled.connect(self.shareToggled)
+        row.addWidget(self.share)
+
         row.addSpacing(8)
         self.auth_label = QLabel()
         row.addWidget(self.auth_label)
@@ -101,6 +124,11 @@ class ConnectionBar(QFrame):
         self.regenerate.setToolTip("Generate a new bearer token (Okta must be given the new one)")
         self.regenerate.clicked.connect(self.regenerateRequested)
         row.addWidget(self.regenerate)
+        self.oauth = QToolButton()
+        self.oauth.setText("OAuth…")
+        self.oauth.setToolTip("Client ID, secret, endpoint URLs and the tokens issued")
+        self.oauth.clicked.connect(self.oauthRequested)
+        row.addWidget(self.oauth)
 
         row.addSpacing(8)
         self.settings = QPushButton("Settings…")
@@ -120,6 +148,20 @@ class ConnectionBar(QFrame):
         else:
             self.startRequested.emit()
 
+    def set_share(self, state: str, public_url: str | None, local_url: str) -> None:
+        """Show the tunnel state: while it is up the URL field shows the public base URL."""
+        self.share.blockSignals(True)
+        self.share.setChecked(state in ("starting", "up"))
+        self.share.blockSignals(False)
+        self.share.setText({"starting": "Sharing…", "up": "Shared ✓"}.get(state, "Share with Okta"))
+        if state == "up" and public_url:
+            self.url.setText(public_url)
+            self.url.setToolTip(f"Public URL through the tunnel. Local URL: {local_url}")
+        else:
+            self.url.setText(local_url)
+            self.url.setToolTip("")
+        self._fit_url()
+
     def set_state(self, state: str, url: str = "") -> None:
         self._state = state
         text, color = STATE_TEXT.get(state, (state, "#6b7280"))
@@ -132,6 +174,7 @@ class ConnectionBar(QFrame):
             self.url.setText(url)
             self._fit_url()
         running = state in ("listening", "starting")
+        self.share.setEnabled(state == "listening")
         self.start_stop.setText("Stop" if running else "Start")
         self.start_stop.setEnabled(state not in ("starting", "stopping"))
 
@@ -149,6 +192,9 @@ class ConnectionBar(QFrame):
         if auth.mode == "bearer":
             self.auth_label.setText("Bearer token")
             self._secret = auth.token
+        elif auth.mode == "oauth" and auth.oauth is not None:
+            self.auth_label.setText("OAuth client secret")
+            self._secret = auth.oauth.client_secret
         elif auth.mode == "basic":
             self.auth_label.setText(f"Basic: {auth.username} /")
             self._secret = auth.password
@@ -159,6 +205,7 @@ class ConnectionBar(QFrame):
         for w in (self.secret, self.reveal, self.copy_secret):
             w.setVisible(has_secret)
         self.regenerate.setVisible(auth.mode == "bearer")
+        self.oauth.setVisible(auth.mode == "oauth")
         self._toggle_reveal(self.reveal.isChecked())
 
     def _toggle_reveal(self, on: bool) -> None:
@@ -167,11 +214,28 @@ class ConnectionBar(QFrame):
         self.secret.setText(self._secret if on else "•" * min(24, len(self._secret)))
 
 
+def oauth_auth(db_path: Path, token_ttl: int = 3600) -> AuthConfig:
+    """OAuth mode with the client kept beside the database (created on first use)."""
+    state = oauth_path_for(db_path)
+    try:
+        client_id, secret = load_or_create_oauth_client(state)
+    except OSError as exc:
+        raise ConfigError(f"cannot keep the OAuth client beside {db_path}: {exc}") from None
+    oauth = OAuthConfig(client_id, secret, token_ttl=token_ttl, state_path=state)
+    return AuthConfig("oauth", oauth=oauth)
+
+
 class SettingsDialog(QDialog):
     """Host, port, data file and authentication. Returns a validated ServerConfig."""
 
     def __init__(
-        self, config: ServerConfig, parent: QWidget | None = None, *, row_cap: int = 10_000
+        self,
+        config: ServerConfig,
+        parent: QWidget | None = None,
+        *,
+        row_cap: int = 10_000,
+        tunnel_provider: str = "cloudflared",
+        tunnel_path: str | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
@@ -193,8 +257,9 @@ class SettingsDialog(QDialog):
         self.mode = QComboBox()
         self.mode.addItem("Bearer token (Okta: HTTP Header)", "bearer")
         self.mode.addItem("HTTP Basic (Okta: Basic Auth)", "basic")
+        self.mode.addItem("OAuth 2.0 (Okta: OAuth2, authorization code)", "oauth")
         self.mode.addItem("None", "none")
-        self.mode.setCurrentIndex(["bearer", "basic", "none"].index(config.auth.mode))
+        self.mode.setCurrentIndex(["bearer", "basic", "oauth", "none"].index(config.auth.mode))
         self.token = QLineEdit(config.auth.token)
         self.user = QLineEdit(config.auth.username or "okta")
         self.password = QLineEdit(config.auth.password or secrets.token_urlsafe(12))
@@ -205,6 +270,26 @@ class SettingsDialog(QDialog):
         form.addRow("Token", self.token)
         form.addRow("User", self.user)
         form.addRow("Password", self.password)
+        self.token_ttl = QSpinBox()
+        self.token_ttl.setRange(10, 366 * 86400)
+        self.token_ttl.setValue(config.auth.oauth.token_ttl if config.auth.oauth else 3600)
+        self.token_ttl.setSuffix(" s")
+        self.token_ttl.setToolTip("Short lifetimes make Okta's token refresh visible in a demo")
+        form.addRow("OAuth access tokens live", self.token_ttl)
+        self.tls = QCheckBox("Serve https with a self-signed certificate (kept in the data folder)")
+        self.tls.setChecked(config.tls is not None)
+        form.addRow("TLS", self.tls)
+        self.tunnel_provider = QComboBox()
+        for name in PROVIDERS:
+            self.tunnel_provider.addItem(name, name)
+        index = self.tunnel_provider.findData(tunnel_provider)
+        self.tunnel_provider.setCurrentIndex(max(0, index))
+        self.tunnel_path = QLineEdit(tunnel_path or "")
+        self.tunnel_path.setPlaceholderText("found on PATH")
+        tunnel_row = QHBoxLayout()
+        tunnel_row.addWidget(self.tunnel_provider)
+        tunnel_row.addWidget(self.tunnel_path, 1)
+        form.addRow("Share with Okta using", tunnel_row)
         self.row_cap = QSpinBox()
         self.row_cap.setRange(1_000, 1_000_000)
         self.row_cap.setSingleStep(1_000)
@@ -244,23 +329,28 @@ class SettingsDialog(QDialog):
         self.token.setEnabled(mode == "bearer")
         self.user.setEnabled(mode == "basic")
         self.password.setEnabled(mode == "basic")
+        self.token_ttl.setEnabled(mode == "oauth")
 
     def build(self) -> ServerConfig:
         mode = self.mode.currentData()
+        db_path = Path(self.db.text().strip()).expanduser()
         if mode == "bearer":
             auth = AuthConfig(
                 "bearer", token=self.token.text().strip() or secrets.token_urlsafe(32)
             )
         elif mode == "basic":
             auth = AuthConfig("basic", username=self.user.text(), password=self.password.text())
+        elif mode == "oauth":
+            auth = oauth_auth(db_path, self.token_ttl.value())
         else:
             auth = AuthConfig("none")
         return replace(
             self._base,
             host=self.host.text().strip(),
             port=self.port.value(),
-            db_path=Path(self.db.text().strip()).expanduser(),
+            db_path=db_path,
             auth=auth,
+            tls=TlsConfig.generated_for(db_path) if self.tls.isChecked() else None,
         )
 
     def _accept(self) -> None:
@@ -275,9 +365,11 @@ class SettingsDialog(QDialog):
 GUIDE = """
 <h2>Connect Okta to SCIM Desktop</h2>
 <p><b>Okta calls SCIM servers from the cloud, and only over https.</b> A server on this
-computer needs a public https address first: start a tunnel to port <code>{port}</code>
-(for example <code>cloudflared tunnel --url http://127.0.0.1:{port}</code>, or
-<code>ngrok http {port}</code>) and use its https URL followed by <code>/scim/v2</code>.</p>
+computer needs a public https address first: press <b>Share with Okta</b> at the top, which
+starts a tunnel with a tool you already have (cloudflared needs no account; ngrok uses your
+authtoken; localhost.run needs only ssh; pick one in Settings) and shows the public
+<code>https://…/scim/v2</code> URL to copy. By hand: <code>cloudflared tunnel --url
+http://127.0.0.1:{port}</code>, and add <code>/scim/v2</code> to the URL it prints.</p>
 
 <h3>1. Add the app in Okta</h3>
 <p><b>Catalog app:</b> Admin Console → Applications → Browse App Catalog → search
@@ -335,6 +427,19 @@ class ConnectGuide(QTextBrowser):
             rows = (
                 f"<tr><td>Username</td><td><code>{esc(config.auth.username)}</code></td></tr>"
                 f"<tr><td>Password</td><td><code>{esc(config.auth.password)}</code></td></tr>"
+            )
+        elif config.auth.mode == "oauth" and config.auth.oauth is not None:
+            variant = "SCIM 2.0 Test App (OAuth Bearer Token)"
+            mode = "OAuth 2.0"
+            base = url.rsplit("/scim/v2", 1)[0]
+            rows = (
+                "<tr><td>Client ID</td><td><code>"
+                f"{esc(config.auth.oauth.client_id)}</code></td></tr>"
+                "<tr><td>Client secret</td><td><code>"
+                f"{esc(config.auth.oauth.client_secret)}</code></td></tr>"
+                "<tr><td>Authorize endpoint</td>"
+                f"<td><code>{esc(base)}/oauth/authorize</code></td></tr>"
+                f"<tr><td>Token endpoint</td><td><code>{esc(base)}/oauth/token</code></td></tr>"
             )
         else:
             variant = "SCIM 2.0 Test App (Header Auth)"

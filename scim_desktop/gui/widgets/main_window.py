@@ -38,6 +38,8 @@ from scim_desktop.gui.controller import ServerController
 from scim_desktop.gui.widgets.connection import ConnectGuide, ConnectionBar, SettingsDialog
 from scim_desktop.gui.widgets.faults_panel import FaultsPanel
 from scim_desktop.gui.widgets.groups_view import GroupsView
+from scim_desktop.gui.widgets.json_editor import deliver
+from scim_desktop.gui.widgets.oauth_dialog import OAuthDialog
 from scim_desktop.gui.widgets.requests_view import RequestsView
 from scim_desktop.gui.widgets.users_view import UsersView
 from scim_desktop.okta_sim import OktaSimulator
@@ -122,6 +124,8 @@ class FaultBanner(QFrame):
 
 class MainWindow(QMainWindow):
     simulationProgress = Signal(str)
+    #: A tunnel status change, forwarded from the server thread (queued).
+    tunnelChanged = Signal(object)
 
     def __init__(
         self,
@@ -195,6 +199,9 @@ class MainWindow(QMainWindow):
         self.connection.stopRequested.connect(self.stop_server)
         self.connection.settingsRequested.connect(self.open_settings)
         self.connection.regenerateRequested.connect(self.regenerate_token)
+        self.connection.shareToggled.connect(self.set_sharing)
+        self.connection.oauthRequested.connect(self.open_oauth)
+        self.tunnelChanged.connect(self._on_tunnel, Qt.ConnectionType.QueuedConnection)
         self.faults.activeChanged.connect(self.banner.set_active)
         self.faults.activeChanged.connect(self._update_tab_titles)
         self.banner.off.clicked.connect(self.faults.clear_all)
@@ -271,9 +278,52 @@ class MainWindow(QMainWindow):
         self.connection.set_state(state, url)
         self._update_status()
 
+    # --- sharing with Okta (tunnel) -------------------------------------------------------------
+    def tunnel_settings(self) -> tuple[str, str | None]:
+        provider, path = "cloudflared", None
+        if self.settings is not None:
+            provider = str(self.settings.value("tunnel_provider", "cloudflared"))
+            path = str(self.settings.value("tunnel_path", "")) or None
+        return provider, path
+
+    def set_sharing(self, on: bool) -> None:
+        """Start or stop the tunnel that gives this server a public https URL."""
+        server = self.controller.server
+        if server is None:
+            return
+        if not on:
+            server.stop_tunnel()
+            return
+        provider, path = self.tunnel_settings()
+        future = server.start_tunnel(provider, path)
+        deliver(self.controller, future, lambda url: None, self._tunnel_failed)
+
+    def _tunnel_failed(self, exc: BaseException) -> None:
+        self.notice.show_notice(
+            f"⚠ Could not share with Okta: {exc}", [("Settings…", self.open_settings)]
+        )
+
+    def _on_tunnel(self, status: Any) -> None:
+        server = self.controller.server
+        local = server.base_url if server is not None else ""
+        self.connection.set_share(status.state, status.public_base_url, local)
+        if server is not None:
+            shown = status.public_base_url if status.state == "up" else local
+            self.guide.update_for(replace(self.config, port=server.port), shown or local)
+        if status.state == "up":
+            self.statusBar().showMessage(
+                f"Shared with Okta: {status.public_base_url} (through {status.provider})", 8000
+            )
+        elif status.state == "failed" and status.error:
+            self.notice.show_notice(f"⚠ The tunnel stopped: {status.error}")
+
+    def open_oauth(self) -> None:
+        OAuthDialog(self.controller, self).exec()
+
     def _on_started(self, url: str) -> None:
         server = self.controller.server
         assert server is not None
+        server.add_tunnel_listener(self.tunnelChanged.emit)
         self.connection.set_state("listening", url)
         self.connection.set_auth(self.config.auth)
         self.guide.update_for(replace(self.config, port=server.port), url)
@@ -309,9 +359,19 @@ class MainWindow(QMainWindow):
         self.start_server()
 
     def open_settings(self) -> None:
-        dialog = SettingsDialog(self.config, self, row_cap=self.requests.model.row_cap)
+        provider, path = self.tunnel_settings()
+        dialog = SettingsDialog(
+            self.config,
+            self,
+            row_cap=self.requests.model.row_cap,
+            tunnel_provider=provider,
+            tunnel_path=path,
+        )
         if dialog.exec() and dialog.result_config is not None:
             self.set_row_cap(dialog.row_cap.value())
+            if self.settings is not None and self.persist:
+                self.settings.setValue("tunnel_provider", dialog.tunnel_provider.currentData())
+                self.settings.setValue("tunnel_path", dialog.tunnel_path.text().strip())
             if dialog.result_config != self.config:
                 self.apply_config(dialog.result_config)
 
@@ -443,6 +503,9 @@ class MainWindow(QMainWindow):
         s.setValue("auth_mode", self.config.auth.mode)
         s.setValue("basic_user", self.config.auth.username)
         s.setValue("basic_password", self.config.auth.password)
+        s.setValue("tls", self.config.tls is not None)
+        if self.config.auth.oauth is not None:
+            s.setValue("oauth_token_ttl", self.config.auth.oauth.token_ttl)
         s.setValue("geometry", self.saveGeometry())
 
     def closeEvent(self, event: QCloseEvent) -> None:

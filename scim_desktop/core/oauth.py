@@ -1,0 +1,917 @@
+"""OAuth 2.0 authorization server decisions, as Okta's provisioning client uses them.
+
+Pure: no I/O, no Tornado. The clock and the random source are injected, so expiry and every
+error path are unit-tested without sleeping. The server layer decodes requests into plain
+mappings, calls :class:`OAuthServer`, and encodes what it returns.
+
+Specifications:
+- RFC 6749 (OAuth 2.0): authorization code grant (§4.1), client credentials (§4.4), refresh
+  (§6), client authentication (§2.3.1), error responses (§4.1.2.1, §5.2).
+- RFC 7636 (PKCE): ``code_challenge`` / ``code_verifier`` with ``S256`` or ``plain``.
+- RFC 7009 (token revocation).
+- RFC 6750 (bearer tokens): ``WWW-Authenticate: Bearer error="invalid_token"``.
+- RFC 9700 (OAuth 2.0 Security BCP): PKCE downgrade protection, refresh token rotation.
+
+Decisions worth knowing:
+- Tokens are opaque random strings; only their SHA-256 is kept (and persisted), so the state
+  file does not hold usable tokens.
+- Refresh tokens rotate: each refresh returns a new refresh token and the old one stops
+  working (RFC 9700 §4.14.2). Refresh tokens do not expire; they end when revoked.
+- An access token stays valid until it expires, even after a refresh: Okta may still have
+  requests in flight with it, and RFC 6749 §6 does not ask for more.
+- A reused authorization code is refused and the tokens issued from it are revoked
+  (RFC 6749 §4.1.2).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote_plus, urlencode, urlsplit, urlunsplit
+
+DEFAULT_SCOPE = "scim"
+#: RFC 6749 §4.1.2: "A maximum authorization code lifetime of 10 minutes is RECOMMENDED."
+CODE_TTL = 120
+#: How long a consent page may stay open before its Approve button no longer works.
+PENDING_TTL = 600
+#: Revoked, rotated and expired tokens stay listed (for the window) this long, then go.
+KEEP_DEAD_TOKENS = 24 * 3600
+MAX_PENDING = 200
+
+#: RFC 7636 §4.1: code_verifier = 43*128unreserved; the S256 challenge has the same form.
+_PKCE_RE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+#: RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), separated by spaces.
+_SCOPE_TOKEN_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+#: What ``*`` in an allowed redirect URI stands for: RFC 3986 unreserved characters only.
+_WILDCARD = r"[A-Za-z0-9\-._~]+"
+
+
+# --- errors ---------------------------------------------------------------------------------
+class OAuthError(Exception):
+    """An RFC 6749 error response: ``error`` is one of the registered codes (§5.2:
+    invalid_request, invalid_client, invalid_grant, unauthorized_client,
+    unsupported_grant_type, invalid_scope; §4.1.2.1 adds access_denied,
+    unsupported_response_type, server_error)."""
+
+    def __init__(
+        self,
+        error: str,
+        description: str,
+        *,
+        status: int = 400,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+        self.headers = dict(headers or {})
+
+    def to_body(self) -> dict[str, str]:
+        return {"error": self.error, "error_description": self.description}
+
+
+class AuthorizeError(OAuthError):
+    """An authorization endpoint error. ``redirect_uri`` is set only when the error may be sent
+    back to the client: RFC 6749 §4.1.2.1 forbids redirecting when the client or the redirect
+    URI is missing, unknown or not allowed (the user sees an error page instead)."""
+
+    def __init__(
+        self,
+        error: str,
+        description: str,
+        *,
+        redirect_uri: str | None = None,
+        state: str | None = None,
+    ) -> None:
+        super().__init__(error, description, status=400)
+        self.redirect_uri = redirect_uri
+        self.state = state
+
+    def redirect_url(self) -> str:
+        assert self.redirect_uri is not None
+        params = {"error": self.error, "error_description": self.description}
+        if self.state is not None:
+            params["state"] = self.state
+        return add_query(self.redirect_uri, params)
+
+
+# --- redirect URIs --------------------------------------------------------------------------
+def redirect_pattern_error(pattern: str) -> str | None:
+    """Why ``pattern`` cannot be an allowed redirect URI, or None. RFC 6749 §3.1.2: an absolute
+    URI without a fragment."""
+    if any(ord(c) <= 0x20 or ord(c) >= 0x7F for c in pattern):
+        return "must be printable ASCII without spaces"
+    parts = urlsplit(pattern.replace("*", "x"))
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        return "must be an absolute http(s) URI"
+    if "#" in pattern:
+        return "must not contain a fragment (RFC 6749 §3.1.2)"
+    if "\\" in pattern:
+        return "must not contain a backslash"
+    return None
+
+
+def compile_redirect_pattern(pattern: str) -> re.Pattern[str]:
+    """``*`` matches one or more unreserved characters (never ``/ : @ ? # \\``); everything else
+    is compared exactly (RFC 6749 §3.1.2.3 asks for simple string comparison)."""
+    return re.compile(_WILDCARD.join(re.escape(part) for part in pattern.split("*")))
+
+
+def redirect_uri_allowed(uri: str, patterns: Iterable[str]) -> bool:
+    if "*" in uri or redirect_pattern_error(uri):
+        return False
+    return any(compile_redirect_pattern(p).fullmatch(uri) for p in patterns)
+
+
+def add_query(uri: str, params: Mapping[str, str]) -> str:
+    """``uri`` with ``params`` added to its query; RFC 6749 §3.1.2: an existing query component
+    "MUST be retained when adding additional query parameters"."""
+    parts = urlsplit(uri)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    query.extend(params.items())
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+
+
+# --- PKCE (RFC 7636) ------------------------------------------------------------------------
+def s256_challenge(verifier: str) -> str:
+    """RFC 7636 §4.2: BASE64URL-ENCODE(SHA256(ASCII(code_verifier))), without padding."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def pkce_matches(verifier: str, challenge: str, method: str) -> bool:
+    """RFC 7636 §4.6, compared in constant time."""
+    if not _PKCE_RE.fullmatch(verifier):
+        return False
+    expected = s256_challenge(verifier) if method == "S256" else verifier
+    return hmac.compare_digest(expected.encode(), challenge.encode())
+
+
+# --- data -----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Client:
+    """A confidential client (RFC 6749 §2.1): Okta, with the secret it authenticates with."""
+
+    client_id: str
+    client_secret: str
+    redirect_uris: tuple[str, ...]
+    name: str = "Okta"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationRequest:
+    """A validated authorization request waiting for the user's decision on the consent page.
+    ``id`` names it in the form; ``csrf`` must come back with the decision."""
+
+    id: str
+    csrf: str
+    client_id: str
+    redirect_uri: str
+    scope: str
+    state: str | None
+    code_challenge: str | None
+    code_challenge_method: str | None
+    expires_at: float
+
+
+@dataclass(slots=True)
+class _Code:
+    grant_id: str
+    client_id: str
+    redirect_uri: str
+    scope: str
+    code_challenge: str | None
+    code_challenge_method: str | None
+    expires_at: float
+    used: bool = False
+
+
+@dataclass(slots=True)
+class Token:
+    """An issued token, kept by the SHA-256 of its value. ``grant_id`` ties together every
+    token that came from one authorization (one code, its refreshes), so revoking a refresh
+    token can end its access tokens too (RFC 7009 §2.1)."""
+
+    id: str
+    kind: str  # "access" | "refresh"
+    hash: str
+    client_id: str
+    scope: str
+    grant: str  # authorization_code | refresh_token | client_credentials
+    grant_id: str
+    issued_at: float
+    expires_at: float | None
+    revoked_at: float | None = None
+    #: Refresh tokens: when this one was exchanged for a new one (rotation).
+    rotated_at: float | None = None
+    last_used_at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "sha256": self.hash,
+            "client_id": self.client_id,
+            "scope": self.scope,
+            "grant": self.grant,
+            "grant_id": self.grant_id,
+            "issued_at": self.issued_at,
+            "expires_at": self.expires_at,
+            "revoked_at": self.revoked_at,
+            "rotated_at": self.rotated_at,
+            "last_used_at": self.last_used_at,
+        }
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> Token:
+        def num(key: str) -> float | None:
+            value = data.get(key)
+            return float(value) if isinstance(value, int | float) else None
+
+        kind = str(data["kind"])
+        if kind not in ("access", "refresh"):
+            raise ValueError(f"unknown token kind {kind!r}")
+        issued = num("issued_at")
+        if issued is None:
+            raise ValueError("a token without issued_at")
+        return Token(
+            id=str(data["id"]),
+            kind=kind,
+            hash=str(data["sha256"]),
+            client_id=str(data["client_id"]),
+            scope=str(data.get("scope") or ""),
+            grant=str(data.get("grant") or ""),
+            grant_id=str(data.get("grant_id") or data["id"]),
+            issued_at=issued,
+            expires_at=num("expires_at"),
+            revoked_at=num("revoked_at"),
+            rotated_at=num("rotated_at"),
+            last_used_at=num("last_used_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """A token as the window lists it (never its value)."""
+
+    id: str
+    kind: str
+    client_id: str
+    scope: str
+    grant: str
+    issued_at: float
+    expires_at: float | None
+    last_used_at: float | None
+    status: str  # active | expired | revoked | rotated
+
+
+@dataclass(frozen=True, slots=True)
+class AccessCheck:
+    """The outcome of checking a bearer access token (RFC 6750 §3.1)."""
+
+    ok: bool
+    token_id: str | None = None
+    #: Why it was refused, for ``error_description`` and the SCIM error detail.
+    reason: str = ""
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
+
+
+def _single(params: Mapping[str, list[str]], name: str) -> str | None:
+    """One parameter value; RFC 6749 §3.1/§3.2: parameters sent without a value are treated as
+    omitted, and a parameter must not be included more than once."""
+    values = [v for v in params.get(name, []) if v != ""]
+    if len(values) > 1:
+        raise OAuthError("invalid_request", f"The {name} parameter is repeated")
+    return values[0] if values else None
+
+
+def normalize_scope(scope: str | None, default: str) -> str:
+    """RFC 6749 §3.3: space-delimited, order-free; absent means the server's default."""
+    if scope is None or not scope.strip():
+        return default
+    tokens = scope.split(" ")
+    if any(not _SCOPE_TOKEN_RE.fullmatch(t) for t in tokens):
+        raise OAuthError("invalid_scope", "The scope parameter is malformed (RFC 6749 §3.3)")
+    return " ".join(dict.fromkeys(tokens))
+
+
+# --- the server -----------------------------------------------------------------------------
+class OAuthServer:
+    """Clients, authorization codes and tokens. Not thread-safe: the server thread owns it."""
+
+    def __init__(
+        self,
+        client: Client,
+        *,
+        token_ttl: int = 3600,
+        default_scope: str = DEFAULT_SCOPE,
+        clock: Callable[[], float] = time.time,
+        new_secret: Callable[[], str] = lambda: secrets.token_urlsafe(32),
+        code_ttl: int = CODE_TTL,
+    ) -> None:
+        self.client = client
+        self.token_ttl = token_ttl
+        self.default_scope = default_scope
+        self.clock = clock
+        self._new_secret = new_secret
+        self.code_ttl = code_ttl
+        self._pending: dict[str, AuthorizationRequest] = {}
+        self._codes: dict[str, _Code] = {}
+        self._tokens: dict[str, Token] = {}  # by hash
+        #: Grows with every change worth saving (issue, rotate, revoke); the server layer
+        #: compares it to what it saved last.
+        self.revision = 0
+
+    # --- authorization endpoint (RFC 6749 §4.1.1, §4.1.2) -----------------------------------
+    def begin_authorization(self, params: Mapping[str, list[str]]) -> AuthorizationRequest:
+        """Validate an authorization request; the consent page shows the result. Raises
+        :class:`AuthorizeError` (with a redirect URI only when redirecting is safe)."""
+        now = self.clock()
+        self._prune(now)
+        # Client and redirect URI first: until both are known good, nothing is redirected
+        # (RFC 6749 §4.1.2.1, §10.15 open redirectors).
+        try:
+            client_id = _single(params, "client_id")
+            redirect_uri = _single(params, "redirect_uri")
+        except OAuthError as exc:
+            raise AuthorizeError("invalid_request", exc.description) from None
+        if client_id is None:
+            raise AuthorizeError("invalid_request", "The client_id parameter is missing")
+        if not hmac.compare_digest(client_id.encode(), self.client.client_id.encode()):
+            raise AuthorizeError("invalid_request", f"Unknown client_id {client_id!r}")
+        if redirect_uri is None:
+            # §3.1.2.3: with several (or pattern) registrations the request must name one.
+            raise AuthorizeError(
+                "invalid_request",
+                "The redirect_uri parameter is missing; it is required because several "
+                "redirect URIs are allowed",
+            )
+        if not redirect_uri_allowed(redirect_uri, self.client.redirect_uris):
+            raise AuthorizeError(
+                "invalid_request",
+                f"The redirect_uri {redirect_uri!r} is not allowed for this client; allow it "
+                "with --oauth-redirect-uri",
+            )
+        state_values = [v for v in params.get("state", []) if v != ""]
+        state = state_values[0] if len(state_values) == 1 else None
+
+        def fail(error: str, description: str) -> AuthorizeError:
+            return AuthorizeError(error, description, redirect_uri=redirect_uri, state=state)
+
+        if len(state_values) > 1:
+            raise fail("invalid_request", "The state parameter is repeated")
+        try:
+            response_type = _single(params, "response_type")
+            scope = normalize_scope(_single(params, "scope"), self.default_scope)
+            challenge = _single(params, "code_challenge")
+            method = _single(params, "code_challenge_method")
+        except OAuthError as exc:
+            raise fail(exc.error, exc.description) from None
+        if response_type is None:
+            raise fail("invalid_request", "The response_type parameter is missing")
+        if response_type != "code":
+            raise fail(
+                "unsupported_response_type",
+                f"response_type {response_type!r} is not supported; use code",
+            )
+        if challenge is None and method is not None:
+            raise fail("invalid_request", "code_challenge_method was sent without code_challenge")
+        if challenge is not None:
+            # RFC 7636 §4.3: the method defaults to "plain"; §4.4.1 errors are invalid_request.
+            method = method or "plain"
+            if method not in ("S256", "plain"):
+                raise fail(
+                    "invalid_request",
+                    f"code_challenge_method {method!r} is not supported; use S256 or plain",
+                )
+            if not _PKCE_RE.fullmatch(challenge):
+                raise fail(
+                    "invalid_request",
+                    "code_challenge must be 43 to 128 unreserved characters (RFC 7636 §4.2)",
+                )
+        if len(self._pending) >= MAX_PENDING:
+            oldest = min(self._pending.values(), key=lambda r: r.expires_at)
+            del self._pending[oldest.id]
+        request = AuthorizationRequest(
+            id=secrets.token_urlsafe(16),
+            csrf=secrets.token_urlsafe(24),
+            client_id=client_id,
+            redirect_uri=redirect_uri,
+            scope=scope,
+            state=state,
+            code_challenge=challenge,
+            code_challenge_method=method if challenge is not None else None,
+            expires_at=now + PENDING_TTL,
+        )
+        self._pending[request.id] = request
+        return request
+
+    def decide(self, request_id: str, csrf: str, approve: bool) -> str:
+        """The user approved or denied on the consent page: the URL to redirect the browser to,
+        carrying ``code`` and ``state`` (§4.1.2) or ``error=access_denied`` (§4.1.2.1).
+        Raises a non-redirectable :class:`AuthorizeError` for an unknown, expired or forged
+        decision."""
+        now = self.clock()
+        self._prune(now)
+        request = self._pending.get(request_id)
+        if request is None:
+            raise AuthorizeError(
+                "invalid_request",
+                "This authorization request is unknown or expired; start again from Okta",
+            )
+        if not hmac.compare_digest(csrf.encode(), request.csrf.encode()):
+            raise AuthorizeError("invalid_request", "The form's CSRF token does not match")
+        del self._pending[request_id]  # single use
+        if not approve:
+            return AuthorizeError(
+                "access_denied",
+                "The user denied the request",
+                redirect_uri=request.redirect_uri,
+                state=request.state,
+            ).redirect_url()
+        code = "ac_" + self._new_secret()
+        self._codes[_hash(code)] = _Code(
+            grant_id=secrets.token_hex(8),
+            client_id=request.client_id,
+            redirect_uri=request.redirect_uri,
+            scope=request.scope,
+            code_challenge=request.code_challenge,
+            code_challenge_method=request.code_challenge_method,
+            expires_at=now + self.code_ttl,
+        )
+        params = {"code": code}
+        if request.state is not None:
+            params["state"] = request.state
+        return add_query(request.redirect_uri, params)
+
+    def pending(self, request_id: str) -> AuthorizationRequest | None:
+        return self._pending.get(request_id)
+
+    # --- client authentication (RFC 6749 §2.3.1) --------------------------------------------
+    def authenticate_client(
+        self, authorization: str | None, params: Mapping[str, list[str]]
+    ) -> Client:
+        """The client, authenticated with HTTP Basic or with ``client_id`` and
+        ``client_secret`` in the form body (never both: §2.3). Failures are ``invalid_client``,
+        401 with a ``WWW-Authenticate`` challenge when Basic was used (§5.2)."""
+        form_id = _single(params, "client_id")
+        form_secret = _single(params, "client_secret")
+        scheme, _, credentials = (authorization or "").strip().partition(" ")
+        if authorization and scheme.lower() == "basic":
+            if form_secret is not None:
+                raise OAuthError(
+                    "invalid_request",
+                    "Send the client credentials either with HTTP Basic or in the form, not both",
+                )
+            challenge = {"WWW-Authenticate": 'Basic realm="SCIM Desktop OAuth", charset="UTF-8"'}
+            try:
+                decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+            except (binascii.Error, ValueError):
+                raise OAuthError(
+                    "invalid_client",
+                    "Malformed HTTP Basic credentials",
+                    status=401,
+                    headers=challenge,
+                ) from None
+            raw_id, sep, raw_secret = decoded.partition(":")
+            if not sep:
+                raise OAuthError(
+                    "invalid_client",
+                    "Malformed HTTP Basic credentials",
+                    status=401,
+                    headers=challenge,
+                )
+            # §2.3.1: both parts are form-urlencoded before Basic encoding.
+            client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
+            if form_id is not None and form_id != client_id:
+                raise OAuthError(
+                    "invalid_request", "client_id in the form differs from the Basic credentials"
+                )
+            if not self._client_ok(client_id, secret):
+                raise OAuthError(
+                    "invalid_client",
+                    "Client authentication failed: unknown client or wrong secret",
+                    status=401,
+                    headers=challenge,
+                )
+            return self.client
+        if form_id is None or form_secret is None:
+            raise OAuthError(
+                "invalid_client",
+                "Client authentication is required: send client_id and client_secret with "
+                "HTTP Basic or in the form body",
+                status=401,
+                headers={"WWW-Authenticate": 'Basic realm="SCIM Desktop OAuth"'},
+            )
+        if not self._client_ok(form_id, form_secret):
+            raise OAuthError(
+                "invalid_client", "Client authentication failed: unknown client or wrong secret"
+            )
+        return self.client
+
+    def _client_ok(self, client_id: str, secret: str) -> bool:
+        id_ok = hmac.compare_digest(client_id.encode(), self.client.client_id.encode())
+        secret_ok = hmac.compare_digest(secret.encode(), self.client.client_secret.encode())
+        return id_ok and secret_ok
+
+    # --- token endpoint (RFC 6749 §3.2, §4.1.3, §4.4.2, §6) ---------------------------------
+    def token(self, params: Mapping[str, list[str]], authorization: str | None) -> dict[str, Any]:
+        """A token response (§5.1) for a token request; raises :class:`OAuthError` (§5.2)."""
+        now = self.clock()
+        self._prune(now)
+        for name, values in params.items():
+            if len([v for v in values if v != ""]) > 1:
+                raise OAuthError("invalid_request", f"The {name} parameter is repeated")
+        grant_type = _single(params, "grant_type")
+        if grant_type is None:
+            raise OAuthError("invalid_request", "The grant_type parameter is missing")
+        if grant_type not in ("authorization_code", "refresh_token", "client_credentials"):
+            raise OAuthError(
+                "unsupported_grant_type",
+                f"grant_type {grant_type!r} is not supported; use authorization_code, "
+                "refresh_token or client_credentials",
+            )
+        client = self.authenticate_client(authorization, params)
+        if grant_type == "authorization_code":
+            return self._exchange_code(client, params, now)
+        if grant_type == "refresh_token":
+            return self._refresh(client, params, now)
+        scope = normalize_scope(_single(params, "scope"), self.default_scope)
+        # §4.4.3: "A refresh token SHOULD NOT be included."
+        access = self._issue("access", client.client_id, scope, grant_type, None, now)
+        return self._response(access, None, scope)
+
+    def _exchange_code(
+        self, client: Client, params: Mapping[str, list[str]], now: float
+    ) -> dict[str, Any]:
+        code = _single(params, "code")
+        if code is None:
+            raise OAuthError("invalid_request", "The code parameter is missing")
+        record = self._codes.get(_hash(code))
+        if record is None:
+            raise OAuthError("invalid_grant", "The authorization code is unknown")
+        if record.used:
+            # §4.1.2: a code used twice is refused, and what it produced is revoked.
+            revoked = self._revoke_grant(record.grant_id, now)
+            raise OAuthError(
+                "invalid_grant",
+                "The authorization code was already used"
+                + (f"; the {revoked} token(s) issued with it are revoked" if revoked else ""),
+            )
+        if record.client_id != client.client_id:
+            raise OAuthError("invalid_grant", "The authorization code was issued to another client")
+        if now >= record.expires_at:
+            raise OAuthError("invalid_grant", "The authorization code expired; authorize again")
+        # §4.1.3: redirect_uri is required here when the authorization request had one, and
+        # must be identical (this server always requires it there).
+        redirect_uri = _single(params, "redirect_uri")
+        if redirect_uri is None:
+            raise OAuthError("invalid_request", "The redirect_uri parameter is missing")
+        if redirect_uri != record.redirect_uri:
+            raise OAuthError(
+                "invalid_grant", "redirect_uri does not match the one of the authorization request"
+            )
+        verifier = _single(params, "code_verifier")
+        if record.code_challenge is not None:
+            if verifier is None:
+                raise OAuthError(
+                    "invalid_grant", "code_verifier is required: the request used PKCE (RFC 7636)"
+                )
+            method = record.code_challenge_method or "plain"
+            if not pkce_matches(verifier, record.code_challenge, method):
+                raise OAuthError(
+                    "invalid_grant", "code_verifier does not match code_challenge (RFC 7636 §4.6)"
+                )
+        elif verifier is not None:
+            # RFC 9700 §2.1.1: refuse a verifier for a code issued without a challenge, so a
+            # PKCE downgrade cannot go unnoticed.
+            raise OAuthError(
+                "invalid_grant", "code_verifier was sent, but the authorization used no PKCE"
+            )
+        record.used = True
+        access = self._issue(
+            "access", client.client_id, record.scope, "authorization_code", record.grant_id, now
+        )
+        refresh = self._issue(
+            "refresh", client.client_id, record.scope, "authorization_code", record.grant_id, now
+        )
+        return self._response(access, refresh, record.scope)
+
+    def _refresh(
+        self, client: Client, params: Mapping[str, list[str]], now: float
+    ) -> dict[str, Any]:
+        value = _single(params, "refresh_token")
+        if value is None:
+            raise OAuthError("invalid_request", "The refresh_token parameter is missing")
+        token = self._tokens.get(_hash(value))
+        if token is None or token.kind != "refresh":
+            raise OAuthError("invalid_grant", "The refresh token is unknown")
+        if token.client_id != client.client_id:
+            raise OAuthError("invalid_grant", "The refresh token was issued to another client")
+        if token.revoked_at is not None:
+            raise OAuthError("invalid_grant", "The refresh token was revoked; authorize again")
+        if token.rotated_at is not None:
+            raise OAuthError(
+                "invalid_grant",
+                "The refresh token was already used; refresh tokens rotate, so use the one "
+                "returned by the last refresh",
+            )
+        scope = token.scope
+        requested = _single(params, "scope")
+        if requested is not None:
+            # §6: the new scope must not include anything not originally granted.
+            wanted = normalize_scope(requested, token.scope)
+            if not set(wanted.split()) <= set(token.scope.split()):
+                raise OAuthError("invalid_scope", "The requested scope exceeds the granted scope")
+            scope = wanted
+        token.rotated_at = now
+        token.last_used_at = now
+        access = self._issue(
+            "access", client.client_id, scope, "refresh_token", token.grant_id, now
+        )
+        refresh = self._issue(
+            "refresh", client.client_id, token.scope, "refresh_token", token.grant_id, now
+        )
+        return self._response(access, refresh, scope)
+
+    def _issue(
+        self,
+        kind: str,
+        client_id: str,
+        scope: str,
+        grant: str,
+        grant_id: str | None,
+        now: float,
+    ) -> str:
+        value = ("at_" if kind == "access" else "rt_") + self._new_secret()
+        token_id = secrets.token_hex(5)
+        self._tokens[_hash(value)] = Token(
+            id=token_id,
+            kind=kind,
+            hash=_hash(value),
+            client_id=client_id,
+            scope=scope,
+            grant=grant,
+            grant_id=grant_id or token_id,
+            issued_at=now,
+            expires_at=now + self.token_ttl if kind == "access" else None,
+        )
+        self.revision += 1
+        return value
+
+    def _response(self, access: str, refresh: str | None, scope: str) -> dict[str, Any]:
+        # §5.1: access_token, token_type, expires_in (RECOMMENDED), refresh_token (OPTIONAL),
+        # scope (when it differs from the request; always sent here, which is allowed).
+        body: dict[str, Any] = {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": self.token_ttl,
+        }
+        if refresh is not None:
+            body["refresh_token"] = refresh
+        body["scope"] = scope
+        return body
+
+    # --- resource access (RFC 6750) ---------------------------------------------------------
+    def check_access(self, value: str) -> AccessCheck:
+        """Whether ``value`` is a live access token issued here."""
+        now = self.clock()
+        token = self._tokens.get(_hash(value))
+        if token is None or token.kind != "access":
+            return AccessCheck(False, None, "The access token is unknown")
+        if token.revoked_at is not None:
+            return AccessCheck(False, token.id, "The access token was revoked")
+        if token.expires_at is not None and now >= token.expires_at:
+            return AccessCheck(False, token.id, "The access token expired")
+        token.last_used_at = now
+        return AccessCheck(True, token.id)
+
+    # --- revocation (RFC 7009) ----------------------------------------------------------------
+    def revoke(self, params: Mapping[str, list[str]], authorization: str | None) -> None:
+        """RFC 7009 §2.1: the client revokes one of its tokens. Unknown tokens are not an error
+        (§2.2); revoking a refresh token also ends the access tokens of its grant."""
+        client = self.authenticate_client(authorization, params)
+        value = _single(params, "token")
+        if value is None:
+            raise OAuthError("invalid_request", "The token parameter is missing")
+        token = self._tokens.get(_hash(value))
+        if token is None or token.client_id != client.client_id:
+            return  # §2.2: invalid tokens do not cause an error response
+        self._revoke_token(token, self.clock())
+
+    def revoke_id(self, token_id: str) -> bool:
+        """Revoke the token with this id (the window's Revoke button); False if unknown."""
+        for token in self._tokens.values():
+            if token.id == token_id:
+                return self._revoke_token(token, self.clock())
+        return False
+
+    def revoke_all(self) -> int:
+        now = self.clock()
+        count = 0
+        for token in self._tokens.values():
+            if self._status(token, now) == "active":
+                token.revoked_at = now
+                count += 1
+        if count:
+            self.revision += 1
+        return count
+
+    def _revoke_token(self, token: Token, now: float) -> bool:
+        if token.revoked_at is not None:
+            return False
+        if token.kind == "refresh":
+            self._revoke_grant(token.grant_id, now)
+        token.revoked_at = now
+        self.revision += 1
+        return True
+
+    def _revoke_grant(self, grant_id: str, now: float) -> int:
+        count = 0
+        for token in self._tokens.values():
+            if token.grant_id == grant_id and token.revoked_at is None:
+                if self._status(token, now) == "active":
+                    count += 1
+                token.revoked_at = now
+        if count:
+            self.revision += 1
+        return count
+
+    # --- listing and persistence ------------------------------------------------------------
+    @staticmethod
+    def _status(token: Token, now: float) -> str:
+        if token.revoked_at is not None:
+            return "revoked"
+        if token.rotated_at is not None:
+            return "rotated"
+        if token.expires_at is not None and now >= token.expires_at:
+            return "expired"
+        return "active"
+
+    def tokens(self) -> list[TokenInfo]:
+        """Every token still listed, newest first."""
+        now = self.clock()
+        self._prune(now)
+        infos = [
+            TokenInfo(
+                id=t.id,
+                kind=t.kind,
+                client_id=t.client_id,
+                scope=t.scope,
+                grant=t.grant,
+                issued_at=t.issued_at,
+                expires_at=t.expires_at,
+                last_used_at=t.last_used_at,
+                status=self._status(t, now),
+            )
+            for t in self._tokens.values()
+        ]
+        infos.sort(key=lambda i: i.issued_at, reverse=True)
+        return infos
+
+    def export_state(self) -> list[dict[str, Any]]:
+        """The tokens worth keeping across a restart (hashes only, never values)."""
+        self._prune(self.clock())
+        return [t.to_json() for t in self._tokens.values()]
+
+    def load_state(self, tokens: Iterable[Mapping[str, Any]]) -> int:
+        """Take back tokens saved by :meth:`export_state`; ones for another client are
+        dropped. Returns how many were loaded; raises ValueError for malformed entries."""
+        loaded = 0
+        for data in tokens:
+            token = Token.from_json(data)
+            if token.client_id != self.client.client_id:
+                continue
+            self._tokens[token.hash] = token
+            loaded += 1
+        self._prune(self.clock())
+        return loaded
+
+    def _prune(self, now: float) -> None:
+        for rid in [r.id for r in self._pending.values() if now >= r.expires_at]:
+            del self._pending[rid]
+        for key in [k for k, c in self._codes.items() if now >= c.expires_at + 3600]:
+            del self._codes[key]  # kept an hour past expiry to recognise reuse
+        dead = []
+        for key, token in self._tokens.items():
+            ended = token.revoked_at or token.rotated_at
+            if ended is None and token.expires_at is not None and now >= token.expires_at:
+                ended = token.expires_at
+            if ended is not None and now - ended > KEEP_DEAD_TOKENS:
+                dead.append(key)
+        for key in dead:
+            del self._tokens[key]
+
+
+#: Hosts of Okta's admin consoles (the redirect URIs Okta sends users back to).
+_OKTA_DOMAINS = ("okta.com", "okta-emea.com", "oktapreview.com", "trexcloud.com", "okta-gov.com")
+
+
+def client_display_name(redirect_uri: str) -> str:
+    """ "Okta" when the browser returns to an Okta admin console, else a neutral name."""
+    host = (urlsplit(redirect_uri).hostname or "").lower()
+    if any(host == d or host.endswith("." + d) for d in _OKTA_DOMAINS):
+        return "Okta"
+    return host or "the client"
+
+
+# --- request labels for the request log -----------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class OAuthStep:
+    id: str
+    label: str
+    explanation: str
+
+
+def describe_request(method: str, endpoint: str, grant_type: str | None) -> OAuthStep:
+    """Label an OAuth request for the request log, like the Okta steps of SCIM requests."""
+    method = method.upper()
+    if endpoint == "authorize" and method == "GET":
+        return OAuthStep(
+            "oauth_authorize",
+            "OAuth: authorization request (consent page)",
+            "Okta's admin console sent the admin's browser to the authorize URL (\"Authenticate "
+            'with …"). The consent page asks to approve; approving sends the browser back to '
+            "Okta's redirect URI with a one-time code (RFC 6749 §4.1.1).",
+        )
+    if endpoint == "authorize":
+        return OAuthStep(
+            "oauth_consent",
+            "OAuth: consent decision",
+            "The admin approved or denied on the consent page; the browser is redirected to "
+            "Okta with code and state, or with error=access_denied (RFC 6749 §4.1.2).",
+        )
+    if endpoint == "token" and grant_type == "authorization_code":
+        return OAuthStep(
+            "oauth_token_code",
+            "OAuth: exchange code for tokens",
+            "Okta's servers trade the one-time code for an access token and a refresh token, "
+            "authenticating with the client id and secret (RFC 6749 §4.1.3).",
+        )
+    if endpoint == "token" and grant_type == "refresh_token":
+        return OAuthStep(
+            "oauth_token_refresh",
+            "OAuth: refresh the access token",
+            "The access token is (nearly) expired, so Okta trades its refresh token for a new "
+            "access token; refresh tokens rotate, so it also gets a new refresh token "
+            "(RFC 6749 §6).",
+        )
+    if endpoint == "token" and grant_type == "client_credentials":
+        return OAuthStep(
+            "oauth_token_client_credentials",
+            "OAuth: client credentials token",
+            "A script obtained an access token with the client id and secret alone "
+            "(RFC 6749 §4.4); Okta itself does not use this grant.",
+        )
+    if endpoint == "token":
+        return OAuthStep(
+            "oauth_token",
+            "OAuth: token request",
+            "A request to the token endpoint (RFC 6749 §3.2).",
+        )
+    if endpoint == "revoke":
+        return OAuthStep(
+            "oauth_revoke",
+            "OAuth: revoke a token",
+            "The client revoked one of its tokens (RFC 7009).",
+        )
+    return OAuthStep(
+        "oauth_metadata",
+        "OAuth: server metadata",
+        "A client read the authorization server metadata (RFC 8414).",
+    )
+
+
+__all__ = [
+    "CODE_TTL",
+    "DEFAULT_SCOPE",
+    "AccessCheck",
+    "AuthorizationRequest",
+    "AuthorizeError",
+    "Client",
+    "OAuthError",
+    "OAuthServer",
+    "OAuthStep",
+    "Token",
+    "TokenInfo",
+    "add_query",
+    "client_display_name",
+    "compile_redirect_pattern",
+    "describe_request",
+    "pkce_matches",
+    "redirect_pattern_error",
+    "redirect_uri_allowed",
+    "s256_challenge",
+]
