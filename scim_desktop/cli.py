@@ -281,6 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="save a PNG of the whole window to PATH and exit",
     )
     gui.add_argument(
+        "--screenshot-tab",
+        choices=("requests", "users", "groups", "faults", "connect"),
+        default="requests",
+        help="with --screenshot: which tab to show",
+    )
+    gui.add_argument(
         "--demo",
         action="store_true",
         help="with --screenshot: use a throwaway server with demo data and Okta traffic",

@@ -180,7 +180,8 @@ def run_gui(args: argparse.Namespace) -> int:
     if screenshot:
         from scim_desktop.gui.screenshot import take_screenshot
 
-        take_screenshot(window, Path(screenshot), demo=demo)
+        tab = getattr(args, "screenshot_tab", "requests") or "requests"
+        take_screenshot(window, Path(screenshot), demo=demo, tab=tab)
     code = app.exec()
     if temp_dir is not None:
         temp_dir.cleanup()

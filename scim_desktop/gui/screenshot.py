@@ -37,19 +37,22 @@ def _settle(seconds: float) -> None:
     _pump_until(lambda: False, seconds)
 
 
-def take_screenshot(window: MainWindow, path: Path, *, demo: bool) -> None:
+TABS = {"requests": 0, "users": 1, "groups": 2, "faults": 3, "connect": 4}
+
+
+def take_screenshot(window: MainWindow, path: Path, *, demo: bool, tab: str = "requests") -> None:
     """Prepare the window, save a PNG of it to ``path`` and quit the application."""
 
     def run() -> None:
         try:
-            _capture(window, path, demo)
+            _capture(window, path, demo, tab)
         finally:
             QApplication.quit()
 
     QTimer.singleShot(0, run)
 
 
-def _capture(window: MainWindow, path: Path, demo: bool) -> None:
+def _capture(window: MainWindow, path: Path, demo: bool, tab: str = "requests") -> None:
     controller = window.controller
     if not _pump_until(lambda: controller.state in ("listening", "error"), 30):
         raise RuntimeError("the server did not start")
@@ -79,7 +82,14 @@ def _capture(window: MainWindow, path: Path, demo: bool) -> None:
         rows = rows or [i for i, r in enumerate(records) if r.status == 429]
         if rows:
             window.requests.select_row(rows[0])
-    _settle(0.4)
+    if demo and tab == "faults":
+        window.faults._buttons["503-groups"].click()  # show a switch on and the banner
+        _settle(0.8)
+    window.tabs.setCurrentIndex(TABS.get(tab, 0))
+    if tab == "groups" and window.groups.model.rowCount():
+        window.groups.table.selectRow(0)
+    # Past the change highlight's fade (2 s), unless the log itself is the subject.
+    _settle(0.4 if tab == "requests" else 2.4)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not window.grab().save(str(path)):
         raise RuntimeError(f"could not save the screenshot to {path}")

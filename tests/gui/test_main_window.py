@@ -233,3 +233,25 @@ def test_row_cap_setting_is_applied_and_kept(qtbot, window: MainWindow, settings
     window.set_row_cap(2_000)
     assert window.requests.model.row_cap == 2_000
     assert int(settings.value("row_cap")) == 2_000
+
+
+def test_exhausted_rule_drops_the_banner_and_remove_works(qtbot, window: MainWindow) -> None:
+    url = window.controller.server.base_url
+    window.faults.add_rule(parse_fault_spec("status=503,path=/Groups*,count=1"))
+    window.faults.add_rule(parse_fault_spec("status=500,method=DELETE"))
+    assert "503" in window.banner.text.text()
+
+    def hit() -> None:
+        client = ScimClient(url, token=TOKEN)
+        client.get("/Groups")
+        client.close()
+
+    in_thread(hit).join(10)
+    window.faults.refresh_states()
+    # The used-up rule leaves the banner; the other rule keeps it up.
+    qtbot.waitUntil(lambda: "503" not in window.banner.text.text(), timeout=5000)
+    assert window.banner.isVisible() and "500" in window.banner.text.text()
+    window.faults._cell_clicked(1, 3)  # "Remove" on the DELETE rule
+    window.faults.refresh_states()
+    qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=5000)
+    assert len(window.faults.active) == 1

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -82,6 +83,7 @@ class FaultsPanel(QWidget):
         self._states: list[RuleState] = []
         self._buttons: dict[str, PresetButton] = {}
         self._live = False
+        self._summary = ""
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
@@ -123,6 +125,7 @@ class FaultsPanel(QWidget):
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.cellClicked.connect(self._cell_clicked)
         for col in (1, 2, 3):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setMinimumHeight(140)
@@ -374,8 +377,8 @@ class FaultsPanel(QWidget):
             self._poll.start()
         else:
             self._poll.stop()
-        self._live = active
-        self.activeChanged.emit(active, self.summary())
+        self._live, self._summary = active, self.summary()
+        self.activeChanged.emit(active, self._summary)
 
     def summary(self) -> str:
         entries = [
@@ -407,10 +410,10 @@ class FaultsPanel(QWidget):
                 item = self.table.item(row, col)
                 if item is not None and item.text() != text:
                     item.setText(text)
-        live = self.live()
-        if live != self._live:
-            self._live = live
-            self.activeChanged.emit(live, self.summary())
+        live, summary = self.live(), self.summary()
+        if (live, summary) != (self._live, self._summary):
+            self._live, self._summary = live, summary
+            self.activeChanged.emit(live, summary)
 
     def live(self) -> bool:
         """Whether any rule can still fire (a rule whose count ran out cannot)."""
@@ -419,6 +422,10 @@ class FaultsPanel(QWidget):
         if len(self._states) != len(self.active):
             return True
         return any(state.remaining != 0 for state in self._states)
+
+    def _cell_clicked(self, row: int, column: int) -> None:
+        if column == 3 and 0 <= row < len(self.active):
+            self.remove_at(row)
 
     def _count_texts(self, row: int) -> tuple[str, str]:
         """How often rule ``row`` fired and how many firings it has left ("∞": no count)."""
@@ -445,9 +452,9 @@ class FaultsPanel(QWidget):
             left = QTableWidgetItem(left_text)
             left.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.table.setItem(row, 2, left)
-            remove = QPushButton("Remove")
-            remove.setFlat(True)
-            remove.clicked.connect(lambda _=False, r=row: self.remove_at(r))
-            self.table.setCellWidget(row, 3, remove)
+            remove = QTableWidgetItem("Remove")
+            remove.setForeground(QColor("#2563eb"))
+            remove.setToolTip("Stop this rule")
+            self.table.setItem(row, 3, remove)
         self.empty_label.setVisible(not self.active)
         self.all_off.setEnabled(bool(self.active))

@@ -136,9 +136,12 @@ class MainWindow(QMainWindow):
         row_cap: int = 10_000,
     ) -> None:
         super().__init__()
-        # The server thread shares the interpreter: hand the GIL over every 1 ms instead of
-        # 5 ms, so the GUI thread never waits long for it during a burst of requests.
-        sys.setswitchinterval(0.001)
+        # The server thread shares the interpreter, and PySide releases the GIL around every
+        # Qt call, so each call from or into Python on the GUI thread may wait for the server
+        # thread's time slice. Short slices (20 us instead of 5 ms) keep those waits short
+        # during a burst (bench_gui_burst.py: longest stall ~0.3-1 s at 1 ms, ~0.1 s here);
+        # the server gives up a little throughput only while the window competes with it.
+        sys.setswitchinterval(0.00002)
         self.config = config
         self.settings = settings
         self.persist = persist
