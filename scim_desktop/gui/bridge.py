@@ -19,6 +19,9 @@ from scim_desktop.server.events import Event
 #: Events kept while the GUI is busy; beyond it the oldest are dropped (the models cap their
 #: rows anyway, so nothing a user could still see is lost).
 MAX_PENDING = 50_000
+#: The longest the server thread waits for a paint to finish (a safety net: paints take a few
+#: milliseconds once the server thread is out of their way).
+PAINT_WAIT_S = 0.05
 
 
 class QtEventSink(QObject):
@@ -46,15 +49,36 @@ class QtEventSink(QObject):
         self._timer.timeout.connect(self.drain)
         self._pending.connect(self._on_pending, Qt.ConnectionType.QueuedConnection)
         self.batches_delivered = 0
+        # Set while the window paints: see hold().
+        self._painting = threading.Event()
+        self._painted = threading.Event()
+        self._painted.set()
 
     def publish(self, event: Event) -> None:
-        """Called on the server thread: never blocks beyond a short lock."""
+        """Called on the server thread after each request: appends under a short lock, and
+        waits (at most 50 ms) while the window paints, see :meth:`hold`."""
         with self._lock:
             self._events.append(event)
-            if self._signalled:
-                return
+            signal = not self._signalled
             self._signalled = True
-        self._pending.emit()
+        if signal:
+            self._pending.emit()
+        if self._painting.is_set():
+            self._painted.wait(PAINT_WAIT_S)
+
+    def hold(self) -> None:
+        """The window is about to paint (GUI thread). PySide releases the GIL around every
+        call between Qt and Python, and a paint makes hundreds of such calls into the
+        models: while the server thread runs flat out, each one waits for its turn, which
+        stretched a paint to ~100 ms. So the server thread pauses at the end of its current
+        request until :meth:`release` (a few ms), and the paint runs uncontended."""
+        self._painted.clear()
+        self._painting.set()
+
+    def release(self) -> None:
+        """The paint is done (GUI thread): the server thread carries on."""
+        self._painting.clear()
+        self._painted.set()
 
     def _on_pending(self) -> None:
         if not self._timer.isActive():

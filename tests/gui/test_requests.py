@@ -569,3 +569,35 @@ def test_the_view_follows_a_real_server(qtbot: Any, tmp_path: Path) -> None:
     assert '"userName": "grace.hopper@acme.example"' in view.detail.request_pane.body_text
     assert view.step_combo.findData("deactivate_user_patch") > 0
     assert model.index(0, 0, QModelIndex()).isValid()
+
+
+def test_server_thread_pauses_while_the_window_paints(qtbot) -> None:
+    """QtEventSink.hold(): a publish from the server thread waits for release() (bounded),
+    so a paint's many calls into Python do not compete with the server for the GIL."""
+    import threading
+    import time
+
+    from scim_desktop.gui.bridge import PAINT_WAIT_S, QtEventSink
+
+    sink = QtEventSink()
+    sink.hold()
+    done = threading.Event()
+    started = time.monotonic()
+
+    def server_side() -> None:
+        sink.publish(object())  # type: ignore[arg-type]
+        done.set()
+
+    thread = threading.Thread(target=server_side)
+    thread.start()
+    assert not done.wait(0.01)  # held while "painting"
+    sink.release()
+    assert done.wait(2)
+    thread.join(2)
+    assert time.monotonic() - started < 1
+    # Never longer than the safety net, even if release() never came.
+    sink.hold()
+    t0 = time.monotonic()
+    sink.publish(object())  # type: ignore[arg-type]
+    assert time.monotonic() - t0 < PAINT_WAIT_S + 0.5
+    sink.release()

@@ -481,6 +481,15 @@ class RequestFilterProxy(QSortFilterProxyModel):
         self._log = model if isinstance(model, RequestLogModel) else None
         super().setSourceModel(model)
 
+    def multiData(self, index: Any, span: QModelRoleDataSpan) -> None:
+        # QSortFilterProxyModel answers multiData with one data() per role, each a call into
+        # Python: forwarded, a painted cell costs one.
+        log = self._log
+        if log is None or not index.isValid():
+            super().multiData(index, span)
+            return
+        log.multiData(self.mapToSource(index), span)
+
     # --- filters ---------------------------------------------------------------------------------
     @property
     def text(self) -> str:

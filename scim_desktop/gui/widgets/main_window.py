@@ -13,7 +13,7 @@ from importlib.resources import files
 from typing import Any
 
 import orjson
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QFont, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -137,10 +137,10 @@ class MainWindow(QMainWindow):
     ) -> None:
         super().__init__()
         # The server thread shares the interpreter, and PySide releases the GIL around every
-        # Qt call, so each call from or into Python on the GUI thread may wait for the server
-        # thread's time slice. Short slices (20 us instead of 5 ms) keep those waits short
-        # during a burst (bench_gui_burst.py: longest stall ~0.3-1 s at 1 ms, ~0.1 s here);
-        # the server gives up a little throughput only while the window competes with it.
+        # call between Qt and Python, so the GUI thread may wait for the server thread's time
+        # slice at each one. Paints keep the server out altogether (see event()); short
+        # slices keep the rest of the GUI's waits short. bench_gui_burst.py, 5,000 requests:
+        # longest event-loop stall 0.3-1 s before, ~20-35 ms with both.
         sys.setswitchinterval(0.00002)
         self.config = config
         self.settings = settings
@@ -510,6 +510,17 @@ class MainWindow(QMainWindow):
         if self.config.auth.oauth is not None:
             s.setValue("oauth_token_ttl", self.config.auth.oauth.token_ttl)
         s.setValue("geometry", self.saveGeometry())
+
+    def event(self, event: QEvent) -> bool:
+        # The whole window is painted in one UpdateRequest: keep the server thread out of
+        # the GIL meanwhile (QtEventSink.hold explains why).
+        if event.type() == QEvent.Type.UpdateRequest:
+            self.sink.hold()
+            try:
+                return super().event(event)
+            finally:
+                self.sink.release()
+        return super().event(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._sim_stop.set()
