@@ -441,6 +441,7 @@ def serve(args: argparse.Namespace) -> int:
         print("scim-desktop: stopped; data saved.", file=sys.stderr)
         return EXIT_OK
     finally:
+        sink.close()  # the last lines of the request log
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 import tornado.httputil
 import tornado.web
-from tornado.httputil import HTTPHeaders
 
 from scim_desktop.config import ServerConfig
 from scim_desktop.core import errors
@@ -128,6 +127,7 @@ class ScimHandler(tornado.web.RequestHandler):
         self._arrived = utc_now_iso()
         self._response_body = b""
         self._response_obj: Any = None
+        self._base_url: str | None = None
         self._changes: list[Change] = []
         self.fault: str | None = None
         self._dropped = False
@@ -238,8 +238,13 @@ class ScimHandler(tornado.web.RequestHandler):
     @property
     def base_url(self) -> str:
         """The SCIM base URL as the client sees it (Host / X-Forwarded-* behind a tunnel; the
-        tunnel's public URL for loopback requests while a tunnel is up)."""
-        return client_origin(self.request, self.ctx.public_url) + self.ctx.config.base_path
+        tunnel's public URL for loopback requests while a tunnel is up). Worked out once per
+        request."""
+        cached = self._base_url
+        if cached is None:
+            origin = client_origin(self.request, self.ctx.public_url)
+            cached = self._base_url = origin + self.ctx.config.base_path
+        return cached
 
     # --- response side -----------------------------------------------------------------------
     def respond(
@@ -406,7 +411,8 @@ class ScimHandler(tornado.web.RequestHandler):
                 client=request.remote_ip or "",
                 request_headers=redact_headers(request.headers),
                 request_body=redact_body(self.request.body) if bodies else "",
-                response_headers=redact_headers(HTTPHeaders(self._headers)),
+                # This server's own headers carry no credentials (no Set-Cookie either).
+                response_headers=dict(self._headers.get_all()),
                 response_body=self._recorded_response() if bodies else "",
                 fault=self.fault,
             )
