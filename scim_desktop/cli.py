@@ -294,6 +294,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def explicit_auth(args: argparse.Namespace) -> AuthConfig | None:
+    """The authentication the options ask for (--no-auth, --basic, --token), or None."""
+    if args.no_auth:
+        return AuthConfig("none")
+    if args.basic is not None:
+        return AuthConfig.parse_basic(args.basic)
+    if args.token is not None:
+        return AuthConfig("bearer", token=args.token)
+    return None
+
+
 def make_config(args: argparse.Namespace) -> ServerConfig:
     """Settings from parsed options; generates (or reuses) the bearer token by default."""
     try:
@@ -311,14 +322,11 @@ def make_config(args: argparse.Namespace) -> ServerConfig:
             "localhost.run forwards plain http to this computer: drop --tls (the tunnel gives "
             "Okta https already), or use cloudflared or ngrok"
         )
+    given = explicit_auth(args)
     if oauth:
         auth = _oauth_auth(args, db_path)
-    elif args.no_auth:
-        auth = AuthConfig("none")
-    elif args.basic is not None:
-        auth = AuthConfig.parse_basic(args.basic)
-    elif args.token is not None:
-        auth = AuthConfig("bearer", token=args.token)
+    elif given is not None:
+        auth = given
     else:
         try:
             auth = AuthConfig("bearer", token=load_or_create_token(token_path_for(db_path)))

@@ -55,18 +55,15 @@ def setup_logging() -> Path:
 
 def config_from(args: argparse.Namespace, settings: QSettings) -> ServerConfig:
     """Command-line options win; otherwise the last settings; otherwise the defaults."""
-    from scim_desktop.cli import fault_rules
+    from scim_desktop.cli import explicit_auth, fault_rules
 
     db_text = args.db or settings.value("db", "") or default_db_path()
     db_path = Path(db_text).expanduser().resolve()
     host = args.host or settings.value("host", DEFAULT_HOST)
     port = args.port if args.port is not None else int(settings.value("port", DEFAULT_PORT))
-    if args.no_auth:
-        auth = AuthConfig("none")
-    elif args.basic is not None:
-        auth = AuthConfig.parse_basic(args.basic)
-    elif args.token is not None:
-        auth = AuthConfig("bearer", token=args.token)
+    given = explicit_auth(args)
+    if given is not None:
+        auth = given
     else:
         mode = settings.value("auth_mode", "bearer")
         if mode == "none":

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from scim_desktop.server.events import REDACTED, RequestRecord
+from scim_desktop.server.events import REDACTED, RequestRecord, record_json
 
 __all__ = ["jsonl_object", "record_url", "to_curl", "to_har", "to_jsonl"]
 
@@ -37,23 +37,8 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def jsonl_object(record: RequestRecord) -> dict[str, Any]:
-    """The object ``--log jsonl`` writes for a record (the keys of ``JsonLinesSink``)."""
-    return {
-        "time": record.time,
-        "method": record.method,
-        "path": record.path,
-        "query": record.query,
-        "status": record.status,
-        "duration_ms": record.duration_ms,
-        "client": record.client,
-        "request": {"headers": record.request_headers, "body": record.request_body},
-        "response": {"headers": record.response_headers, "body": record.response_body},
-        "okta_step": record.okta_step,
-        "okta_label": record.okta_label,
-        "okta_explanation": record.okta_explanation,
-        "fault": record.fault,
-        **record.extra,
-    }
+    """The object ``--log jsonl`` writes for a record (the same function writes both)."""
+    return record_json(record)
 
 
 def to_jsonl(records: Iterable[RequestRecord]) -> str:

@@ -110,6 +110,26 @@ class MultiSink:
             sink.publish(event)
 
 
+def record_json(record: RequestRecord) -> dict[str, Any]:
+    """A request record as the JSON-lines log (and the window's export) writes it."""
+    return {
+        "time": record.time,
+        "method": record.method,
+        "path": record.path,
+        "query": record.query,
+        "status": record.status,
+        "duration_ms": record.duration_ms,
+        "client": record.client,
+        "request": {"headers": record.request_headers, "body": record.request_body},
+        "response": {"headers": record.response_headers, "body": record.response_body},
+        "okta_step": record.okta_step,
+        "okta_label": record.okta_label,
+        "okta_explanation": record.okta_explanation,
+        "fault": record.fault,
+        **record.extra,
+    }
+
+
 def next_record_id() -> int:
     return next(_ids)
 

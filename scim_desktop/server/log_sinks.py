@@ -9,7 +9,7 @@ from typing import IO
 
 import orjson
 
-from scim_desktop.server.events import Event, RequestRecord
+from scim_desktop.server.events import Event, RequestRecord, record_json
 
 #: Lines are flushed at most this long after they were written (a flush per request was a
 #: syscall per request on the server thread).
@@ -78,20 +78,4 @@ class JsonLinesSink(_LineSink):
     def publish(self, event: Event) -> None:
         if not isinstance(event, RequestRecord):
             return
-        data = {
-            "time": event.time,
-            "method": event.method,
-            "path": event.path,
-            "query": event.query,
-            "status": event.status,
-            "duration_ms": event.duration_ms,
-            "client": event.client,
-            "request": {"headers": event.request_headers, "body": event.request_body},
-            "response": {"headers": event.response_headers, "body": event.response_body},
-            "okta_step": event.okta_step,
-            "okta_label": event.okta_label,
-            "okta_explanation": event.okta_explanation,
-            "fault": event.fault,
-            **event.extra,
-        }
-        self.write_line(orjson.dumps(data).decode())
+        self.write_line(orjson.dumps(record_json(event)).decode())
