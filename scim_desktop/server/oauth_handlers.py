@@ -119,7 +119,7 @@ padding:32px 36px;max-width:460px;width:calc(100% - 32px);box-sizing:border-box}
 .brand{color:#5b6475;font-size:13px;letter-spacing:.04em;text-transform:uppercase;margin:0 0 8px}
 h1{font-size:21px;line-height:1.3;margin:0 0 20px}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:8px 18px;margin:0 0 26px}
-dt{color:#5b6475}dd{margin:0;word-break:break-all;font:13px/1.6 ui-monospace,Menlo,monospace}
+dt{color:#5b6475}dd{margin:0;overflow-wrap:anywhere;font:13px/1.6 ui-monospace,Menlo,monospace}
 .buttons{display:flex;gap:12px}
 button{flex:1;font:inherit;padding:11px 0;border-radius:9px;border:1px solid #c9ced8;
 background:#fff;color:#1d2330;cursor:pointer}
