@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMenu,
-    QMessageBox,
     QPushButton,
     QSplitter,
     QVBoxLayout,
@@ -491,27 +490,13 @@ class GroupsView(ResourceViewBase):
         if not resources:
             return False
         names = [str(r.get("displayName") or r.get("id")) for r in resources]
-        if len(names) == 1:
-            n = len(resources[0].get("members") or [])
-            question = (
-                f"Delete group {names[0]}? Its {n:,} member{'s are' if n != 1 else ' is'} "
-                "not deleted."
-            )
-        else:
-            shown = ", ".join(names[:3]) + (f", +{len(names) - 3:,} more" if len(names) > 3 else "")
-            question = f"Delete {len(names):,} groups ({shown})? Their members are not deleted."
-        answer = QMessageBox.question(
-            self,
-            "Delete groups" if len(names) > 1 else "Delete group",
-            question,
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
+        n = len(resources[0].get("members") or [])
+        one = (
+            f"Delete group {names[0]}? Its {n:,} member{'s are' if n != 1 else ' is'} not deleted."
         )
-        if answer != QMessageBox.StandardButton.Yes:
-            return False
-        ids = [str(r["id"]) for r in resources]
-        self._run_bulk(ids, lambda svc, rid: svc.delete("Group", rid), "delete")
-        return True
+        return self._confirm_and_delete(
+            "Group", resources, names, one, "Their members are not deleted."
+        )
 
     def open_member_picker(self) -> None:
         """Open the member picker for the current group (window-modal, not blocking); when

@@ -426,6 +426,34 @@ class ResourceViewBase(QWidget):
 
         run_on_server(self.controller, op, then, error)
 
+    def _confirm_and_delete(
+        self,
+        rtype: str,
+        resources: list[dict[str, Any]],
+        names: list[str],
+        one_question: str,
+        many_note: str,
+    ) -> bool:
+        """Ask (naming up to three), then delete on the server; False if declined."""
+        singular, plural = self.NOUN
+        if len(names) == 1:
+            question = one_question
+        else:
+            shown = ", ".join(names[:3]) + (f", +{len(names) - 3:,} more" if len(names) > 3 else "")
+            question = f"Delete {len(names):,} {plural} ({shown})? {many_note}"
+        answer = QMessageBox.question(
+            self,
+            f"Delete {plural}" if len(names) > 1 else f"Delete {singular}",
+            question,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        ids = [str(r["id"]) for r in resources]
+        self._run_bulk(ids, lambda svc, rid: svc.delete(rtype, rid), "delete")
+        return True
+
     def _run_bulk(
         self,
         ids: list[str],
@@ -706,20 +734,6 @@ class UsersView(ResourceViewBase):
         if not resources:
             return False
         names = [str(r.get("userName") or r.get("id")) for r in resources]
-        if len(names) == 1:
-            question = f"Delete {names[0]}? {DELETE_NOTE}"
-        else:
-            shown = ", ".join(names[:3]) + (f", +{len(names) - 3:,} more" if len(names) > 3 else "")
-            question = f"Delete {len(names):,} users ({shown})? {DELETE_NOTE}"
-        answer = QMessageBox.question(
-            self,
-            "Delete users" if len(names) > 1 else "Delete user",
-            question,
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-            QMessageBox.StandardButton.No,
+        return self._confirm_and_delete(
+            "User", resources, names, f"Delete {names[0]}? {DELETE_NOTE}", DELETE_NOTE
         )
-        if answer != QMessageBox.StandardButton.Yes:
-            return False
-        ids = [str(r["id"]) for r in resources]
-        self._run_bulk(ids, lambda svc, rid: svc.delete("User", rid), "delete")
-        return True
