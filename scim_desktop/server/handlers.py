@@ -1,23 +1,38 @@
-"""Thin Tornado handlers: decode -> core -> encode, with one error path to a SCIM Error.
+"""SCIM endpoints on Tornado's HTTP layer: decode -> core -> encode, one error path.
 
 Every response is ``application/scim+json; charset=utf-8``, errors included (RFC 7644 §3.12,
 §8.1): a ScimError raised anywhere becomes its SCIM Error body here, an unexpected exception
 becomes a 500 SCIM Error that is logged with its traceback, and the server keeps serving.
+
+Why not ``tornado.web.RequestHandler``: profiling the server under Okta-like load (issue 6)
+put about 60 % of each request's CPU in RequestHandler's per-request machinery (routing over a
+rule list, handler construction, header objects, output transforms, the coroutine around every
+method), more than the SCIM work itself. The SCIM endpoints are therefore served by
+:class:`ScimServer`, an ``HTTPServerConnectionDelegate`` that receives each message from
+Tornado's ``HTTP1Connection`` (which still does the HTTP/1.1 parsing, keep-alive, ``Expect:
+100-continue``, body size limits and chunked bodies) and dispatches it with one regular
+expression. What RequestHandler did for these endpoints is done here explicitly: ``Date``,
+``Content-Length``, ``Vary: Accept-Encoding`` and gzip (RFC 9110 §12.5.3), HEAD answered
+without a body, 405 with ``Allow``, percent-decoded ids. The OAuth pages (HTML and forms)
+stay on a ``tornado.web.Application``, which this delegate hands those paths to.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import re
 import time
-from dataclasses import dataclass, field, replace
-from types import TracebackType
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 import orjson
-import tornado.httputil
 import tornado.web
+from tornado import httputil
+from tornado.iostream import StreamClosedError
 
 from scim_desktop.config import ServerConfig
 from scim_desktop.core import errors
@@ -45,6 +60,19 @@ _JSON_TYPES = ("application/scim+json", "application/json")
 _RESOURCE_NAMES = {"users": "User", "groups": "Group"}
 #: What a Host / X-Forwarded-Host may be: a name or address with an optional port.
 _HOST_RE = re.compile(r"[A-Za-z0-9.\-_]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
+#: Methods HTTP/1.1 servers here know; anything else is 405 before authentication.
+_KNOWN_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+#: Control characters replaced in query parameters (as Tornado's get_argument does).
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0e-\x1f]")
+#: Compress only bodies at least this long (the gzip header and trailer cost ~20 bytes).
+GZIP_MIN_LENGTH = 1024
+GZIP_LEVEL = 6
+
+
+class _HasHeaders(Protocol):
+    headers: httputil.HTTPHeaders
+    protocol: str
+    host: str
 
 
 def _is_loopback(host: str) -> bool:
@@ -57,7 +85,7 @@ def _is_loopback(host: str) -> bool:
     return name in ("localhost", "::1") or name.startswith("127.")
 
 
-def client_origin(request: tornado.httputil.HTTPServerRequest, public_url: str | None) -> str:
+def client_origin(request: _HasHeaders, public_url: str | None) -> str:
     """``scheme://host`` as the client sees this server: from Host / X-Forwarded-* (a tunnel
     forwards the public host), and the tunnel's public URL while one is up when the request
     names only the loopback address (a tunnel that rewrites Host, or a local client)."""
@@ -92,9 +120,28 @@ def publish_changes(ctx: ServerContext, changes: list[Change], base_url: str) ->
         ctx.sink.publish(ResourceChanged(change.kind, change.rtype, change.id, resource))
 
 
+def accepts_gzip(header: str) -> bool:
+    """Whether an Accept-Encoding value accepts gzip (``gzip;q=0`` refuses it, RFC 9110
+    §12.5.3)."""
+    for item in header.split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip().lower() not in ("gzip", "x-gzip", "*"):
+            continue
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        return q > 0
+    return False
+
+
 @dataclass
 class ServerContext:
-    """Everything a handler needs; built once per server (Tornado ``initialize()`` injection)."""
+    """Everything the endpoints need; built once per server."""
 
     config: ServerConfig
     service: ScimService
@@ -113,238 +160,675 @@ class ServerContext:
     public_url: str | None = None
 
 
-class ScimHandler(tornado.web.RequestHandler):
-    """Base for every endpoint: auth, body limit, JSON decoding, SCIM errors, request records."""
+class _Date:
+    """The ``Date`` header value (RFC 9110 §6.6.1), formatted once a second."""
 
-    ctx: ServerContext
-    #: Whether response bodies may hold secrets and must be redacted in records (e.g. an
-    #: OAuth token response). SCIM resources never carry a password.
-    redact_response = False
+    second = -1
+    value = ""
 
-    def initialize(self, ctx: ServerContext) -> None:
+    @classmethod
+    def now(cls) -> str:
+        now = time.time()
+        second = int(now)
+        if second != cls.second:
+            cls.value = httputil.format_timestamp(now)
+            cls.second = second
+        return cls.value
+
+
+class Finished(Exception):
+    """Raised to end a request that has already been answered (or dropped)."""
+
+
+# --- endpoints ------------------------------------------------------------------------------
+#: An endpoint: called with the exchange and the route's (decoded) arguments; returns None when
+#: it answered, or an awaitable that answers.
+Endpoint = Callable[..., Awaitable[None] | None]
+
+
+def _rtype(name: str) -> str:
+    return _RESOURCE_NAMES[name.lower()]
+
+
+def _list_users_or_groups(ex: Exchange, collection: str) -> None:
+    rtype = _rtype(collection)
+    query = parse_list_query(ex.query_args(), RESOURCE_TYPES[rtype])
+    ex.respond(200, ex.ctx.service.list(rtype, query, ex.base_url))
+
+
+def _create(ex: Exchange, collection: str) -> Awaitable[None]:
+    outcome = ex.ctx.service.create(_rtype(collection), ex.json_body(), ex.base_url)
+    return ex.respond_outcome(201, outcome)
+
+
+def _search(ex: Exchange, collection: str) -> None:
+    """``POST /Users/.search`` and ``/Groups/.search`` (RFC 7644 §3.4.3)."""
+    rtype = _rtype(collection)
+    query = parse_search_request(ex.json_body(), RESOURCE_TYPES[rtype])
+    ex.respond(200, ex.ctx.service.list(rtype, query, ex.base_url))
+
+
+def _root_search(ex: Exchange) -> None:
+    """``POST /.search``: Users and Groups together."""
+    query = parse_search_request(ex.json_body(), RESOURCE_TYPES["User"])
+    ex.respond(200, ex.ctx.service.search_all(query, ex.base_url))
+
+
+def _get_resource(ex: Exchange, collection: str, rid: str) -> None:
+    rtype = _rtype(collection)
+    projection = None
+    if ex.query:
+        projection = make_projection(
+            ex.query_arg("attributes"), ex.query_arg("excludedAttributes"), RESOURCE_TYPES[rtype]
+        )
+    outcome = ex.ctx.service.get(rtype, rid, ex.base_url, projection)
+    if_none_match = ex.headers.get("If-None-Match")
+    if if_none_match and outcome.version and etag_matches(if_none_match, outcome.version):
+        # RFC 7644 §3.14 / RFC 7232 §4.1: unchanged -> 304 with the ETag and no body.
+        ex.respond(304, None, {"ETag": outcome.version})
+        return
+    ex.respond(200, outcome.resource, {"ETag": outcome.version or ""})
+
+
+def _replace(ex: Exchange, collection: str, rid: str) -> Awaitable[None]:
+    outcome = ex.ctx.service.replace(
+        _rtype(collection), rid, ex.json_body(), ex.base_url, ex.headers.get("If-Match")
+    )
+    return ex.respond_outcome(200, outcome)
+
+
+def _patch(ex: Exchange, collection: str, rid: str) -> Awaitable[None]:
+    outcome = ex.ctx.service.patch(
+        _rtype(collection), rid, ex.json_body(), ex.base_url, ex.headers.get("If-Match")
+    )
+    # RFC 7644 §3.5.2: 200 with the resource, which is what Okta's tooling checks.
+    return ex.respond_outcome(200, outcome)
+
+
+async def _delete(ex: Exchange, collection: str, rid: str) -> None:
+    outcome = ex.ctx.service.delete(_rtype(collection), rid, ex.headers.get("If-Match"))
+    if outcome.changes:
+        ex.changes = outcome.changes
+        await ex.ctx.store.commit()
+    ex.respond(204, None)
+
+
+def _no_filter_on_discovery(ex: Exchange) -> None:
+    if ex.query and ex.query_arg("filter") is not None:
+        # RFC 7644 §4: a filter on a discovery endpoint SHOULD be refused with 403, so a
+        # client cannot believe its conditions were applied.
+        raise errors.Forbidden("Filtering is not supported on discovery endpoints")
+
+
+def _list_of(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return list_response(len(resources), resources, 1)
+
+
+def _service_provider_config(ex: Exchange) -> None:
+    _no_filter_on_discovery(ex)
+    ex.respond(200, service_provider_config(ex.base_url, auth_mode=ex.ctx.auth.mode))
+
+
+def _schemas(ex: Exchange, schema_id: str | None = None) -> None:
+    _no_filter_on_discovery(ex)
+    if schema_id is None:
+        ex.respond(200, _list_of([s.to_scim(ex.base_url) for s in SCHEMAS.values()]))
+        return
+    for sid, schema in SCHEMAS.items():
+        if sid.lower() == schema_id.lower():
+            ex.respond(200, schema.to_scim(ex.base_url))
+            return
+    raise errors.NotFound(f"Schema {schema_id} not found")
+
+
+def _resource_types(ex: Exchange, type_id: str | None = None) -> None:
+    _no_filter_on_discovery(ex)
+    if type_id is None:
+        ex.respond(200, _list_of([t.to_scim(ex.base_url) for t in RESOURCE_TYPES.values()]))
+        return
+    for tid, rtype in RESOURCE_TYPES.items():
+        if tid.lower() == type_id.lower():
+            ex.respond(200, rtype.to_scim(ex.base_url))
+            return
+    raise errors.NotFound(f"ResourceType {type_id} not found")
+
+
+def _not_implemented(ex: Exchange) -> None:
+    """``/Me`` and ``/Bulk``: not offered (ServiceProviderConfig says bulk is unsupported)."""
+    endpoint = ex.path.rsplit("/", 1)[-1] or "This endpoint"
+    raise errors.NotImplementedByServer(f"{endpoint} is not implemented by this server")
+
+
+def _not_found(ex: Exchange) -> None:
+    raise errors.NotFound(f"No SCIM endpoint at {ex.path}; the SCIM base URL is {ex.base_url}")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The endpoints of one URL shape, by method."""
+
+    methods: dict[str, Endpoint]
+    #: Unknown URLs are answered 404 without authentication, so a wrong base URL in Okta says
+    #: "wrong URL" rather than "wrong token".
+    public: bool = False
+
+    @property
+    def allow(self) -> str:
+        return ", ".join(m for m in _KNOWN_METHODS if m in self.methods)
+
+
+_COLLECTION = Route({"GET": _list_users_or_groups, "HEAD": _list_users_or_groups, "POST": _create})
+_SEARCH = Route({"POST": _search})
+_RESOURCE = Route(
+    {
+        "GET": _get_resource,
+        "HEAD": _get_resource,
+        "PUT": _replace,
+        "PATCH": _patch,
+        "DELETE": _delete,
+    }
+)
+_ROOT_SEARCH = Route({"POST": _root_search})
+_SPC = Route({"GET": _service_provider_config})
+_SCHEMAS = Route({"GET": _schemas})
+_RESOURCE_TYPES = Route({"GET": _resource_types})
+_NOT_IMPLEMENTED = Route(dict.fromkeys(("GET", "POST", "PUT", "PATCH", "DELETE"), _not_implemented))
+_NOT_FOUND = Route(
+    dict.fromkeys(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"), _not_found),
+    public=True,
+)
+
+
+def _route_pattern(base_path: str) -> re.Pattern[str]:
+    """One expression for every SCIM URL (resource endpoint names are matched
+    case-insensitively: some clients write /users); a trailing slash is allowed."""
+    bp = re.escape(base_path.rstrip("/"))
+    return re.compile(
+        rf"{bp}/(?:"
+        r"(?P<coll>(?i:users|groups))(?:/(?P<search>\.search)|/(?P<rid>[^/]+))?"
+        r"|(?P<root>\.search)"
+        r"|(?P<spc>(?i:ServiceProviderConfigs?))"
+        r"|(?P<schemas>(?i:Schemas))(?:/(?P<sid>[^/]+))?"
+        r"|(?P<rtypes>(?i:ResourceTypes))(?:/(?P<tid>[^/]+))?"
+        r"|(?P<ni>(?i:Me|Bulk))(?:/.*)?"
+        r")/?"
+    )
+
+
+def _unquote(segment: str) -> str:
+    """A percent-decoded path segment (UTF-8)."""
+    try:
+        return unquote_to_bytes(segment).decode("utf-8")
+    except UnicodeDecodeError:
+        raise errors.BadRequest(f"The path segment {segment!r} is not valid UTF-8") from None
+
+
+def match_route(pattern: re.Pattern[str], path: str) -> tuple[Route, tuple[str, ...]]:
+    m = pattern.fullmatch(path)
+    if m is None:
+        return _NOT_FOUND, ()
+    g = m.groupdict()
+    if g["coll"] is not None:
+        if g["search"] is not None:
+            return _SEARCH, (g["coll"],)
+        if g["rid"] is not None:
+            return _RESOURCE, (g["coll"], _unquote(g["rid"]))
+        return _COLLECTION, (g["coll"],)
+    if g["root"] is not None:
+        return _ROOT_SEARCH, ()
+    if g["spc"] is not None:
+        return _SPC, ()
+    if g["schemas"] is not None:
+        return _SCHEMAS, (_unquote(g["sid"]),) if g["sid"] is not None else ()
+    if g["rtypes"] is not None:
+        return _RESOURCE_TYPES, (_unquote(g["tid"]),) if g["tid"] is not None else ()
+    return _NOT_IMPLEMENTED, ()
+
+
+# --- the HTTP side ----------------------------------------------------------------------------
+class ScimServer(httputil.HTTPServerConnectionDelegate):
+    """Tornado's ``HTTPServer`` hands every HTTP message here; SCIM URLs are answered by an
+    :class:`Exchange`, the OAuth endpoints (when on) by the ``fallback`` Application."""
+
+    def __init__(
+        self,
+        ctx: ServerContext,
+        fallback: tornado.web.Application | None = None,
+        fallback_paths: re.Pattern[str] | None = None,
+    ) -> None:
         self.ctx = ctx
+        self.fallback = fallback
+        self.fallback_paths = fallback_paths
+        self.routes = _route_pattern(ctx.config.base_path)
+        self._origins: dict[tuple[str, ...], str] = {}
+        #: Answers still being prepared (waiting for their fsync, or for an injected delay).
+        self.tasks: set[asyncio.Future[None]] = set()
+
+    def start_request(
+        self, server_conn: object, request_conn: httputil.HTTPConnection
+    ) -> httputil.HTTPMessageDelegate:
+        return Exchange(self, server_conn, request_conn)
+
+    def on_close(self, server_conn: object) -> None:
+        if self.fallback is not None:
+            self.fallback.on_close(server_conn)
+
+    def base_url(self, request: _HasHeaders) -> str:
+        """The SCIM base URL as the client sees it (Host / X-Forwarded-*; the tunnel's public
+        URL for loopback requests while a tunnel is up), remembered per distinct header set."""
+        headers = request.headers
+        key = (
+            request.protocol,
+            request.host,
+            headers.get("X-Forwarded-Proto", ""),
+            headers.get("X-Forwarded-Host", ""),
+            self.ctx.public_url or "",
+        )
+        url = self._origins.get(key)
+        if url is None:
+            url = client_origin(request, self.ctx.public_url) + self.ctx.config.base_path
+            if len(self._origins) > 256:  # clients that invent Host values must not grow it
+                self._origins.clear()
+            self._origins[key] = url
+        return url
+
+
+class Exchange(httputil.HTTPMessageDelegate):
+    """One SCIM request and its answer: auth, body limit, Okta label, faults, dispatch, the
+    SCIM Error path, and the request record."""
+
+    def __init__(
+        self, server: ScimServer, server_conn: object, request_conn: httputil.HTTPConnection
+    ) -> None:
+        self.server = server
+        self.ctx = server.ctx
+        self.server_conn = server_conn
+        self.conn = request_conn
+        self._inner: httputil.HTTPMessageDelegate | None = None
+
+    # --- HTTPMessageDelegate ---------------------------------------------------------------------
+    def headers_received(
+        self,
+        start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
+        headers: httputil.HTTPHeaders,
+    ) -> Awaitable[None] | None:
+        assert isinstance(start_line, httputil.RequestStartLine)
+        path, _, query = start_line.path.partition("?")
+        server = self.server
+        if server.fallback_paths is not None and server.fallback_paths.fullmatch(path):
+            assert server.fallback is not None
+            self._inner = server.fallback.start_request(self.server_conn, self.conn)
+            return self._inner.headers_received(start_line, headers)
         self._started = time.perf_counter()
         self._arrived = utc_now_iso()
-        self._response_body = b""
-        self._response_obj: Any = None
+        self.method = start_line.method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.host = headers.get("Host") or "127.0.0.1"
+        context = getattr(self.conn, "context", None)
+        self.protocol: str = getattr(context, "protocol", "http")
+        self.remote_ip: str = getattr(context, "remote_ip", "") or ""
+        self.body = b""
+        self._chunks: list[bytes] = []
+        self._args: dict[str, str] | None = None
+        self._json: Any = _UNSET
         self._base_url: str | None = None
-        self._changes: list[Change] = []
+        self.changes: list[Change] = []
         self.fault: str | None = None
-        self._dropped = False
         self._okta_request: OktaRequest | None = None
         self._okta_step: Step | None = None
+        self.status = 0
+        self._response_headers: dict[str, str] = {}
+        self._response_body = b""
+        self._response_obj: Any = None
+        self._closed = False
+        self._answered = False
         self._active = True
-        ctx.stats["active"] = ctx.stats.get("active", 0) + 1
+        self.ctx.stats["active"] = self.ctx.stats.get("active", 0) + 1
+        # Told when the client goes away while the answer is being prepared.
+        self.conn.set_close_callback(self.on_connection_close)
+        return None
 
-    def _done(self) -> None:
-        if self._active:
-            self._active = False
-            self.ctx.stats["active"] -= 1
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
+        if self._inner is not None:
+            return self._inner.data_received(chunk)
+        self._chunks.append(chunk)
+        return None
+
+    def finish(self) -> None:
+        if self._inner is not None:
+            self._inner.finish()
+            return
+        if self._chunks:
+            self.body = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+            self._chunks = []
+        try:
+            pending = self._dispatch()
+        except Exception as exc:  # every failure becomes a SCIM answer
+            self._fail(exc)
+            return
+        if pending is not None:
+            tasks = self.server.tasks
+            task = asyncio.ensure_future(self._complete(pending))
+            tasks.add(task)  # a reference until it is done (asyncio keeps only weak ones)
+            task.add_done_callback(tasks.discard)
 
     def on_connection_close(self) -> None:
+        if self._inner is not None:
+            self._inner.on_connection_close()
+            return
+        self._closed = True
         self._done()
 
-    # --- request side ------------------------------------------------------------------------
-    async def prepare(self) -> None:
+    # --- request side ----------------------------------------------------------------------------
+    def _dispatch(self) -> Awaitable[None] | None:
+        route, args = match_route(self.server.routes, self.path)
+        method = self.method
+        if method not in _KNOWN_METHODS:
+            raise self._not_allowed(route)
+        if route.public:
+            return self._run(route, args)
         # The HTTPServer reads bodies up to drain_cap() (larger ones close the connection);
         # anything over the configured limit is refused here with a SCIM 413, so clients that
         # send the whole body before reading still get the error.
         limit = self.ctx.config.max_body_bytes
-        if len(self.request.body) > limit:
+        if len(self.body) > limit:
             raise errors.PayloadTooLarge(
-                f"The request body is {len(self.request.body)} bytes; the limit is {limit} bytes"
+                f"The request body is {len(self.body)} bytes; the limit is {limit} bytes"
             )
         self._classify()
-        failure = self.ctx.auth.verify(self.request.headers.get("Authorization"))
+        failure = self.ctx.auth.verify(self.headers.get("Authorization"))
         if failure is not None:
             raise errors.Unauthorized(
                 failure.detail, headers={"WWW-Authenticate": failure.challenge}
             )
-        await self._apply_fault()
+        if self.ctx.faults.rules:
+            return self._with_fault(route, args)
+        return self._run(route, args)
 
-    # --- Okta insight and faults -----------------------------------------------------------------
-    def _classify(self) -> None:
-        """Label the request with its Okta step (before faults, which may match on it)."""
-        request = self.request
-        try:
-            body: Any = orjson.loads(request.body) if request.body else None
-        except orjson.JSONDecodeError:
-            body = None
-        try:
-            self._okta_request = OktaRequest(
-                method=(request.method or "").upper(),
-                path=relative_path(request.path, self.ctx.config.base_path),
-                query={k: self.get_query_argument(k) for k in request.query_arguments},
-                body=body,
-                user_agent=request.headers.get("User-Agent", ""),
-                time=time.monotonic(),
-                client=request.remote_ip or "",
-            )
-            self._okta_step = self.ctx.okta.classify(self._okta_request)
-        except Exception:  # labelling must never break serving
-            log.exception("Could not classify %s %s", request.method, request.uri)
-            self._okta_request = self._okta_step = None
+    def _run(self, route: Route, args: tuple[str, ...]) -> Awaitable[None] | None:
+        endpoint = route.methods.get(self.method)
+        if endpoint is None:
+            raise self._not_allowed(route)
+        return endpoint(self, *args)
 
-    async def _apply_fault(self) -> None:
-        """Answer the request with an injected fault if a rule fires (DESIGN.md "Faults"):
-        SCIM handlers never know faults exist."""
-        faults = self.ctx.faults
-        if not faults.rules:
+    def _not_allowed(self, route: Route) -> errors.ScimError:
+        error = errors.MethodNotAllowed(f"{self.method} is not allowed on {self.path}")
+        error.headers["Allow"] = route.allow
+        return error
+
+    async def _complete(self, pending: Awaitable[None]) -> None:
+        try:
+            await pending
+        except asyncio.CancelledError:  # the server is stopping
+            self._closed = True
+            self._fail(Finished())
+            raise
+        except Exception as exc:  # every failure becomes a SCIM answer
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        """Answer ``exc`` as a SCIM Error (unexpected ones as a logged 500)."""
+        if isinstance(exc, Finished):
+            self._record()
             return
-        request = self.request
-        decision = faults.decide(
-            FaultRequest(
-                method=(request.method or "").upper(),
-                path=relative_path(request.path, self.ctx.config.base_path),
-                step=self._okta_step.id if self._okta_step else None,
-                client=request.remote_ip or "",
+        if isinstance(exc, errors.ScimError):
+            error = exc
+        else:
+            log.error("Unexpected error in %s %s", self.method, self.uri, exc_info=exc)
+            error = errors.InternalError(
+                "Internal server error; the server log has the details. The server keeps running."
             )
-        )
-        if decision is None:
+        if self._answered:  # failed after answering (e.g. a broken observer): nothing to add
             return
-        self.fault = decision.description
-        if decision.latency_ms:
-            await asyncio.sleep(decision.latency_ms / 1000)
-            if self.request.connection.stream.closed():  # type: ignore[union-attr]
-                raise tornado.web.Finish()  # the client gave up waiting (Okta: after 60 s)
-        if decision.drop:
-            # No response at all: the connection just closes.
-            self._dropped = True
-            self.request.connection.close()  # type: ignore[union-attr]
-            raise tornado.web.Finish()
-        if decision.empty:
-            self.set_status(decision.status or 201)
-            self.set_header("Content-Type", SCIM_CONTENT_TYPE)
-            raise tornado.web.Finish()
-        if decision.status is not None:
-            self.respond(decision.status, decision.body, decision.headers)
+        self.respond(error.status, error.to_body(), error.headers)
+
+    @property
+    def uri(self) -> str:
+        return self.path + (f"?{self.query}" if self.query else "")
+
+    def query_args(self) -> dict[str, str]:
+        """The query parameters, the last value of each (decoded, control characters replaced,
+        stripped, as Tornado's get_query_argument gives them)."""
+        args = self._args
+        if args is None:
+            args = {}
+            if self.query:
+                try:
+                    pairs = parse_qsl(
+                        self.query, keep_blank_values=True, encoding="utf-8", errors="strict"
+                    )
+                except UnicodeDecodeError:
+                    raise errors.BadRequest("The query string is not valid UTF-8") from None
+                for name, value in pairs:
+                    args[name] = _CONTROL_RE.sub(" ", value).strip()
+            self._args = args
+        return args
+
+    def query_arg(self, name: str) -> str | None:
+        return self.query_args().get(name)
+
+    def _decoded_body(self) -> Any:
+        """The body parsed as JSON once (None when it is empty or not JSON)."""
+        if self._json is _UNSET:
+            try:
+                self._json = orjson.loads(self.body) if self.body else None
+            except orjson.JSONDecodeError:
+                self._json = None
+        return self._json
 
     def json_body(self) -> Any:
         """The decoded request body: JSON in either SCIM's or plain JSON's media type."""
-        ctype = self.request.headers.get("Content-Type", "")
+        ctype = self.headers.get("Content-Type", "")
         media = ctype.split(";", 1)[0].strip().lower()
         if media and media not in _JSON_TYPES and not media.endswith("+json"):
             raise errors.UnsupportedMediaType(
                 f"Content-Type {media!r} is not supported; send application/scim+json "
                 "or application/json"
             )
-        if not self.request.body.strip():
+        if not self.body.strip():
             raise errors.InvalidSyntax("The request body is empty; a JSON object was expected")
-        try:
-            return orjson.loads(self.request.body)
-        except orjson.JSONDecodeError as exc:
-            raise errors.InvalidSyntax(f"The request body is not valid JSON: {exc}") from None
+        body = self._decoded_body()
+        if body is None:
+            try:
+                return orjson.loads(self.body)  # 'null' itself, or the error message
+            except orjson.JSONDecodeError as exc:
+                raise errors.InvalidSyntax(f"The request body is not valid JSON: {exc}") from None
+        return body
 
     @property
     def base_url(self) -> str:
-        """The SCIM base URL as the client sees it (Host / X-Forwarded-* behind a tunnel; the
-        tunnel's public URL for loopback requests while a tunnel is up). Worked out once per
-        request."""
-        cached = self._base_url
-        if cached is None:
-            origin = client_origin(self.request, self.ctx.public_url)
-            cached = self._base_url = origin + self.ctx.config.base_path
-        return cached
+        """The SCIM base URL as the client sees it, worked out once per request."""
+        url = self._base_url
+        if url is None:
+            url = self._base_url = self.server.base_url(self)
+        return url
 
-    # --- response side -----------------------------------------------------------------------
+    # --- Okta insight and faults -----------------------------------------------------------------
+    def _classify(self) -> None:
+        """Label the request with its Okta step (before faults, which may match on it)."""
+        try:
+            self._okta_request = OktaRequest(
+                method=self.method,
+                path=relative_path(self.path, self.ctx.config.base_path),
+                query=self.query_args() if self.query else {},
+                body=self._decoded_body(),
+                user_agent=self.headers.get("User-Agent", ""),
+                time=time.monotonic(),
+                client=self.remote_ip,
+            )
+            self._okta_step = self.ctx.okta.classify(self._okta_request)
+        except errors.ScimError:
+            self._okta_request = self._okta_step = None  # a bad query: the endpoint says so
+        except Exception:  # labelling must never break serving
+            log.exception("Could not classify %s %s", self.method, self.uri)
+            self._okta_request = self._okta_step = None
+
+    async def _with_fault(self, route: Route, args: tuple[str, ...]) -> None:
+        """Answer the request with an injected fault if a rule fires (DESIGN.md "Faults"):
+        endpoints never know faults exist."""
+        decision = self.ctx.faults.decide(
+            FaultRequest(
+                method=self.method,
+                path=relative_path(self.path, self.ctx.config.base_path),
+                step=self._okta_step.id if self._okta_step else None,
+                client=self.remote_ip,
+            )
+        )
+        if decision is not None:
+            self.fault = decision.description
+            if decision.latency_ms:
+                await asyncio.sleep(decision.latency_ms / 1000)
+                if self._closed:
+                    raise Finished()  # the client gave up waiting (Okta: after 60 s)
+            if decision.drop:
+                # No response at all: the connection just closes.
+                self.conn.close()  # type: ignore[attr-defined]
+                raise Finished()
+            if decision.empty:
+                self._answer(decision.status or 201, None, {"Content-Type": SCIM_CONTENT_TYPE})
+                return
+            if decision.status is not None:
+                self.respond(decision.status, decision.body, decision.headers)
+                return
+        pending = self._run(route, args)
+        if pending is not None:
+            await pending
+
+    # --- response side ---------------------------------------------------------------------------
     def respond(
         self,
         status: int,
         body: dict[str, Any] | None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        self.set_status(status)
-        for name, value in (headers or {}).items():
-            self.set_header(name, value)
+        """Answer with ``body`` as SCIM JSON (no body: no Content-Type)."""
+        out = dict(headers) if headers else {}
         if body is None:
-            self.clear_header("Content-Type")
-            self.finish()
+            self._answer(status, None, out)
             return
-        data = orjson.dumps(body)
-        self._response_body = data
         self._response_obj = body
-        self.set_header("Content-Type", SCIM_CONTENT_TYPE)
-        self.finish(data)
+        out["Content-Type"] = SCIM_CONTENT_TYPE
+        self._answer(status, orjson.dumps(body), out)
 
     async def respond_outcome(self, status: int, outcome: Outcome) -> None:
         """Make the outcome's writes durable, then answer with its resource, limited by
         ``attributes`` / ``excludedAttributes`` when given (RFC 7644 §3.9)."""
+        location = None
         if outcome.resource is not None:
-            rt = RESOURCE_TYPES[outcome.resource["meta"]["resourceType"]]
-            projection = make_projection(
-                self.get_query_argument("attributes", None),
-                self.get_query_argument("excludedAttributes", None),
-                rt,
-            )
             location = outcome.resource["meta"]["location"]
-            outcome.resource = project(outcome.resource, projection, rt)
+            if self.query:
+                rt = RESOURCE_TYPES[outcome.resource["meta"]["resourceType"]]
+                projection = make_projection(
+                    self.query_arg("attributes"), self.query_arg("excludedAttributes"), rt
+                )
+                outcome.resource = project(outcome.resource, projection, rt)
         if outcome.changes:
-            self._changes = outcome.changes
+            self.changes = outcome.changes
             await self.ctx.store.commit()
         headers: dict[str, str] = {}
         if outcome.version:
             headers["ETag"] = outcome.version
-        if status == 201 and outcome.resource is not None:
+        if status == 201 and location is not None:
             headers["Location"] = location
         self.respond(status, outcome.resource, headers)
 
-    def compute_etag(self) -> str | None:
-        # Single resources carry their own version as ETag (RFC 7644 §3.14); hashing every
-        # list page as Tornado does by default would cost more than building it.
-        return None
-
-    def set_default_headers(self) -> None:
-        self.clear_header("Server")
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc_info: tuple[type[BaseException], BaseException, TracebackType] | None = kwargs.get(
-            "exc_info"
-        )
-        exc = exc_info[1] if exc_info else None
-        if isinstance(exc, errors.ScimError):
-            error = exc
-        elif status_code == 405:
-            error = errors.MethodNotAllowed(
-                f"{self.request.method} is not allowed on {self.request.path}"
-            )
-            methods = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
-            allowed = [m for m in methods if self._has(m)]
-            error.headers["Allow"] = ", ".join(allowed)
-        elif isinstance(exc, tornado.web.HTTPError) and status_code < 500:
-            error = errors.ScimError(exc.log_message or self._reason)
-            error.status = status_code  # type: ignore[misc]
+    def _answer(self, status: int, data: bytes | None, headers: dict[str, str]) -> None:
+        """Write the response (once) and publish the request record."""
+        if self._answered:
+            raise RuntimeError("The request was already answered")
+        self._answered = True
+        self.status = status
+        headers["Date"] = _Date.now()
+        headers["Vary"] = "Accept-Encoding"
+        self._response_body = data or b""
+        if status in (204, 304):
+            # RFC 9110 §15.3.5 / §15.4.5: no content, so no representation headers.
+            for name in ("Content-Type", "Content-Encoding", "Content-Language"):
+                headers.pop(name, None)
+            data = None
+        elif data is not None:
+            if len(data) >= GZIP_MIN_LENGTH and accepts_gzip(
+                self.headers.get("Accept-Encoding", "")
+            ):
+                data = gzip.compress(data, GZIP_LEVEL)
+                headers["Content-Encoding"] = "gzip"
+            headers["Content-Length"] = str(len(data))
         else:
-            error = errors.InternalError(
-                "Internal server error; the server log has the details. The server keeps running."
+            headers["Content-Length"] = "0"
+        self._response_headers = headers
+        if not self._closed:
+            try:
+                self.conn.write_headers(
+                    httputil.ResponseStartLine(
+                        "HTTP/1.1", status, httputil.responses.get(status, "Unknown")
+                    ),
+                    httputil.HTTPHeaders(headers),
+                    None if self.method == "HEAD" else data,
+                )
+                self.conn.finish()
+            except StreamClosedError:
+                pass
+        self._record()
+
+    def _done(self) -> None:
+        if self._active:
+            self._active = False
+            self.ctx.stats["active"] -= 1
+
+    def _recorded_response(self) -> str:
+        """The response body for the record. SCIM answers are built by this server, which
+        never returns a password (returned: never), so they need no redaction pass (a real
+        cost on 60 KB list pages); anything else goes through redact_body."""
+        if self._response_obj is not None:
+            return cut_body(self._response_body.decode("utf-8", errors="replace"))
+        return redact_body(self._response_body)
+
+    def _record(self) -> None:
+        """Count the request and publish its record (and the resource changes it made)."""
+        self._done()
+        ctx = self.ctx
+        stats = ctx.stats
+        stats["requests"] += 1
+        status = self.status
+        if status >= 400:
+            stats["errors"] += 1
+        # Bodies are kept only for sinks that show them (the window, --log jsonl).
+        bodies = getattr(ctx.sink, "wants_bodies", True)
+        try:
+            duration_ms = round((time.perf_counter() - self._started) * 1000, 3)
+            step, extra = self._okta_answer(status, duration_ms)
+            record = RequestRecord(
+                id=next_record_id(),
+                time=self._arrived,
+                method=self.method,
+                path=self.path,
+                query=self.query,
+                status=status,  # 0: no answer (dropped, or the client went away)
+                duration_ms=duration_ms,
+                client=self.remote_ip,
+                request_headers=redact_headers(self.headers),
+                request_body=redact_body(self.body) if bodies else "",
+                # This server's own headers carry no credentials (no Set-Cookie either).
+                response_headers=self._response_headers,
+                response_body=self._recorded_response() if bodies else "",
+                okta_step=step.id if step else None,
+                okta_label=step.label if step else None,
+                okta_explanation=step.explanation if step else None,
+                fault=self.fault,
+                extra=extra,
             )
-        self.respond(error.status, error.to_body(), error.headers)
+            publish_changes(ctx, self.changes, self.base_url)
+            ctx.sink.publish(record)
+        except Exception:  # an observer's failure must never break serving
+            log.exception("Could not publish the record of %s %s", self.method, self.uri)
 
-    def _has(self, method: str) -> bool:
-        own = getattr(type(self), method.lower(), None)
-        return own is not None and own is not getattr(tornado.web.RequestHandler, method.lower())
-
-    def log_exception(
-        self,
-        typ: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if isinstance(value, errors.ScimError) or (
-            isinstance(value, tornado.web.HTTPError) and value.status_code < 500
-        ):
-            return  # an expected client error; the request record shows it
-        log.error(
-            "Unexpected error in %s %s",
-            self.request.method,
-            self.request.uri,
-            exc_info=(typ, value, tb),
-        )  # type: ignore[arg-type]
-
-    def _annotate(self, record: RequestRecord) -> RequestRecord:
-        """Fill the Okta step from the request and its answer."""
+    def _okta_answer(self, status: int, duration_ms: float) -> tuple[Step | None, dict[str, Any]]:
+        """The request's Okta step once its answer is known, and the record's extra fields."""
         req, step = self._okta_request, self._okta_step
         if req is None or step is None:
-            return record
+            return None, {}
         # The answer as built (list pages hold pre-encoded users, which the classifier need
         # not look into); only fault answers and the like are parsed back.
         response_body = self._response_obj
@@ -357,13 +841,13 @@ class ScimHandler(tornado.web.RequestHandler):
             step = self.ctx.okta.note_response(
                 req,
                 step,
-                record.status,
-                self._headers.get("Retry-After"),
+                status,
+                self._response_headers.get("Retry-After"),
                 response_body,
-                duration_s=record.duration_ms / 1000,
+                duration_s=duration_ms / 1000,
             )
         except Exception:
-            log.exception("Could not label %s %s", record.method, record.path)
+            log.exception("Could not label %s %s", self.method, self.path)
         extra: dict[str, Any] = {}
         if step.page is not None:
             extra["okta_page"] = step.page
@@ -373,208 +857,7 @@ class ScimHandler(tornado.web.RequestHandler):
             extra["okta_next_retry_in_s"] = step.next_retry_in_s
         if step.retry_gives_up:
             extra["okta_retry_gives_up"] = True
-        return replace(
-            record,
-            okta_step=step.id,
-            okta_label=step.label,
-            okta_explanation=step.explanation,
-            extra=extra,
-        )
-
-    def _recorded_response(self) -> str:
-        """The response body for the record. SCIM answers are built by this server, which
-        never returns a password (returned: never), so they need no redaction pass (a real
-        cost on 60 KB list pages); anything else goes through redact_body."""
-        if self._response_obj is not None and self.redact_response is False:
-            return cut_body(self._response_body.decode("utf-8", errors="replace"))
-        return redact_body(self._response_body)
-
-    def on_finish(self) -> None:
-        self._done()
-        ctx = self.ctx
-        ctx.stats["requests"] += 1
-        status = self.get_status()
-        if status >= 400:
-            ctx.stats["errors"] += 1
-        request = self.request
-        # Bodies are kept only for sinks that show them (the window, --log jsonl).
-        bodies = getattr(ctx.sink, "wants_bodies", True)
-        try:
-            record = RequestRecord(
-                id=next_record_id(),
-                time=self._arrived,
-                method=request.method or "",
-                path=request.path,
-                query=request.query,
-                status=0 if self._dropped else status,
-                duration_ms=round((time.perf_counter() - self._started) * 1000, 3),
-                client=request.remote_ip or "",
-                request_headers=redact_headers(request.headers),
-                request_body=redact_body(self.request.body) if bodies else "",
-                # This server's own headers carry no credentials (no Set-Cookie either).
-                response_headers=dict(self._headers.get_all()),
-                response_body=self._recorded_response() if bodies else "",
-                fault=self.fault,
-            )
-            record = self._annotate(record)
-            publish_changes(ctx, self._changes, self.base_url)
-            ctx.sink.publish(record)
-        except Exception:  # an observer's failure must never break serving
-            log.exception("Could not publish the record of %s %s", request.method, request.uri)
+        return step, extra
 
 
-# --- endpoints ------------------------------------------------------------------------------
-def _rtype(name: str) -> str:
-    return _RESOURCE_NAMES[name.lower()]
-
-
-class CollectionHandler(ScimHandler):
-    """``/Users`` and ``/Groups``: list / filter (GET) and create (POST)."""
-
-    def get(self, collection: str) -> None:
-        rtype = _rtype(collection)
-        query = parse_list_query(
-            {k: self.get_query_argument(k) for k in self.request.query_arguments},
-            RESOURCE_TYPES[rtype],
-        )
-        self.respond(200, self.ctx.service.list(rtype, query, self.base_url))
-
-    def head(self, collection: str) -> None:
-        self.get(collection)  # Tornado sends the headers only (RFC 9110 §9.3.2)
-
-    async def post(self, collection: str) -> None:
-        outcome = self.ctx.service.create(_rtype(collection), self.json_body(), self.base_url)
-        await self.respond_outcome(201, outcome)
-
-
-class SearchHandler(ScimHandler):
-    """``POST /Users/.search`` and ``/Groups/.search`` (RFC 7644 §3.4.3)."""
-
-    def post(self, collection: str) -> None:
-        rtype = _rtype(collection)
-        query = parse_search_request(self.json_body(), RESOURCE_TYPES[rtype])
-        self.respond(200, self.ctx.service.list(rtype, query, self.base_url))
-
-
-class RootSearchHandler(ScimHandler):
-    """``POST /.search``: Users and Groups together."""
-
-    def post(self) -> None:
-        query = parse_search_request(self.json_body(), RESOURCE_TYPES["User"])
-        self.respond(200, self.ctx.service.search_all(query, self.base_url))
-
-
-class ResourceHandler(ScimHandler):
-    """``/Users/{id}`` and ``/Groups/{id}``: read, replace, modify, delete."""
-
-    def get(self, collection: str, rid: str) -> None:
-        rtype = _rtype(collection)
-        projection = make_projection(
-            self.get_query_argument("attributes", None),
-            self.get_query_argument("excludedAttributes", None),
-            RESOURCE_TYPES[rtype],
-        )
-        outcome = self.ctx.service.get(rtype, rid, self.base_url, projection)
-        if_none_match = self.request.headers.get("If-None-Match")
-        if if_none_match and outcome.version and etag_matches(if_none_match, outcome.version):
-            # RFC 7644 §3.14 / RFC 7232 §4.1: unchanged -> 304 with the ETag and no body.
-            self.respond(304, None, {"ETag": outcome.version})
-            return
-        self.respond(200, outcome.resource, {"ETag": outcome.version or ""})
-
-    def head(self, collection: str, rid: str) -> None:
-        self.get(collection, rid)
-
-    async def put(self, collection: str, rid: str) -> None:
-        outcome = self.ctx.service.replace(
-            _rtype(collection), rid, self.json_body(), self.base_url, self._if_match()
-        )
-        await self.respond_outcome(200, outcome)
-
-    async def patch(self, collection: str, rid: str) -> None:
-        rtype = _rtype(collection)
-        outcome = self.ctx.service.patch(
-            rtype, rid, self.json_body(), self.base_url, self._if_match()
-        )
-        # RFC 7644 §3.5.2: 200 with the resource, which is what Okta's tooling checks.
-        await self.respond_outcome(200, outcome)
-
-    async def delete(self, collection: str, rid: str) -> None:
-        outcome = self.ctx.service.delete(_rtype(collection), rid, self._if_match())
-        if outcome.changes:
-            self._changes = outcome.changes
-            await self.ctx.store.commit()
-        self.respond(204, None)
-
-    def _if_match(self) -> str | None:
-        return self.request.headers.get("If-Match")
-
-
-class DiscoveryHandler(ScimHandler):
-    async def prepare(self) -> None:
-        await super().prepare()
-        if self._finished:
-            return
-        if "filter" in self.request.query_arguments:
-            # RFC 7644 §4: a filter on a discovery endpoint SHOULD be refused with 403, so a
-            # client cannot believe its conditions were applied.
-            raise errors.Forbidden("Filtering is not supported on discovery endpoints")
-
-
-class ServiceProviderConfigHandler(DiscoveryHandler):
-    def get(self) -> None:
-        self.respond(200, service_provider_config(self.base_url, auth_mode=self.ctx.auth.mode))
-
-
-def _list_of(resources: list[dict[str, Any]]) -> dict[str, Any]:
-    return list_response(len(resources), resources, 1)
-
-
-class SchemasHandler(DiscoveryHandler):
-    def get(self, schema_id: str | None = None) -> None:
-        if schema_id is None:
-            self.respond(200, _list_of([s.to_scim(self.base_url) for s in SCHEMAS.values()]))
-            return
-        for sid, schema in SCHEMAS.items():
-            if sid.lower() == schema_id.lower():
-                self.respond(200, schema.to_scim(self.base_url))
-                return
-        raise errors.NotFound(f"Schema {schema_id} not found")
-
-
-class ResourceTypesHandler(DiscoveryHandler):
-    def get(self, type_id: str | None = None) -> None:
-        if type_id is None:
-            self.respond(200, _list_of([t.to_scim(self.base_url) for t in RESOURCE_TYPES.values()]))
-            return
-        for tid, rtype in RESOURCE_TYPES.items():
-            if tid.lower() == type_id.lower():
-                self.respond(200, rtype.to_scim(self.base_url))
-                return
-        raise errors.NotFound(f"ResourceType {type_id} not found")
-
-
-class NotImplementedHandler(ScimHandler):
-    """``/Me`` and ``/Bulk``: not offered (ServiceProviderConfig says bulk is unsupported)."""
-
-    def _refuse(self, *args: str) -> None:
-        endpoint = self.request.path.rsplit("/", 1)[-1] or "This endpoint"
-        raise errors.NotImplementedByServer(f"{endpoint} is not implemented by this server")
-
-    get = post = put = patch = delete = _refuse
-
-
-class NotFoundHandler(ScimHandler):
-    """Every other URL: a SCIM 404, never an HTML page."""
-
-    def _missing(self, *args: str) -> None:
-        raise errors.NotFound(
-            f"No SCIM endpoint at {self.request.path}; the SCIM base URL is {self.base_url}"
-        )
-
-    get = post = put = patch = delete = head = options = _missing
-
-    async def prepare(self) -> None:
-        # Unknown URLs are answered 404 without authentication, so a wrong base URL in Okta
-        # says "wrong URL" rather than "wrong token".
-        return
+_UNSET: Any = object()
