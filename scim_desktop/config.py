@@ -65,6 +65,12 @@ def token_path_for(db_path: Path) -> Path:
     return db_path.with_name(db_path.stem + ".token")
 
 
+def password_key_path_for(db_path: Path) -> Path:
+    """Where the secret key of stored password digests is kept: beside the database, not in
+    it, so the data file alone (attached to a bug report, say) cannot be brute-forced."""
+    return db_path.with_name(db_path.stem + ".password-key")
+
+
 def oauth_path_for(db_path: Path) -> Path:
     """Where the OAuth client and the tokens it was issued are kept: beside the database."""
     return db_path.with_name(db_path.stem + ".oauth.json")
@@ -230,6 +236,21 @@ def load_or_create_token(path: Path) -> str:
         fh.write(token + "\n")
     os.replace(tmp, path)
     return token
+
+
+def load_or_create_password_key(path: Path) -> bytes:
+    """The 32-byte key kept at ``path`` (hex), or a new random one saved there (mode 0600).
+    An unreadable key is replaced: digests made with the old one can then no longer be
+    checked, which loses nothing the server needs (it never checks passwords)."""
+    try:
+        key = bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        key = b""
+    if len(key) == 32:
+        return key
+    key = secrets.token_bytes(32)
+    write_private_file(path, key.hex().encode() + b"\n")
+    return key
 
 
 def write_private_file(path: Path, data: bytes) -> None:

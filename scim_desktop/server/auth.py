@@ -31,6 +31,13 @@ class Authenticator:
         self._token = config.token.encode()
         self._user = config.username.encode()
         self._password = config.password.encode()
+        #: The exact header a well-behaved client sends (Okta: ``Bearer <token>``), checked
+        #: first in constant time; anything else is parsed.
+        self._expected = (
+            b"Bearer " + self._token
+            if config.mode == "bearer"
+            else b"Basic " + base64.b64encode(self._user + b":" + self._password)
+        )
         if config.mode == "oauth" and oauth is None:
             raise ValueError("OAuth mode needs the OAuth server")
 
@@ -87,6 +94,11 @@ class Authenticator:
         if mode == "none":
             return True
         if not header:
+            return False
+        try:
+            if hmac.compare_digest(header.encode(), self._expected):
+                return True
+        except UnicodeEncodeError:
             return False
         scheme, _, credentials = header.strip().partition(" ")
         credentials = credentials.strip()

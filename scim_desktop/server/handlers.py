@@ -20,6 +20,7 @@ stay on a ``tornado.web.Application``, which this delegate hands those paths to.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import logging
 import re
@@ -341,7 +342,8 @@ _NOT_FOUND = Route(
 
 def _route_pattern(base_path: str) -> re.Pattern[str]:
     """One expression for every SCIM URL (resource endpoint names are matched
-    case-insensitively: some clients write /users); a trailing slash is allowed."""
+    case-insensitively: some clients write /users); a trailing slash is allowed. The last
+    group that matched names the route (see :func:`match_route`)."""
     bp = re.escape(base_path.rstrip("/"))
     return re.compile(
         rf"{bp}/(?:"
@@ -357,32 +359,42 @@ def _route_pattern(base_path: str) -> re.Pattern[str]:
 
 def _unquote(segment: str) -> str:
     """A percent-decoded path segment (UTF-8)."""
+    if "%" not in segment:
+        return segment
     try:
         return unquote_to_bytes(segment).decode("utf-8")
     except UnicodeDecodeError:
         raise errors.BadRequest(f"The path segment {segment!r} is not valid UTF-8") from None
 
 
+def _route_args(m: re.Match[str]) -> tuple[Route, tuple[str, ...]]:
+    last = m.lastgroup
+    if last == "rid":
+        return _RESOURCE, (m.group("coll"), _unquote(m.group("rid")))
+    if last == "coll":
+        return _COLLECTION, (m.group("coll"),)
+    if last == "search":
+        return _SEARCH, (m.group("coll"),)
+    if last == "root":
+        return _ROOT_SEARCH, ()
+    if last == "spc":
+        return _SPC, ()
+    if last == "schemas":
+        return _SCHEMAS, ()
+    if last == "sid":
+        return _SCHEMAS, (_unquote(m.group("sid")),)
+    if last == "rtypes":
+        return _RESOURCE_TYPES, ()
+    if last == "tid":
+        return _RESOURCE_TYPES, (_unquote(m.group("tid")),)
+    return _NOT_IMPLEMENTED, ()
+
+
 def match_route(pattern: re.Pattern[str], path: str) -> tuple[Route, tuple[str, ...]]:
     m = pattern.fullmatch(path)
     if m is None:
         return _NOT_FOUND, ()
-    g = m.groupdict()
-    if g["coll"] is not None:
-        if g["search"] is not None:
-            return _SEARCH, (g["coll"],)
-        if g["rid"] is not None:
-            return _RESOURCE, (g["coll"], _unquote(g["rid"]))
-        return _COLLECTION, (g["coll"],)
-    if g["root"] is not None:
-        return _ROOT_SEARCH, ()
-    if g["spc"] is not None:
-        return _SPC, ()
-    if g["schemas"] is not None:
-        return _SCHEMAS, (_unquote(g["sid"]),) if g["sid"] is not None else ()
-    if g["rtypes"] is not None:
-        return _RESOURCE_TYPES, (_unquote(g["tid"]),) if g["tid"] is not None else ()
-    return _NOT_IMPLEMENTED, ()
+    return _route_args(m)
 
 
 # --- the HTTP side ----------------------------------------------------------------------------
@@ -437,6 +449,36 @@ class Exchange(httputil.HTTPMessageDelegate):
     """One SCIM request and its answer: auth, body limit, Okta label, faults, dispatch, the
     SCIM Error path, and the request record."""
 
+    # Per-request state: class-level defaults, set on the instance only when they change
+    # (a dozen assignments per request were measurable).
+    method = ""
+    path = ""
+    query = ""
+    protocol = "http"
+    remote_ip = ""
+    body = b""
+    changes: list[Change] = []
+    fault: str | None = None
+    status = 0
+    _chunks: list[bytes]
+    _args: dict[str, str] | None = None
+    _json: Any = None
+    _json_done = False
+    _base_url: str | None = None
+    _okta_request: OktaRequest | None = None
+    _okta_step: Step | None = None
+    _response_headers: dict[str, str] = {}
+    _response_body = b""
+    _response_obj: Any = None
+    _closed = False
+    _answered = False
+    _active = True
+    headers: httputil.HTTPHeaders
+
+    @property
+    def host(self) -> str:
+        return self.headers.get("Host") or "127.0.0.1"
+
     def __init__(
         self, server: ScimServer, server_conn: object, request_conn: httputil.HTTPConnection
     ) -> None:
@@ -465,26 +507,10 @@ class Exchange(httputil.HTTPMessageDelegate):
         self.path = path
         self.query = query
         self.headers = headers
-        self.host = headers.get("Host") or "127.0.0.1"
         context = getattr(self.conn, "context", None)
-        self.protocol: str = getattr(context, "protocol", "http")
-        self.remote_ip: str = getattr(context, "remote_ip", "") or ""
-        self.body = b""
-        self._chunks: list[bytes] = []
-        self._args: dict[str, str] | None = None
-        self._json: Any = _UNSET
-        self._base_url: str | None = None
-        self.changes: list[Change] = []
-        self.fault: str | None = None
-        self._okta_request: OktaRequest | None = None
-        self._okta_step: Step | None = None
-        self.status = 0
-        self._response_headers: dict[str, str] = {}
-        self._response_body = b""
-        self._response_obj: Any = None
-        self._closed = False
-        self._answered = False
-        self._active = True
+        self.protocol = getattr(context, "protocol", "http")
+        self.remote_ip = getattr(context, "remote_ip", "") or ""
+        self._chunks = []
         self.ctx.stats["active"] = self.ctx.stats.get("active", 0) + 1
         # Told when the client goes away while the answer is being prepared.
         self.conn.set_close_callback(self.on_connection_close)
@@ -611,11 +637,11 @@ class Exchange(httputil.HTTPMessageDelegate):
 
     def _decoded_body(self) -> Any:
         """The body parsed as JSON once (None when it is empty or not JSON)."""
-        if self._json is _UNSET:
-            try:
-                self._json = orjson.loads(self.body) if self.body else None
-            except orjson.JSONDecodeError:
-                self._json = None
+        if not self._json_done:
+            self._json_done = True
+            if self.body:
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    self._json = orjson.loads(self.body)
         return self._json
 
     def json_body(self) -> Any:
@@ -794,7 +820,7 @@ class Exchange(httputil.HTTPMessageDelegate):
         status = self.status
         if status >= 400:
             stats["errors"] += 1
-        # Bodies are kept only for sinks that show them (the window, --log jsonl).
+        # Headers and bodies are kept only for sinks that show them (the window, --log jsonl).
         bodies = getattr(ctx.sink, "wants_bodies", True)
         try:
             duration_ms = round((time.perf_counter() - self._started) * 1000, 3)
@@ -808,10 +834,10 @@ class Exchange(httputil.HTTPMessageDelegate):
                 status=status,  # 0: no answer (dropped, or the client went away)
                 duration_ms=duration_ms,
                 client=self.remote_ip,
-                request_headers=redact_headers(self.headers),
+                request_headers=redact_headers(self.headers) if bodies else {},
                 request_body=redact_body(self.body) if bodies else "",
                 # This server's own headers carry no credentials (no Set-Cookie either).
-                response_headers=self._response_headers,
+                response_headers=self._response_headers if bodies else {},
                 response_body=self._recorded_response() if bodies else "",
                 okta_step=step.id if step else None,
                 okta_label=step.label if step else None,
@@ -858,6 +884,3 @@ class Exchange(httputil.HTTPMessageDelegate):
         if step.retry_gives_up:
             extra["okta_retry_gives_up"] = True
         return step, extra
-
-
-_UNSET: Any = object()

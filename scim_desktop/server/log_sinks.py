@@ -58,7 +58,7 @@ class _LineSink:
 class TextSink(_LineSink):
     """``time method path status ms [okta label]`` per request."""
 
-    wants_bodies = False  # one line per request: no bodies
+    wants_bodies = False  # one line per request: no headers or bodies
 
     def publish(self, event: Event) -> None:
         if not isinstance(event, RequestRecord):

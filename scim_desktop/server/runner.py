@@ -26,7 +26,13 @@ import tornado.httpserver
 import tornado.ioloop
 import tornado.netutil
 
-from scim_desktop.config import DEFAULT_TUNNEL_TIMEOUT, ConfigError, ServerConfig
+from scim_desktop.config import (
+    DEFAULT_TUNNEL_TIMEOUT,
+    ConfigError,
+    ServerConfig,
+    load_or_create_password_key,
+    password_key_path_for,
+)
 from scim_desktop.core.faults import FaultEngine, FaultRule, RuleState
 from scim_desktop.core.oauth import TokenInfo
 from scim_desktop.core.resources import Outcome, ScimService
@@ -543,7 +549,13 @@ class ServerThread:
             except DataFileInUse as exc:
                 raise ServerStartError(str(exc)) from None
             store = DurableStore.open(self.config.db_path)
-            service = ScimService(store)
+            try:
+                key = load_or_create_password_key(password_key_path_for(self.config.db_path))
+            except OSError as exc:
+                raise ServerStartError(
+                    f"Cannot keep the password key beside the data: {exc}"
+                ) from None
+            service = ScimService(store, password_key=key)
             oauth = None
             if self.config.auth.mode == "oauth" and self.config.auth.oauth is not None:
                 oauth = OAuthRuntime.open(self.config.auth.oauth)

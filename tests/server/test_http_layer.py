@@ -226,7 +226,8 @@ def test_client_gone_during_latency_is_recorded_without_answer(
     try:
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
         sock.sendall(
-            f"GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode()
+            b"GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\n"
+            + f"Authorization: Bearer {TOKEN}\r\n\r\n".encode()
         )
         time.sleep(0.1)
         sock.close()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import TOKEN
 from tests.scim_client import ScimClient, filter_query
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -170,7 +171,7 @@ def test_password_sync_patch_changes_hash_and_never_returns_it(
         return server.call(lambda: server.store.get("User", uid)["_password"]).result(5)
 
     before = stored_hash()
-    assert before.startswith("pbkdf2_sha256$") and "Pl@ceholder" not in before
+    assert before.startswith("hmac_sha256$") and "Pl@ceholder" not in before
     resp = client.patch(
         f"/Users/{uid}",
         {
@@ -184,7 +185,10 @@ def test_password_sync_patch_changes_hash_and_never_returns_it(
 
     from scim_desktop.core.resources import verify_password
 
-    assert verify_password("N3w-secret!", after) and not verify_password("Pl@ceholder-123", after)
+    key = server.call(lambda: server.context.service.password_key).result(5)
+    assert verify_password("N3w-secret!", after, key)
+    assert not verify_password("Pl@ceholder-123", after, key)
+    assert not verify_password("N3w-secret!", after, b"another key" * 3)
     # A GET-then-PUT (AIW) round trip without the password keeps it.
     client.put(f"/Users/{uid}", client.get(f"/Users/{uid}").body)
     assert stored_hash() == after
@@ -334,3 +338,29 @@ def test_okta_spec_test_sequence(client: ScimClient) -> None:
 
 def client_base(client: ScimClient) -> str:
     return f"http://{client.host}:{client.port}{client.base_path}"
+
+
+def test_password_key_lives_beside_the_data_not_in_it(db_path, sink) -> None:
+    from scim_desktop.config import AuthConfig, ServerConfig, password_key_path_for
+    from scim_desktop.core.resources import verify_password
+    from scim_desktop.server.runner import ServerThread
+
+    config = ServerConfig(
+        host="127.0.0.1", port=0, db_path=db_path, auth=AuthConfig("bearer", token=TOKEN)
+    )
+    for round_ in range(2):  # the second start reuses the key
+        server = ServerThread(config, sink)
+        server.start()
+        try:
+            c = ScimClient(server.base_url, token=TOKEN)
+            if round_ == 0:
+                uid = c.post("/Users", okta_create_body("keyed@example.com")).body["id"]
+            store = server.store
+            stored = server.call(store.get, "User", uid).result(5)["_password"]
+            c.close()
+        finally:
+            server.stop()
+        key = bytes.fromhex(password_key_path_for(db_path).read_text().strip())
+        assert verify_password("Pl@ceholder-123", stored, key)
+    data = db_path.read_text()
+    assert "Pl@ceholder" not in data and key.hex() not in data
