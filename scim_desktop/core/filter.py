@@ -364,10 +364,27 @@ def _chain(kind: type[And] | type[Or], terms: list[Filter]) -> Filter:
     return kind(_chain(kind, terms[:mid]), _chain(kind, terms[mid:]))
 
 
+#: Recently parsed filters. A request's filter is parsed twice (the Okta classifier and the
+#: listing), and Okta's import repeats the same ones; the trees are immutable, so sharing is
+#: safe. Bounded: cleared when full.
+_PARSED: dict[str, Filter] = {}
+_PARSED_MAX = 256
+
+
 def parse(text: str) -> Filter:
     """Parse a filter (RFC 7644 §3.4.2.2); raise :class:`InvalidFilter` naming the problem."""
     if not isinstance(text, str):
         raise InvalidFilter("The filter must be a string")
+    node = _PARSED.get(text)
+    if node is None:
+        node = _parse(text)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[text] = node
+    return node
+
+
+def _parse(text: str) -> Filter:
     if not text.strip():
         raise InvalidFilter("The filter is empty")
     parser = _Parser(text, InvalidFilter, "filter")

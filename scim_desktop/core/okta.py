@@ -722,12 +722,12 @@ class OktaClassifier:
         if final.id == "spec_test":
             final, note = self._spec_result(req, final, status, duration_s)
             notes.append(note)
-        key = _request_key(req)
         if status == 429:
-            final, note = self._note_429(key, final, retry_after, now)
+            final, note = self._note_429(_request_key(req), final, retry_after, now)
             notes.append(note)
         else:
-            self._throttled.pop(key)
+            if self._throttled:
+                self._throttled.pop(_request_key(req))
             if 200 <= status < 300:
                 self._remember(req, final, body)
             if final.id not in ("spec_test", "not_okta", "discovery") or status == 0:
@@ -772,6 +772,8 @@ class OktaClassifier:
         return entry is None or now - entry.last_time > entry.wait * 2 + self.max_age_s
 
     def _throttle_for(self, req: OktaRequest) -> _Throttle | None:
+        if not self._throttled:
+            return None  # nothing answered 429 lately: skip building the key (a JSON dump)
         key = _request_key(req)
         if self._expired(key, req.time):
             return None

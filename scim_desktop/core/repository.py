@@ -56,6 +56,12 @@ class Repository(Protocol):
         """Groups that list ``member_id`` as a direct member, in ``_seq`` order."""
         ...
 
+    @property
+    def group_writes(self) -> int:
+        """A number that changes with every write that can change a user's derived
+        ``groups`` (any group put or delete, clear). Lets renderings be reused safely."""
+        ...
+
     def next_seq(self) -> int:
         """Reserve the next creation sequence number."""
         ...

@@ -340,8 +340,8 @@ class ScimService:
         self.password_key = password_key if password_key is not None else os.urandom(32)
         self._now = now
         self._new_id = new_id
-        #: id -> (version, base_url, encoded user); see _user_fragment.
-        self._fragments: dict[str, tuple[str, str, orjson.Fragment]] = {}
+        #: id -> (record, base_url, group_writes, version, encoded user); see _user_fragment.
+        self._fragments: dict[str, tuple[Record, str, int, str, orjson.Fragment]] = {}
 
     # --- rendering ---------------------------------------------------------------------------
     def render(self, rtype: str, record: Record, base_url: str) -> dict[str, Any]:
@@ -373,17 +373,28 @@ class ScimService:
     def _user_fragment(self, record: Record, base_url: str) -> orjson.Fragment:
         """A user rendered and encoded once, reused while it, its groups and the base URL
         are unchanged: an import walk or a page of 100 then costs little more than joining
-        bytes. The key holds the rendered version, which changes with the user and with its
-        derived groups (and their names)."""
+        bytes.
+
+        Valid while the record is the same object (stored records are immutable: an update
+        stores a new dict) and no group was written since (``repo.group_writes``). After a
+        group write the user's rendered version (which covers its derived groups and their
+        names) is compared, and the encoding kept if it did not change."""
         rid = record["id"]
-        version = self.version_of(USER, record)
+        epoch = self.repo.group_writes
         cached = self._fragments.get(rid)
-        if cached is not None and cached[0] == version and cached[1] == base_url:
-            return cached[2]
-        fragment = orjson.Fragment(orjson.dumps(self.render(USER, record, base_url)))
-        if len(self._fragments) >= FRAGMENT_CACHE_SIZE:
+        if cached is not None and cached[0] is record and cached[1] == base_url:
+            if cached[2] == epoch:
+                return cached[4]
+            version = self.version_of(USER, record)
+            if cached[3] == version:
+                self._fragments[rid] = (record, base_url, epoch, version, cached[4])
+                return cached[4]
+        rendered = self.render(USER, record, base_url)
+        version = rendered["meta"]["version"]
+        fragment = orjson.Fragment(orjson.dumps(rendered))
+        if cached is None and len(self._fragments) >= FRAGMENT_CACHE_SIZE:
             del self._fragments[next(iter(self._fragments))]  # the oldest entry
-        self._fragments[rid] = (version, base_url, fragment)
+        self._fragments[rid] = (record, base_url, epoch, version, fragment)
         return fragment
 
     def user_groups(self, rid: str) -> list[tuple[str, str, str]]:

@@ -75,6 +75,9 @@ class MemoryRepository:
     Call every method on the server's IOLoop thread only.
     """
 
+    #: See __init__.
+    group_writes: int = 0
+
     def __init__(self) -> None:
         # Insertion-ordered; records are stored as given (never copied).
         self._records: dict[str, dict[str, Record]] = {USER: {}, GROUP: {}}
@@ -85,6 +88,9 @@ class MemoryRepository:
         self._display_names: dict[str, set[str]] = {}
         self._groups_by_member: dict[str, set[str]] = {}
         self._next_seq = 1
+        #: Counts writes that can change any user's derived ``groups`` (every group put or
+        #: delete, and clear): while it stands still, no membership changed.
+        self.group_writes = 0
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -186,6 +192,8 @@ class MemoryRepository:
         if old is not None:
             self._unindex(rtype, old)
         table[rid] = record
+        if rtype == GROUP:
+            self.group_writes += 1
         self._index(rtype, record)
 
         cache = self._ordered[rtype]
@@ -212,6 +220,8 @@ class MemoryRepository:
         if old is not None:
             self._unindex(rtype, old)
             self._ordered[rtype] = None
+            if rtype == GROUP:
+                self.group_writes += 1
 
     def clear(self) -> None:
         """Remove every record of every type. Sequence numbers keep counting up (they are
@@ -223,6 +233,7 @@ class MemoryRepository:
         self._user_names = {}
         self._display_names = {}
         self._groups_by_member = {}
+        self.group_writes += 1
 
     def load(self, records: Mapping[str, Iterable[Record]]) -> None:
         """Bulk insert (start-up): ``{rtype: records}``, each type put in ``_seq`` order so

@@ -558,6 +558,11 @@ class DurableStore:
         only."""
         return self._memory.groups_of(member_id)
 
+    @property
+    def group_writes(self) -> int:
+        """Changes whenever any user's derived ``groups`` may have (see MemoryRepository)."""
+        return self._memory.group_writes
+
     def next_seq(self) -> int:
         """Reserve the next creation sequence number. IOLoop thread only."""
         return self._memory.next_seq()

@@ -36,6 +36,7 @@ def summarize(raw: Path, top: int) -> str:
     """Own and inclusive sample counts per function from py-spy's collapsed stacks."""
     own: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
+    others: collections.Counter[str] = collections.Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -50,6 +51,9 @@ def summarize(raw: Path, top: int) -> str:
         # Only the server's IOLoop thread: the request path (log flusher, journal fsync and
         # fold threads run beside it).
         if not any("_read_message" in f or "_run_once" in f for f in frames):
+            # Another thread: where it spends its time (the innermost project or stdlib
+            # frame that says what it does).
+            others[" <- ".join(reversed(frames[-3:]))] += n
             continue
         total += n
         own[frames[-1]] += n
@@ -59,6 +63,8 @@ def summarize(raw: Path, top: int) -> str:
     lines += [f"{100 * c / total:5.1f}  {f}" for f, c in own.most_common(top)]
     lines += ["", "incl %  function"]
     lines += [f"{100 * c / total:5.1f}  {f}" for f, c in inclusive.most_common(top)]
+    lines += ["", f"other threads: {sum(others.values())} samples (same scale: % of the above)"]
+    lines += [f"{100 * c / total:5.1f}  {f}" for f, c in others.most_common(12)]
     return "\n".join(lines)
 
 

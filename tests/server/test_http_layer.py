@@ -252,3 +252,36 @@ def test_records_carry_request_and_response(client: ScimClient, sink: RecordingS
     assert json.loads(post.response_body)["userName"] == "rec@example.com"
     assert post.response_headers["Location"].endswith(json.loads(post.response_body)["id"])
     assert post.okta_step and post.okta_label
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "a=1&b=2",
+        "filter=userName%20eq%20%22jane%40example.com%22&startIndex=1&count=100",
+        "a=1&a=2",
+        "x=a+b%2Bc",
+        "empty=&flag",
+        "&&a=1&",
+        "caf%C3%A9=th%C3%A9",
+        "k=%20padded%20",
+        "eq=a=b",
+    ],
+)
+def test_query_parsing_matches_urllib(query: str) -> None:
+    from urllib.parse import parse_qsl
+
+    from scim_desktop.server.handlers import parse_query
+
+    expected = {k: v.strip() for k, v in parse_qsl(query, keep_blank_values=True)}
+    assert parse_query(query) == expected
+
+
+def test_query_control_characters_and_bad_utf8() -> None:
+    from scim_desktop.core.errors import BadRequest
+    from scim_desktop.server.handlers import parse_query
+
+    assert parse_query("a=x%01y") == {"a": "x y"}
+    with pytest.raises(BadRequest):
+        parse_query("a=%FF")
