@@ -541,8 +541,6 @@ class Exchange(httputil.HTTPMessageDelegate):
         self.remote_ip = getattr(context, "remote_ip", "") or ""
         self._chunks = []
         self.ctx.stats["active"] = self.ctx.stats.get("active", 0) + 1
-        # Told when the client goes away while the answer is being prepared.
-        self.conn.set_close_callback(self.on_connection_close)
         return None
 
     def data_received(self, chunk: bytes) -> Awaitable[None] | None:
@@ -564,6 +562,9 @@ class Exchange(httputil.HTTPMessageDelegate):
             self._fail(exc)
             return
         if pending is not None:
+            # Told when the client goes away while the answer is being prepared (a request
+            # answered right here in finish() needs no such callback).
+            self.conn.set_close_callback(self.on_connection_close)
             tasks = self.server.tasks
             task = asyncio.ensure_future(self._complete(pending))
             tasks.add(task)  # a reference until it is done (asyncio keeps only weak ones)

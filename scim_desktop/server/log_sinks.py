@@ -35,7 +35,8 @@ class _LineSink:
                 self.stream.write(line + "\n")
             except (OSError, ValueError):
                 return  # a closed pipe must not take the server down
-        self._dirty.set()
+        if not self._dirty.is_set():  # set() takes a lock and notifies: once per flush
+            self._dirty.set()
 
     def _flusher(self) -> None:
         while not self._closed:
