@@ -20,6 +20,7 @@ import os
 import time
 import uuid
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -341,7 +342,9 @@ class ScimService:
         self._now = now
         self._new_id = new_id
         #: id -> (record, base_url, group_writes, version, encoded user); see _user_fragment.
-        self._fragments: dict[str, tuple[Record, str, int, str, orjson.Fragment]] = {}
+        self._fragments: OrderedDict[str, tuple[Record, str, int, str, orjson.Fragment]] = (
+            OrderedDict()
+        )
 
     # --- rendering ---------------------------------------------------------------------------
     def render(self, rtype: str, record: Record, base_url: str) -> dict[str, Any]:
@@ -393,7 +396,9 @@ class ScimService:
         version = rendered["meta"]["version"]
         fragment = orjson.Fragment(orjson.dumps(rendered))
         if cached is None and len(self._fragments) >= FRAGMENT_CACHE_SIZE:
-            del self._fragments[next(iter(self._fragments))]  # the oldest entry
+            # The oldest entry. An OrderedDict: deleting a plain dict's first key leaves a
+            # tombstone that every later next(iter()) walks past (7 us per eviction at 50k).
+            self._fragments.popitem(last=False)
         self._fragments[rid] = (record, base_url, epoch, version, fragment)
         return fragment
 
