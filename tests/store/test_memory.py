@@ -308,3 +308,21 @@ def test_random_operations_keep_every_index_exact() -> None:
         if step % 7 == 0 or rnd.random() < 0.1:
             _check_against_model(repo, model)
     _check_against_model(repo, model)
+
+
+def test_external_id_shared_then_released() -> None:
+    """One holder, then three sharing the value, then back down to one and none."""
+    repo = MemoryRepository()
+    for i, rid in enumerate(("u1", "u2", "u3"), start=1):
+        repo.put(USER, user(rid, i, rid, externalId="ext"))
+    repo.put(USER, user("u2", 2, "u2", externalId="ext"))  # re-put with the same value
+    assert ids(repo.find_by_external_id(USER, "ext")) == ["u1", "u2", "u3"]
+    repo.delete(USER, "u2")
+    repo.put(USER, user("u3", 3, "u3", externalId="moved"))
+    assert ids(repo.find_by_external_id(USER, "ext")) == ["u1"]
+    assert ids(repo.find_by_external_id(USER, "moved")) == ["u3"]
+    repo.put(USER, user("u4", 4, "u4", externalId="ext"))
+    assert ids(repo.find_by_external_id(USER, "ext")) == ["u1", "u4"]
+    repo.delete(USER, "u1")
+    repo.delete(USER, "u4")
+    assert repo.find_by_external_id(USER, "ext") == []
