@@ -496,9 +496,23 @@ def _bool(value: Any) -> bool | None:
     return None
 
 
+_TARGETS: dict[str, _Target] = {}
+
+
 def _target(path: str) -> _Target:
     """What ``path`` (relative to the SCIM base) names. Resource endpoints are matched
-    case-insensitively, as the server routes them."""
+    case-insensitively, as the server routes them. Remembered for recent paths: each
+    request asks twice (before and after its answer)."""
+    found = _TARGETS.get(path)
+    if found is None:
+        found = _parse_target(path)
+        if len(_TARGETS) >= 1024:
+            _TARGETS.clear()
+        _TARGETS[path] = found
+    return found
+
+
+def _parse_target(path: str) -> _Target:
     clean = path.split("?", 1)[0].rstrip("/")
     if clean.lower().startswith("/scim/v2/") or clean.lower() == "/scim/v2":
         clean = clean[len("/scim/v2") :]  # tolerate the conventional base path

@@ -214,6 +214,27 @@ def _check_value(attr: Attribute, value: Any, where: str) -> Any:
     return _check_single(attr, value, where)
 
 
+def _check_attribute(
+    attr: Attribute | None, value: Any, prefix: str, out: dict[str, Any]
+) -> str | None:
+    """Validate one attribute's value into ``out``; returns the password when ``attr`` is
+    the password (which is never stored as given)."""
+    if attr is None:
+        # Attributes the schema does not define are ignored (what is stored is what
+        # /Schemas describes); data of other schemas belongs under their URN.
+        return None
+    if attr.mutability == "readOnly":
+        return None  # RFC 7644 §3.3: read-only attributes in input are ignored
+    if attr.name == "password":
+        if value is not None and not isinstance(value, str):
+            raise InvalidValue("Attribute 'password' must be a string")
+        return value or None
+    checked = _check_value(attr, value, prefix + attr.name)
+    if checked is not None:
+        out[attr.name] = checked
+    return None
+
+
 def _check_object(
     schema_attrs: Callable[[str], Attribute | None], data: dict[str, Any], prefix: str
 ) -> tuple[dict[str, Any], str | None]:
@@ -221,21 +242,7 @@ def _check_object(
     out: dict[str, Any] = {}
     password: str | None = None
     for key, value in data.items():
-        attr = schema_attrs(key)
-        if attr is None:
-            # Attributes the schema does not define are ignored (what is stored is what
-            # /Schemas describes); data of other schemas belongs under their URN.
-            continue
-        if attr.mutability == "readOnly":
-            continue  # RFC 7644 §3.3: read-only attributes in input are ignored
-        if attr.name == "password":
-            if value is not None and not isinstance(value, str):
-                raise InvalidValue("Attribute 'password' must be a string")
-            password = value or None
-            continue
-        checked = _check_value(attr, value, prefix + attr.name)
-        if checked is not None:
-            out[attr.name] = checked
+        password = _check_attribute(schema_attrs(key), value, prefix, out) or password
     return out, password
 
 
@@ -298,9 +305,7 @@ def _parse_input(rt: ResourceType, body: Any) -> _Input:
             if value is not None:
                 extensions[key] = value  # another extension: stored and returned as sent
             continue
-        attrs, pw = _check_object(rt.schema.attribute, {key: value}, "")
-        core.update(attrs)
-        password = pw or password
+        password = _check_attribute(rt.schema.attribute(key), value, "", core) or password
     for attr in rt.schema.attributes:
         if attr.required and attr.mutability != "readOnly":
             value = core.get(attr.name)

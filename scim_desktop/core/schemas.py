@@ -43,14 +43,20 @@ class Attribute:
     sub_attributes: tuple[Attribute, ...] = ()
     canonical_values: tuple[str, ...] = ()
     reference_types: tuple[str, ...] = ()
+    #: Sub-attributes by lower-cased name (looked up for every value of every request).
+    _subs: dict[str, Attribute] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        subs: dict[str, Attribute] = {}
+        for attr in self.sub_attributes:
+            subs.setdefault(attr.name.lower(), attr)
+            subs.setdefault(attr.name, attr)  # the usual spelling: found without lower()
+        object.__setattr__(self, "_subs", subs)
 
     def sub(self, name: str) -> Attribute | None:
         """The sub-attribute called ``name`` (case-insensitive), or None."""
-        lowered = name.lower()
-        for attr in self.sub_attributes:
-            if attr.name.lower() == lowered:
-                return attr
-        return None
+        found = self._subs.get(name)
+        return found if found is not None else self._subs.get(name.lower())
 
     def to_scim(self) -> dict[str, Any]:
         """This definition as RFC 7643 §7 describes attributes in a Schema resource."""
@@ -80,14 +86,20 @@ class Schema:
     name: str
     description: str
     attributes: tuple[Attribute, ...]
+    #: Attributes by lower-cased name.
+    _by_name: dict[str, Attribute] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        by_name: dict[str, Attribute] = {}
+        for attr in self.attributes:
+            by_name.setdefault(attr.name.lower(), attr)
+            by_name.setdefault(attr.name, attr)  # the usual spelling: found without lower()
+        object.__setattr__(self, "_by_name", by_name)
 
     def attribute(self, name: str) -> Attribute | None:
         """The top-level attribute called ``name`` (case-insensitive), or None."""
-        lowered = name.lower()
-        for attr in self.attributes:
-            if attr.name.lower() == lowered:
-                return attr
-        return None
+        found = self._by_name.get(name)
+        return found if found is not None else self._by_name.get(name.lower())
 
     def to_scim(self, base_url: str = "") -> dict[str, Any]:
         return {
