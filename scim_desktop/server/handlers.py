@@ -197,9 +197,9 @@ def _list_users_or_groups(ex: Exchange, collection: str) -> None:
     ex.respond(200, ex.ctx.service.list(rtype, query, ex.base_url))
 
 
-def _create(ex: Exchange, collection: str) -> Awaitable[None]:
+def _create(ex: Exchange, collection: str) -> None:
     outcome = ex.ctx.service.create(_rtype(collection), ex.json_body(), ex.base_url)
-    return ex.respond_outcome(201, outcome)
+    ex.respond_outcome(201, outcome)
 
 
 def _search(ex: Exchange, collection: str) -> None:
@@ -231,27 +231,25 @@ def _get_resource(ex: Exchange, collection: str, rid: str) -> None:
     ex.respond(200, outcome.resource, {"ETag": outcome.version or ""})
 
 
-def _replace(ex: Exchange, collection: str, rid: str) -> Awaitable[None]:
+def _replace(ex: Exchange, collection: str, rid: str) -> None:
     outcome = ex.ctx.service.replace(
         _rtype(collection), rid, ex.json_body(), ex.base_url, ex.headers.get("If-Match")
     )
-    return ex.respond_outcome(200, outcome)
+    ex.respond_outcome(200, outcome)
 
 
-def _patch(ex: Exchange, collection: str, rid: str) -> Awaitable[None]:
+def _patch(ex: Exchange, collection: str, rid: str) -> None:
     outcome = ex.ctx.service.patch(
         _rtype(collection), rid, ex.json_body(), ex.base_url, ex.headers.get("If-Match")
     )
     # RFC 7644 §3.5.2: 200 with the resource, which is what Okta's tooling checks.
-    return ex.respond_outcome(200, outcome)
+    ex.respond_outcome(200, outcome)
 
 
-async def _delete(ex: Exchange, collection: str, rid: str) -> None:
+def _delete(ex: Exchange, collection: str, rid: str) -> None:
     outcome = ex.ctx.service.delete(_rtype(collection), rid, ex.headers.get("If-Match"))
-    if outcome.changes:
-        ex.changes = outcome.changes
-        await ex.ctx.store.commit()
-    ex.respond(204, None)
+    ex.changes = outcome.changes
+    ex.when_durable(lambda: ex.respond(204, None))
 
 
 def _no_filter_on_discovery(ex: Exchange) -> None:
@@ -758,7 +756,35 @@ class Exchange(httputil.HTTPMessageDelegate):
         out["Content-Type"] = SCIM_CONTENT_TYPE
         self._answer(status, orjson.dumps(body), out)
 
-    async def respond_outcome(self, status: int, outcome: Outcome) -> None:
+    def when_durable(self, answer: Callable[[], None]) -> None:
+        """Call ``answer`` once this request's writes are durable: at once when nothing is
+        pending, else when the journal batch holding them is fsynced (group commit; a failed
+        write is answered as an error). A callback on the batch's shared future, not a task
+        per request."""
+        store = self.ctx.store
+        future = store.commit_future() if self.changes else None
+        if future is None:
+            store.maybe_fold()
+            answer()
+            return
+        # Told when the client goes away while the answer waits for the disk.
+        self.conn.set_close_callback(self.on_connection_close)
+
+        def durable(done: asyncio.Future[None]) -> None:
+            store.maybe_fold()
+            if done.cancelled():  # the server is stopping
+                self._closed = True
+                self._fail(Finished())
+                return
+            try:
+                done.result()
+                answer()
+            except Exception as exc:  # the write failed, or answering did
+                self._fail(exc)
+
+        future.add_done_callback(durable)
+
+    def respond_outcome(self, status: int, outcome: Outcome) -> None:
         """Make the outcome's writes durable, then answer with its resource, limited by
         ``attributes`` / ``excludedAttributes`` when given (RFC 7644 §3.9)."""
         location = None
@@ -770,15 +796,14 @@ class Exchange(httputil.HTTPMessageDelegate):
                     self.query_arg("attributes"), self.query_arg("excludedAttributes"), rt
                 )
                 outcome.resource = project(outcome.resource, projection, rt)
-        if outcome.changes:
-            self.changes = outcome.changes
-            await self.ctx.store.commit()
+        self.changes = outcome.changes
         headers: dict[str, str] = {}
         if outcome.version:
             headers["ETag"] = outcome.version
         if status == 201 and location is not None:
             headers["Location"] = location
-        self.respond(status, outcome.resource, headers)
+        resource = outcome.resource
+        self.when_durable(lambda: self.respond(status, resource, headers))
 
     def _answer(self, status: int, data: bytes | None, headers: dict[str, str]) -> None:
         """Write the response (once) and publish the request record."""

@@ -217,9 +217,20 @@ class Journal:
         Concurrent callers share batches. If writing fails, every waiting caller gets the
         error and the entries stay queued: the next commit() writes them again.
         """
+        future = self.commit_future()
+        if future is not None:
+            # Shield: one caller being cancelled must not cancel the batch others wait for.
+            await asyncio.shield(future)
+
+    def commit_future(self) -> asyncio.Future[None] | None:
+        """The future of the batch that makes every entry appended so far durable, or None
+        when they already are (IOLoop thread). Shared by every caller of that batch: add
+        callbacks, never cancel it. What :meth:`commit` awaits; for callers that answer from
+        a callback rather than a task (a task, two coroutines and a shield per request were
+        measurable)."""
         target = self._appended
         if self._durable >= target:
-            return
+            return None
         loop = asyncio.get_running_loop()
         if self._inflight_future is not None and target <= self._inflight_upto:
             future = self._inflight_future
@@ -229,8 +240,7 @@ class Journal:
             future = self._buffer_future
         if self._writer_task is None:
             self._writer_task = loop.create_task(self._run_writer())
-        # Shield: one caller being cancelled must not cancel the batch others wait for.
-        await asyncio.shield(future)
+        return future
 
     def _take_batch(self) -> tuple[list[tuple[int, bytes]], int]:
         groups = [(seg, b"".join(lines)) for seg, lines in self._sealed]
@@ -243,6 +253,17 @@ class Journal:
     async def _run_writer(self) -> None:
         loop = asyncio.get_running_loop()
         try:
+            # Group commit: take the first batch once a loop iteration passes without new
+            # entries (the requests already read have appended theirs), after at most
+            # GROUP_COMMIT_SPINS iterations. Idle, that costs two iterations (microseconds);
+            # under 8 clients it made batches of ~6 entries rather than ~3.5, and each batch
+            # costs an fsync and two thread hand-offs.
+            seen = -1
+            for _ in range(GROUP_COMMIT_SPINS):
+                if self._appended == seen:
+                    break
+                seen = self._appended
+                await asyncio.sleep(0)
             while self._sealed or self._buffer:
                 groups, upto = self._take_batch()
                 future = self._buffer_future or _new_future(loop)
@@ -426,6 +447,10 @@ def _journal_error(exc: BaseException) -> JournalWriteError:
     error = JournalWriteError(f"could not write the journal: {exc}")
     error.__cause__ = exc
     return error
+
+
+#: At most this many loop iterations wait for more entries before a batch is taken.
+GROUP_COMMIT_SPINS = 4
 
 
 def _new_future(loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:

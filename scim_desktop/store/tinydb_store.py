@@ -622,6 +622,15 @@ class DurableStore:
         if not self._closing:
             self.maybe_fold()
 
+    def commit_future(self) -> asyncio.Future[None] | None:
+        """Like :meth:`commit`, for callers that answer from a callback: the future of the
+        batch that makes every write so far durable (shared: add callbacks, never cancel
+        it), or None when nothing is pending. Call :meth:`maybe_fold` once it is done.
+        IOLoop thread only."""
+        if self._journal.pending:
+            return self._journal.commit_future()
+        return None
+
     # --- folding ---------------------------------------------------------------------------
 
     def maybe_fold(self) -> bool:
