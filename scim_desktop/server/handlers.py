@@ -223,7 +223,7 @@ def _get_resource(ex: Exchange, collection: str, rid: str) -> None:
             ex.query_arg("attributes"), ex.query_arg("excludedAttributes"), RESOURCE_TYPES[rtype]
         )
     outcome = ex.ctx.service.get(rtype, rid, ex.base_url, projection)
-    if_none_match = ex.headers.get("If-None-Match")
+    if_none_match = ex.h.get("If-None-Match")
     if if_none_match and outcome.version and etag_matches(if_none_match, outcome.version):
         # RFC 7644 §3.14 / RFC 7232 §4.1: unchanged -> 304 with the ETag and no body.
         ex.respond(304, None, {"ETag": outcome.version})
@@ -233,21 +233,21 @@ def _get_resource(ex: Exchange, collection: str, rid: str) -> None:
 
 def _replace(ex: Exchange, collection: str, rid: str) -> None:
     outcome = ex.ctx.service.replace(
-        _rtype(collection), rid, ex.json_body(), ex.base_url, ex.headers.get("If-Match")
+        _rtype(collection), rid, ex.json_body(), ex.base_url, ex.h.get("If-Match")
     )
     ex.respond_outcome(200, outcome)
 
 
 def _patch(ex: Exchange, collection: str, rid: str) -> None:
     outcome = ex.ctx.service.patch(
-        _rtype(collection), rid, ex.json_body(), ex.base_url, ex.headers.get("If-Match")
+        _rtype(collection), rid, ex.json_body(), ex.base_url, ex.h.get("If-Match")
     )
     # RFC 7644 §3.5.2: 200 with the resource, which is what Okta's tooling checks.
     ex.respond_outcome(200, outcome)
 
 
 def _delete(ex: Exchange, collection: str, rid: str) -> None:
-    outcome = ex.ctx.service.delete(_rtype(collection), rid, ex.headers.get("If-Match"))
+    outcome = ex.ctx.service.delete(_rtype(collection), rid, ex.h.get("If-Match"))
     ex.changes = outcome.changes
     ex.when_durable(lambda: ex.respond(204, None))
 
@@ -372,6 +372,17 @@ def parse_query(query: str) -> dict[str, str]:
     return args
 
 
+def _plain_headers(headers: httputil.HTTPHeaders) -> dict[str, str]:
+    """The request headers as a plain dict keyed by Tornado's normalized names
+    (``Content-Type``, ``X-Forwarded-Proto``); repeated headers joined with "," as
+    HTTPHeaders does. HTTPHeaders' own ``get`` goes through Mapping.get, __getitem__ and
+    name normalization (~4 % of a request for the eight headers read)."""
+    out: dict[str, str] = {}
+    for name, value in headers.get_all():
+        out[name] = f"{out[name]},{value}" if name in out else value
+    return out
+
+
 def _form_decode(text: str) -> str:
     """One name or value of a query string, decoded (``+`` is a space; UTF-8 %XX)."""
     if "+" in text:
@@ -452,15 +463,15 @@ class ScimServer(httputil.HTTPServerConnectionDelegate):
         if self.fallback is not None:
             self.fallback.on_close(server_conn)
 
-    def base_url(self, request: _HasHeaders) -> str:
+    def base_url(self, request: Exchange) -> str:
         """The SCIM base URL as the client sees it (Host / X-Forwarded-*; the tunnel's public
         URL for loopback requests while a tunnel is up), remembered per distinct header set."""
-        headers = request.headers
+        h = request.h
         key = (
             request.protocol,
             request.host,
-            headers.get("X-Forwarded-Proto", ""),
-            headers.get("X-Forwarded-Host", ""),
+            h.get("X-Forwarded-Proto", ""),
+            h.get("X-Forwarded-Host", ""),
             self.ctx.public_url or "",
         )
         url = self._origins.get(key)
@@ -504,7 +515,7 @@ class Exchange(httputil.HTTPMessageDelegate):
 
     @property
     def host(self) -> str:
-        return self.headers.get("Host") or "127.0.0.1"
+        return self.h.get("Host") or "127.0.0.1"
 
     def __init__(
         self, server: ScimServer, server_conn: object, request_conn: httputil.HTTPConnection
@@ -534,6 +545,7 @@ class Exchange(httputil.HTTPMessageDelegate):
         self.path = path
         self.query = query
         self.headers = headers
+        self.h = _plain_headers(headers)
         context = getattr(self.conn, "context", None)
         self.protocol = getattr(context, "protocol", "http")
         self.remote_ip = getattr(context, "remote_ip", "") or ""
@@ -592,7 +604,7 @@ class Exchange(httputil.HTTPMessageDelegate):
                 f"The request body is {len(self.body)} bytes; the limit is {limit} bytes"
             )
         self._classify()
-        failure = self.ctx.auth.verify(self.headers.get("Authorization"))
+        failure = self.ctx.auth.verify(self.h.get("Authorization"))
         if failure is not None:
             raise errors.Unauthorized(
                 failure.detail, headers={"WWW-Authenticate": failure.challenge}
@@ -664,7 +676,7 @@ class Exchange(httputil.HTTPMessageDelegate):
 
     def json_body(self) -> Any:
         """The decoded request body: JSON in either SCIM's or plain JSON's media type."""
-        ctype = self.headers.get("Content-Type", "")
+        ctype = self.h.get("Content-Type", "")
         media = ctype.split(";", 1)[0].strip().lower()
         if media and media not in _JSON_TYPES and not media.endswith("+json"):
             raise errors.UnsupportedMediaType(
@@ -698,7 +710,7 @@ class Exchange(httputil.HTTPMessageDelegate):
                 path=relative_path(self.path, self.ctx.config.base_path),
                 query=self.query_args() if self.query else {},
                 body=self._decoded_body(),
-                user_agent=self.headers.get("User-Agent", ""),
+                user_agent=self.h.get("User-Agent", ""),
                 time=time.monotonic(),
                 client=self.remote_ip,
             )
@@ -820,9 +832,7 @@ class Exchange(httputil.HTTPMessageDelegate):
                 headers.pop(name, None)
             data = None
         elif data is not None:
-            if len(data) >= GZIP_MIN_LENGTH and accepts_gzip(
-                self.headers.get("Accept-Encoding", "")
-            ):
+            if len(data) >= GZIP_MIN_LENGTH and accepts_gzip(self.h.get("Accept-Encoding", "")):
                 data = gzip.compress(data, GZIP_LEVEL)
                 headers["Content-Encoding"] = "gzip"
             headers["Content-Length"] = str(len(data))

@@ -285,3 +285,12 @@ def test_query_control_characters_and_bad_utf8() -> None:
     assert parse_query("a=x%01y") == {"a": "x y"}
     with pytest.raises(BadRequest):
         parse_query("a=%FF")
+
+
+def test_repeated_authorization_headers_are_refused(server: ServerThread) -> None:
+    reply = raw_exchange(
+        server.port,
+        b"GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\n"
+        + f"Authorization: Bearer {TOKEN}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode(),
+    )
+    assert reply.startswith(b"HTTP/1.1 401")
