@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -113,9 +114,46 @@ def test_atomic_storage_chunked_encoding_equals_orjson(tmp_path: Path) -> None:
         "_meta": {"1": {"format": 1}},
     }
     storage.write(data)
-    assert (tmp_path / "big.json").read_bytes() == orjson.dumps(data)
+    raw = (tmp_path / "big.json").read_bytes()
+    assert json.loads(raw) == data  # plain JSON for any reader
+    # "{", "Users":{, three lines of up to 1,000 users, "}," , "Empty", "_meta", "}"
+    assert raw.count(b"\n") == 9
     assert storage.read() == data
     assert AtomicOrjsonStorage(tmp_path / "missing.json").read() is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # An older file (one line), TinyDB's own layout, a file pretty-printed by hand.
+        lambda d: orjson.dumps(d),
+        lambda d: json.dumps(d).encode(),
+        lambda d: json.dumps(d, indent=2).encode(),
+        lambda d: b"\n" + json.dumps(d, indent=1).encode() + b"\n\n",
+    ],
+)
+def test_storage_reads_any_json_layout(tmp_path: Path, text) -> None:
+    data = {
+        "_meta": {"1": {"format": 1}},
+        "Users": {str(i): {"id": f"u{i}", "s": "a,\nb}"} for i in range(1, 1500)},
+    }
+    path = tmp_path / "x.json"
+    path.write_bytes(text(data))
+    assert AtomicOrjsonStorage(path).read() == data
+
+
+@pytest.mark.parametrize("cut", [-2, -3, -30, 20_000, 3])
+def test_storage_refuses_a_cut_or_padded_file(tmp_path: Path, cut: int) -> None:
+    path = tmp_path / "x.json"
+    data = {"Users": {str(i): {"id": f"u{i}"} for i in range(1, 2500)}, "Groups": {}}
+    AtomicOrjsonStorage(path).write(data)
+    raw = path.read_bytes()
+    path.write_bytes(raw[:cut])
+    with pytest.raises(orjson.JSONDecodeError):
+        AtomicOrjsonStorage(path).read()
+    path.write_bytes(raw + b'{"more": 1}')
+    with pytest.raises(orjson.JSONDecodeError):
+        AtomicOrjsonStorage(path).read()
 
 
 # --- round trips -------------------------------------------------------------------------------
