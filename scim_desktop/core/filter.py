@@ -377,11 +377,27 @@ def parse(text: str) -> Filter:
         raise InvalidFilter("The filter must be a string")
     node = _PARSED.get(text)
     if node is None:
-        node = _parse(text)
+        node = _parse_simple_eq(text) or _parse(text)
         if len(_PARSED) >= _PARSED_MAX:
             _PARSED.clear()
         _PARSED[text] = node
     return node
+
+
+#: ``attr eq "text"`` with a plain attribute name and a string without escapes: Okta's
+#: existence check on every create. Parsed by one regular expression into exactly what the
+#: full parser builds (tested against it); anything else goes to the parser.
+_SIMPLE_EQ_RE = re.compile(r'[ ]*([A-Za-z][A-Za-z0-9_-]*)[ ]+(?i:eq)[ ]+"([^"\\\x00-\x1f]*)"[ ]*')
+_NOT_NAMES = frozenset(
+    {"and", "or", "not", "pr", "eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"}
+)
+
+
+def _parse_simple_eq(text: str) -> Filter | None:
+    m = _SIMPLE_EQ_RE.fullmatch(text)
+    if m is None or m.group(1).lower() in _NOT_NAMES:
+        return None
+    return Compare(AttrPath(None, m.group(1)), "eq", m.group(2))
 
 
 def _parse(text: str) -> Filter:

@@ -755,7 +755,18 @@ class OktaClassifier:
         self._remember_request(req, final, status)
         self._history.append(Seen(now, req.method.upper(), req.path, final.id, status))
         text = " ".join(n for n in notes if n)
-        return replace(final, explanation=f"{final.explanation} {text}") if text else final
+        if not text:
+            return final
+        # Built directly: dataclasses.replace inspects the fields on every call (per request).
+        return Step(
+            final.id,
+            final.label,
+            f"{final.explanation} {text}",
+            final.page,
+            final.retry,
+            final.next_retry_in_s,
+            final.retry_gives_up,
+        )
 
     # --- history -------------------------------------------------------------------------------
     def _prune(self, now: float) -> None:

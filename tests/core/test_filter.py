@@ -624,3 +624,41 @@ def test_hand_built_nodes_are_evaluated_too() -> None:
     assert evaluate(node, BJENSEN, USER_TYPE)
     with pytest.raises(InvalidFilter):
         evaluate(Compare(p("userName"), "like", "x"), BJENSEN, USER_TYPE)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'userName eq "jane@example.com"',
+        '  userName   EQ   "Jane@Example.com"  ',
+        'displayName eq "Sales & Marketing (EMEA)"',
+        'externalId eq "00u1abcd"',
+        'userName eq ""',
+        'userName eq "日本語"',
+        'x-y_1 eq "v"',
+    ],
+)
+def test_simple_eq_fast_path_builds_what_the_parser_builds(text: str) -> None:
+    from scim_desktop.core.filter import _parse, _parse_simple_eq
+
+    fast = _parse_simple_eq(text)
+    assert fast is not None and fast == _parse(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'userName eq "a\\"b"',  # an escape: the parser decodes it
+        'name.givenName eq "x"',
+        'urn:ietf:params:scim:schemas:core:2.0:User:userName eq "x"',
+        'userName eq "x" and active eq true',
+        'userName\teq "x"',
+        'not eq "x"',
+        'and eq "x"',
+        "userName eq 5",
+    ],
+)
+def test_anything_else_takes_the_parser(text: str) -> None:
+    from scim_desktop.core.filter import _parse_simple_eq
+
+    assert _parse_simple_eq(text) is None
