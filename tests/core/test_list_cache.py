@@ -34,6 +34,8 @@ def test_pages_follow_every_change() -> None:
     for name in ("ann", "bob"):
         body = {"schemas": [USER_SCHEMA], "userName": name, "active": True}
         ids[name] = service.create("User", body, BASE).resource["id"]
+    # Each create keeps the encoding it answered with, for the pages that follow.
+    assert set(service._fragments) == set(ids.values())
     first = page(service)
     assert groups_of(first["ann"]) == [] and first["ann"]["active"] is True
     assert page(service) == first  # served again from the cache, unchanged
