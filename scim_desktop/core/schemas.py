@@ -27,6 +27,15 @@ DEFAULT_COUNT = 100
 MAX_COUNT = 1000
 
 
+def _by_name(attributes: tuple[Attribute, ...]) -> dict[str, Attribute]:
+    """Definitions by lower-cased name, and by their own spelling (found without lower())."""
+    out: dict[str, Attribute] = {}
+    for attr in attributes:
+        out.setdefault(attr.name.lower(), attr)
+        out.setdefault(attr.name, attr)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Attribute:
     """An attribute definition with the characteristics of RFC 7643 §2.2 and §7."""
@@ -47,11 +56,7 @@ class Attribute:
     _subs: dict[str, Attribute] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        subs: dict[str, Attribute] = {}
-        for attr in self.sub_attributes:
-            subs.setdefault(attr.name.lower(), attr)
-            subs.setdefault(attr.name, attr)  # the usual spelling: found without lower()
-        object.__setattr__(self, "_subs", subs)
+        object.__setattr__(self, "_subs", _by_name(self.sub_attributes))
 
     def sub(self, name: str) -> Attribute | None:
         """The sub-attribute called ``name`` (case-insensitive), or None."""
@@ -90,11 +95,7 @@ class Schema:
     _by_name: dict[str, Attribute] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        by_name: dict[str, Attribute] = {}
-        for attr in self.attributes:
-            by_name.setdefault(attr.name.lower(), attr)
-            by_name.setdefault(attr.name, attr)  # the usual spelling: found without lower()
-        object.__setattr__(self, "_by_name", by_name)
+        object.__setattr__(self, "_by_name", _by_name(self.attributes))
 
     def attribute(self, name: str) -> Attribute | None:
         """The top-level attribute called ``name`` (case-insensitive), or None."""

@@ -25,7 +25,7 @@ import gzip
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import unquote, unquote_to_bytes
@@ -268,28 +268,26 @@ def _service_provider_config(ex: Exchange) -> None:
     ex.respond(200, service_provider_config(ex.base_url, auth_mode=ex.ctx.auth.mode))
 
 
-def _schemas(ex: Exchange, schema_id: str | None = None) -> None:
+def _discovery(ex: Exchange, kind: str, table: Mapping[str, Any], item_id: str | None) -> None:
+    """``/Schemas`` and ``/ResourceTypes``: the list, or one entry by its id (ignoring
+    case)."""
     _no_filter_on_discovery(ex)
-    if schema_id is None:
-        ex.respond(200, _list_of([s.to_scim(ex.base_url) for s in SCHEMAS.values()]))
+    if item_id is None:
+        ex.respond(200, _list_of([item.to_scim(ex.base_url) for item in table.values()]))
         return
-    for sid, schema in SCHEMAS.items():
-        if sid.lower() == schema_id.lower():
-            ex.respond(200, schema.to_scim(ex.base_url))
+    for key, item in table.items():
+        if key.lower() == item_id.lower():
+            ex.respond(200, item.to_scim(ex.base_url))
             return
-    raise errors.NotFound(f"Schema {schema_id} not found")
+    raise errors.NotFound(f"{kind} {item_id} not found")
+
+
+def _schemas(ex: Exchange, schema_id: str | None = None) -> None:
+    _discovery(ex, "Schema", SCHEMAS, schema_id)
 
 
 def _resource_types(ex: Exchange, type_id: str | None = None) -> None:
-    _no_filter_on_discovery(ex)
-    if type_id is None:
-        ex.respond(200, _list_of([t.to_scim(ex.base_url) for t in RESOURCE_TYPES.values()]))
-        return
-    for tid, rtype in RESOURCE_TYPES.items():
-        if tid.lower() == type_id.lower():
-            ex.respond(200, rtype.to_scim(ex.base_url))
-            return
-    raise errors.NotFound(f"ResourceType {type_id} not found")
+    _discovery(ex, "ResourceType", RESOURCE_TYPES, type_id)
 
 
 def _not_implemented(ex: Exchange) -> None:
