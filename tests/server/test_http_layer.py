@@ -8,6 +8,7 @@ import email.utils
 import gzip
 import http.client
 import json
+import re
 import socket
 import time
 
@@ -294,3 +295,41 @@ def test_repeated_authorization_headers_are_refused(server: ServerThread) -> Non
         + f"Authorization: Bearer {TOKEN}\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode(),
     )
     assert reply.startswith(b"HTTP/1.1 401")
+
+
+def test_pipelined_requests_are_answered_in_order(server: ServerThread) -> None:
+    """Two creates and a read sent in one packet: answered one after the other, in order
+    (the writes wait for their fsync before the next request is read)."""
+    auth = f"Authorization: Bearer {TOKEN}\r\n".encode()
+    requests = b""
+    for name in ("pipe1@example.com", "pipe2@example.com"):
+        body = json.dumps(okta_create_body(name)).encode()
+        requests += (
+            b"POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\n"
+            + auth
+            + b"Content-Type: application/scim+json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+    requests += b"GET /scim/v2/Users?count=5 HTTP/1.1\r\nHost: x\r\n" + auth
+    requests += b"Connection: close\r\n\r\n"
+    reply = raw_exchange(server.port, requests, read_until_close=True)
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", reply)
+    assert statuses == [b"201", b"201", b"200"]
+    first, second = reply.index(b"pipe1@example.com"), reply.index(b"pipe2@example.com")
+    assert first < second
+    assert reply.rstrip().endswith(b"}") and b'"totalResults":2' in reply
+
+
+def test_http_1_0_gets_an_answer_and_the_connection_closes(server: ServerThread) -> None:
+    reply = raw_exchange(
+        server.port,
+        b"GET /scim/v2/ServiceProviderConfig HTTP/1.0\r\n"
+        + f"Authorization: Bearer {TOKEN}\r\n\r\n".encode(),
+        read_until_close=True,
+    )
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert json.loads(body)["schemas"] == [
+        "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
+    ]
