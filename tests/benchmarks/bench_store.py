@@ -49,7 +49,7 @@ def make_user(i: int) -> Record:
             "version": 'W/"1"',
         },
         "_seq": i,
-        "_password": "pbkdf2_sha256$600000$c2FsdHNhbHQ=$" + "A" * 44,
+        "_password": "hmac_sha256$c2FsdHNhbHRzYWx0$" + "A" * 44,
     }
 
 
