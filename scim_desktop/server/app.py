@@ -1,4 +1,4 @@
-"""What Tornado's HTTPServer serves: the SCIM endpoints, plus the OAuth pages in OAuth mode."""
+"""What the HTTP server serves: the SCIM endpoints, plus the OAuth pages in OAuth mode."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ __all__ = ["accepts_gzip", "make_app"]
 
 
 def make_app(ctx: ServerContext) -> ScimServer:
-    """The connection delegate for ``tornado.httpserver.HTTPServer``."""
+    """The request handler for :class:`~scim_desktop.server.http1.HttpServer`."""
     if ctx.oauth is None:
         return ScimServer(ctx)
     from scim_desktop.server.oauth_handlers import oauth_routes

@@ -8,13 +8,13 @@ Why not ``tornado.web.RequestHandler``: profiling the server under Okta-like loa
 put about 60 % of each request's CPU in RequestHandler's per-request machinery (routing over a
 rule list, handler construction, header objects, output transforms, the coroutine around every
 method), more than the SCIM work itself. The SCIM endpoints are therefore served by
-:class:`ScimServer`, an ``HTTPServerConnectionDelegate`` that receives each message from
-Tornado's ``HTTP1Connection`` (which still does the HTTP/1.1 parsing, keep-alive, ``Expect:
-100-continue``, body size limits and chunked bodies) and dispatches it with one regular
-expression. What RequestHandler did for these endpoints is done here explicitly: ``Date``,
+:class:`ScimServer`, which receives each request from the HTTP/1.1 connection in
+:mod:`scim_desktop.server.http1` (keep-alive, ``Expect: 100-continue``, body limits, chunked
+bodies; on Tornado's TCPServer and IOStream) and dispatches it with one regular expression.
+What RequestHandler did for these endpoints is done here explicitly: ``Date``,
 ``Content-Length``, ``Vary: Accept-Encoding`` and gzip (RFC 9110 §12.5.3), HEAD answered
 without a body, 405 with ``Allow``, percent-decoded ids. The OAuth pages (HTML and forms)
-stay on a ``tornado.web.Application``, which this delegate hands those paths to.
+stay on a ``tornado.web.Application``, which this server hands those paths to.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from urllib.parse import unquote, unquote_to_bytes
 import orjson
 import tornado.web
 from tornado import httputil
-from tornado.iostream import StreamClosedError
 
 from scim_desktop.config import ServerConfig
 from scim_desktop.core import errors
@@ -53,6 +52,7 @@ from scim_desktop.server.events import (
     redact_body,
     redact_headers,
 )
+from scim_desktop.server.http1 import ApplicationBridge, Connection, Request
 
 log = logging.getLogger("scim_desktop.server")
 
@@ -71,7 +71,9 @@ GZIP_LEVEL = 6
 
 
 class _HasHeaders(Protocol):
-    headers: httputil.HTTPHeaders
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
     protocol: str
     host: str
 
@@ -370,17 +372,6 @@ def parse_query(query: str) -> dict[str, str]:
     return args
 
 
-def _plain_headers(headers: httputil.HTTPHeaders) -> dict[str, str]:
-    """The request headers as a plain dict keyed by Tornado's normalized names
-    (``Content-Type``, ``X-Forwarded-Proto``); repeated headers joined with "," as
-    HTTPHeaders does. HTTPHeaders' own ``get`` goes through Mapping.get, __getitem__ and
-    name normalization (~4 % of a request for the eight headers read)."""
-    out: dict[str, str] = {}
-    for name, value in headers.get_all():
-        out[name] = f"{out[name]},{value}" if name in out else value
-    return out
-
-
 def _form_decode(text: str) -> str:
     """One name or value of a query string, decoded (``+`` is a space; UTF-8 %XX)."""
     if "+" in text:
@@ -434,9 +425,10 @@ def match_route(pattern: re.Pattern[str], path: str) -> tuple[Route, tuple[str, 
 
 
 # --- the HTTP side ----------------------------------------------------------------------------
-class ScimServer(httputil.HTTPServerConnectionDelegate):
-    """Tornado's ``HTTPServer`` hands every HTTP message here; SCIM URLs are answered by an
-    :class:`Exchange`, the OAuth endpoints (when on) by the ``fallback`` Application."""
+class ScimServer:
+    """The :class:`~scim_desktop.server.http1.HttpServer` hands every request here; SCIM URLs
+    are answered by an :class:`Exchange`, the OAuth endpoints (when on) by the ``fallback``
+    Application."""
 
     def __init__(
         self,
@@ -451,15 +443,29 @@ class ScimServer(httputil.HTTPServerConnectionDelegate):
         self._origins: dict[tuple[str, ...], str] = {}
         #: Answers still being prepared (waiting for their fsync, or for an injected delay).
         self.tasks: set[asyncio.Future[None]] = set()
+        #: The request each connection is answering, until it is answered (told when the
+        #: client goes away first).
+        self._current: dict[Connection, Exchange | ApplicationBridge] = {}
 
-    def start_request(
-        self, server_conn: object, request_conn: httputil.HTTPConnection
-    ) -> httputil.HTTPMessageDelegate:
-        return Exchange(self, server_conn, request_conn)
+    def handle(self, conn: Connection, request: Request) -> None:
+        path = request.target.partition("?")[0]
+        if self.fallback_paths is not None and self.fallback_paths.fullmatch(path):
+            assert self.fallback is not None
+            bridge = ApplicationBridge(conn)
+            self._current[conn] = bridge  # until the connection closes (or the next request)
+            bridge.serve(self.fallback, request)
+            return
+        exchange = Exchange(self, conn, request)
+        self._current[conn] = exchange
+        exchange.run()
 
-    def on_close(self, server_conn: object) -> None:
-        if self.fallback is not None:
-            self.fallback.on_close(server_conn)
+    def answered(self, conn: Connection) -> None:
+        self._current.pop(conn, None)
+
+    def connection_closed(self, conn: Connection) -> None:
+        current = self._current.pop(conn, None)
+        if current is not None:
+            current.connection_closed()
 
     def base_url(self, request: Exchange) -> str:
         """The SCIM base URL as the client sees it (Host / X-Forwarded-*; the tunnel's public
@@ -481,7 +487,7 @@ class ScimServer(httputil.HTTPServerConnectionDelegate):
         return url
 
 
-class Exchange(httputil.HTTPMessageDelegate):
+class Exchange:
     """One SCIM request and its answer: auth, body limit, Okta label, faults, dispatch, the
     SCIM Error path, and the request record."""
 
@@ -496,7 +502,6 @@ class Exchange(httputil.HTTPMessageDelegate):
     changes: list[Change] = []
     fault: str | None = None
     status = 0
-    _chunks: list[bytes]
     _args: dict[str, str] | None = None
     _json: Any = None
     _json_done = False
@@ -509,79 +514,46 @@ class Exchange(httputil.HTTPMessageDelegate):
     _closed = False
     _answered = False
     _active = True
-    headers: httputil.HTTPHeaders
+    _declared_length = 0
 
     @property
     def host(self) -> str:
         return self.h.get("Host") or "127.0.0.1"
 
-    def __init__(
-        self, server: ScimServer, server_conn: object, request_conn: httputil.HTTPConnection
-    ) -> None:
+    def __init__(self, server: ScimServer, conn: Connection, request: Request) -> None:
         self.server = server
         self.ctx = server.ctx
-        self.server_conn = server_conn
-        self.conn = request_conn
-        self._inner: httputil.HTTPMessageDelegate | None = None
-
-    # --- HTTPMessageDelegate ---------------------------------------------------------------------
-    def headers_received(
-        self,
-        start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
-        headers: httputil.HTTPHeaders,
-    ) -> Awaitable[None] | None:
-        assert isinstance(start_line, httputil.RequestStartLine)
-        path, _, query = start_line.path.partition("?")
-        server = self.server
-        if server.fallback_paths is not None and server.fallback_paths.fullmatch(path):
-            assert server.fallback is not None
-            self._inner = server.fallback.start_request(self.server_conn, self.conn)
-            return self._inner.headers_received(start_line, headers)
+        self.conn = conn
         self._started = time.perf_counter()
         self._arrived = utc_now_iso()
-        self.method = start_line.method
+        self.method = request.method
+        path, _, query = request.target.partition("?")
         self.path = path
-        self.query = query
-        self.headers = headers
-        self.h = _plain_headers(headers)
-        context = getattr(self.conn, "context", None)
-        self.protocol = getattr(context, "protocol", "http")
-        self.remote_ip = getattr(context, "remote_ip", "") or ""
-        self._chunks = []
+        if query:
+            self.query = query
+        #: The header fields, keyed by Tornado's normalized names ("Content-Type").
+        self.h = self.headers = request.headers
+        self.protocol = conn.protocol
+        self.remote_ip = conn.remote_ip
+        self.body = request.body
+        if request.declared_length:
+            self._declared_length = request.declared_length
         self.ctx.stats["active"] = self.ctx.stats.get("active", 0) + 1
-        return None
 
-    def data_received(self, chunk: bytes) -> Awaitable[None] | None:
-        if self._inner is not None:
-            return self._inner.data_received(chunk)
-        self._chunks.append(chunk)
-        return None
-
-    def finish(self) -> None:
-        if self._inner is not None:
-            self._inner.finish()
-            return
-        if self._chunks:
-            self.body = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
-            self._chunks = []
+    def run(self) -> None:
         try:
             pending = self._dispatch()
         except Exception as exc:  # every failure becomes a SCIM answer
             self._fail(exc)
             return
         if pending is not None:
-            # Told when the client goes away while the answer is being prepared (a request
-            # answered right here in finish() needs no such callback).
-            self.conn.set_close_callback(self.on_connection_close)
             tasks = self.server.tasks
             task = asyncio.ensure_future(self._complete(pending))
             tasks.add(task)  # a reference until it is done (asyncio keeps only weak ones)
             task.add_done_callback(tasks.discard)
 
-    def on_connection_close(self) -> None:
-        if self._inner is not None:
-            self._inner.on_connection_close()
-            return
+    def connection_closed(self) -> None:
+        """The client went away before the answer was written."""
         self._closed = True
         self._done()
 
@@ -597,9 +569,10 @@ class Exchange(httputil.HTTPMessageDelegate):
         # anything over the configured limit is refused here with a SCIM 413, so clients that
         # send the whole body before reading still get the error.
         limit = self.ctx.config.max_body_bytes
-        if len(self.body) > limit:
+        size = self._declared_length or len(self.body)
+        if size > limit:
             raise errors.PayloadTooLarge(
-                f"The request body is {len(self.body)} bytes; the limit is {limit} bytes"
+                f"The request body is {size} bytes; the limit is {limit} bytes"
             )
         self._classify()
         failure = self.ctx.auth.verify(self.h.get("Authorization"))
@@ -738,7 +711,7 @@ class Exchange(httputil.HTTPMessageDelegate):
                     raise Finished()  # the client gave up waiting (Okta: after 60 s)
             if decision.drop:
                 # No response at all: the connection just closes.
-                self.conn.close()  # type: ignore[attr-defined]
+                self.conn.close()
                 raise Finished()
             if decision.empty:
                 self._answer(decision.status or 201, None, {"Content-Type": SCIM_CONTENT_TYPE})
@@ -777,8 +750,6 @@ class Exchange(httputil.HTTPMessageDelegate):
             store.maybe_fold()
             answer()
             return
-        # Told when the client goes away while the answer waits for the disk.
-        self.conn.set_close_callback(self.on_connection_close)
 
         def durable(done: asyncio.Future[None]) -> None:
             store.maybe_fold()
@@ -838,17 +809,8 @@ class Exchange(httputil.HTTPMessageDelegate):
             headers["Content-Length"] = "0"
         self._response_headers = headers
         if not self._closed:
-            try:
-                self.conn.write_headers(
-                    httputil.ResponseStartLine(
-                        "HTTP/1.1", status, httputil.responses.get(status, "Unknown")
-                    ),
-                    httputil.HTTPHeaders(headers),
-                    None if self.method == "HEAD" else data,
-                )
-                self.conn.finish()
-            except StreamClosedError:
-                pass
+            self.server.answered(self.conn)
+            self.conn.send(status, headers, None if self.method == "HEAD" else data)
         self._record()
 
     def _done(self) -> None:
@@ -887,7 +849,7 @@ class Exchange(httputil.HTTPMessageDelegate):
                 status=status,  # 0: no answer (dropped, or the client went away)
                 duration_ms=duration_ms,
                 client=self.remote_ip,
-                request_headers=redact_headers(self.headers) if bodies else {},
+                request_headers=redact_headers(self.h) if bodies else {},
                 request_body=redact_body(self.body) if bodies else "",
                 # This server's own headers carry no credentials (no Set-Cookie either).
                 response_headers=self._response_headers if bodies else {},

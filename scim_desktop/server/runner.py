@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tornado.httpserver
 import tornado.ioloop
 import tornado.netutil
 
@@ -40,6 +39,7 @@ from scim_desktop.server.app import make_app
 from scim_desktop.server.auth import Authenticator
 from scim_desktop.server.events import EventSink, NullSink, ResourceChanged
 from scim_desktop.server.handlers import ServerContext, drain_cap, publish_changes
+from scim_desktop.server.http1 import HttpServer
 from scim_desktop.server.oauth_handlers import OAuthRuntime
 from scim_desktop.server.tls import TlsError, prepare_tls
 from scim_desktop.store import DurableStore
@@ -569,12 +569,12 @@ class ServerThread:
                 oauth=oauth,
             )
             app = make_app(ctx)
-            server = tornado.httpserver.HTTPServer(
+            server = HttpServer(
                 app,
                 # The handlers enforce the configured limit with a SCIM 413; this only stops
-                # absurd bodies before they are read.
+                # absurd bodies from being read (they are answered 413 and the connection ends).
                 max_body_size=drain_cap(self.config.max_body_bytes),
-                idle_connection_timeout=120,
+                continue_limit=self.config.max_body_bytes,
                 ssl_options=ssl_context,
             )
             server.add_sockets(sockets)
@@ -603,9 +603,7 @@ class ServerThread:
             finally:
                 lock.release()
 
-    async def _shutdown(
-        self, server: tornado.httpserver.HTTPServer, store: DurableStore, ctx: ServerContext
-    ) -> None:
+    async def _shutdown(self, server: HttpServer, store: DurableStore, ctx: ServerContext) -> None:
         server.stop()  # no new connections
         # The tunnel ends with the server (the child process is stopped and reaped).
         try:

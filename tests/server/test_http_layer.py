@@ -1,4 +1,4 @@
-"""What the SCIM endpoints' own HTTP layer (scim_desktop/server/handlers.py) must do that
+"""What the SCIM endpoints' own HTTP layer (scim_desktop/server/handlers.py, http1.py) must do that
 Tornado's RequestHandler used to: headers, HEAD, 405, gzip, decoding of paths and queries,
 keep-alive, 100-continue, clients that go away, and OAuth paths handed to the Application."""
 
@@ -84,7 +84,7 @@ def test_head_has_the_get_headers_and_no_body(server: ServerThread) -> None:
     assert head.startswith(b"HTTP/1.1 200")
     assert body == b""
     assert f"Content-Length: {len(get.raw)}".encode() in head
-    assert f"Etag: {get.header('ETag')}".encode() in head
+    assert f"ETag: {get.header('ETag')}".encode() in head  # RFC 9110's spelling
 
 
 def test_unknown_method_is_405_with_allow_before_auth(server: ServerThread) -> None:
