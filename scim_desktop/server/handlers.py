@@ -32,7 +32,6 @@ from urllib.parse import unquote, unquote_to_bytes
 
 import orjson
 import tornado.web
-from tornado import httputil
 
 from scim_desktop.config import ServerConfig
 from scim_desktop.core import errors
@@ -52,7 +51,7 @@ from scim_desktop.server.events import (
     redact_body,
     redact_headers,
 )
-from scim_desktop.server.http1 import ApplicationBridge, Connection, Request
+from scim_desktop.server.http1 import ApplicationBridge, Connection, Request, http_date
 
 log = logging.getLogger("scim_desktop.server")
 
@@ -161,22 +160,6 @@ class ServerContext:
     oauth: Any = None
     #: ``https://host`` of the tunnel while one is up: the URL clients are told about.
     public_url: str | None = None
-
-
-class _Date:
-    """The ``Date`` header value (RFC 9110 §6.6.1), formatted once a second."""
-
-    second = -1
-    value = ""
-
-    @classmethod
-    def now(cls) -> str:
-        now = time.time()
-        second = int(now)
-        if second != cls.second:
-            cls.value = httputil.format_timestamp(now)
-            cls.second = second
-        return cls.value
 
 
 class Finished(Exception):
@@ -791,8 +774,8 @@ class Exchange:
         if self._answered:
             raise RuntimeError("The request was already answered")
         self._answered = True
-        self.status = status
-        headers["Date"] = _Date.now()
+        self.status = 0 if self._closed else status  # 0: the client did not get it
+        headers["Date"] = http_date()
         headers["Vary"] = "Accept-Encoding"
         self._response_body = data or b""
         if status in (204, 304):

@@ -68,8 +68,10 @@ LINGER_BYTES = 1024 * 1024
 _VERSION_RE = re.compile(r"HTTP/1\.[0-9]")
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: Request targets: no control characters (RFC 9112 §3.2; spaces already split the line).
-#: Bytes beyond ASCII are taken as UTF-8, as browsers and curl send them unencoded.
+#: Bytes beyond ASCII are kept as Tornado keeps them (Latin-1 characters).
 _TARGET_RE = re.compile(r"[^\x00-\x20\x7f]+")
+#: Control characters other than HTAB and the CRLF (or bare LF) that ends a line.
+_CTL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _STATUS_LINES: dict[int, bytes] = {}
@@ -85,6 +87,22 @@ def normalize_name(name: str) -> str:
         if len(_NAMES) < 4096:  # clients that invent names must not grow it without bound
             _NAMES[name] = normal
     return normal
+
+
+class _Date:
+    """The ``Date`` header value (RFC 9110 §6.6.1), formatted once a second."""
+
+    second = -1
+    value = ""
+
+
+def http_date() -> str:
+    now = time.time()
+    second = int(now)
+    if second != _Date.second:
+        _Date.value = httputil.format_timestamp(now)
+        _Date.second = second
+    return _Date.value
 
 
 def status_line(status: int) -> bytes:
@@ -158,6 +176,8 @@ class Request:
 def parse_head(data: bytes) -> Request | None:
     """The request line and header fields (None for a head of empty lines only)."""
     text = data.decode("latin-1")
+    if _CTL_RE.search(text):  # RFC 9110 §5.5: never kept, never passed on
+        raise HttpError(400, "The request head holds a control character")
     lines = text.split("\n")
     start = 0
     while start < len(lines) and not lines[start].rstrip("\r"):
@@ -172,31 +192,30 @@ def parse_head(data: bytes) -> Request | None:
         raise HttpError(400, f"The request method {method[:40]!r} is not a token")
     if not _TARGET_RE.fullmatch(target):
         raise HttpError(400, "The request target is empty or holds characters that are not allowed")
-    if not target.isascii():
-        target = target.encode("latin-1").decode("utf-8", errors="replace")
     if not _VERSION_RE.fullmatch(version):
         raise HttpError(
             505 if version.startswith("HTTP/") else 400, f"{version[:20]!r} is not HTTP/1.x"
         )
     headers: dict[str, str] = {}
-    last = ""
     for line in lines[start + 1 :]:
         if line.endswith("\r"):
             line = line[:-1]
         if not line:
             continue
-        if line[0] in " \t":  # obsolete line folding (RFC 9112 §5.2): one space
-            if not last:
-                raise HttpError(400, "A header field starts with whitespace")
-            folded = line.strip(" \t")
-            headers[last] = f"{headers[last]} {folded}".strip()
-            continue
+        if line[0] in " \t":  # RFC 9112 §5.2: obsolete line folding is refused
+            raise HttpError(400, "A header field is folded over lines (obs-fold)")
         name, colon, value = line.partition(":")
         if not colon or not _TOKEN_RE.fullmatch(name):
             raise HttpError(400, f"Malformed header field: {line[:80]!r}")
-        last = normalize_name(name)
+        name = normalize_name(name)
         value = value.strip(" \t")
-        headers[last] = f"{headers[last]},{value}" if last in headers else value
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    if version == "HTTP/1.1":
+        host = headers.get("Host")
+        if host is None or "," in host:  # RFC 9112 §3.2: exactly one
+            raise HttpError(400, "An HTTP/1.1 request needs exactly one Host header field")
+    elif "Transfer-Encoding" in headers:  # RFC 9112 §6.1: faulty framing from HTTP/1.0
+        raise HttpError(400, "Transfer-Encoding is not allowed in an HTTP/1.0 request")
     return Request(method, target, version, headers, text)
 
 
@@ -279,6 +298,7 @@ class Connection:
     _waiter: asyncio.Future[None] | None = None
     _write: Awaitable[None] | None = None
     _buf: bytearray
+    _in_body = False
 
     def __init__(self, server: HttpServer, stream: IOStream, address: Any) -> None:
         self.server = server
@@ -332,6 +352,8 @@ class Connection:
     async def _fill(self) -> None:
         """Append what the client sent next to the connection's buffer."""
         self._buf += await self.stream.read_bytes(READ_CHUNK, partial=True)
+        if self._in_body:
+            self.reading_since = time.monotonic()  # a body may take long while it moves
 
     async def _read_request(self) -> Request | None:
         self.reading_since = time.monotonic()
@@ -351,6 +373,8 @@ class Connection:
         del buf[: end.end()]
         if request is None:
             return None
+        self.reading_since = time.monotonic()
+        self._in_body = True
         headers = request.headers
         limit = server.max_body_size
         expect = headers.get("Expect")
@@ -370,7 +394,7 @@ class Connection:
                 raise HttpError(
                     400, "A request cannot have both Transfer-Encoding and Content-Length"
                 )
-            if coding.strip().lower() != "chunked":
+            if coding.strip(" \t").lower() != "chunked":
                 raise HttpError(501, f"Transfer-Encoding {coding!r} is not supported; use chunked")
             await self._read_chunked(request, limit)
         elif length is not None:
@@ -381,6 +405,7 @@ class Connection:
             elif size:
                 request.body = await self._read_exactly(size)
         self.reading_since = None
+        self._in_body = False
         return request
 
     async def _read_exactly(self, size: int) -> bytes:
@@ -401,8 +426,12 @@ class Connection:
             await self._fill()
         if end > MAX_CHUNK_LINE:
             raise HttpError(400, f"A {what} is longer than {MAX_CHUNK_LINE} bytes")
-        line = bytes(buf[:end]).decode("latin-1").rstrip("\r")
+        if end == 0 or buf[end - 1] != 13:  # RFC 9112 §7.1: CRLF after every chunk line
+            raise HttpError(400, f"A {what} does not end with CRLF")
+        line = bytes(buf[: end - 1]).decode("latin-1")
         del buf[: end + 1]
+        if _CTL_RE.search(line):
+            raise HttpError(400, f"A {what} holds a control character")
         return line
 
     def _continue_for(self, headers: dict[str, str], limit: int) -> bool:
@@ -433,7 +462,7 @@ class Connection:
         total = 0
         while True:
             line = await self._read_line("chunk size line")
-            size_text = line.split(";", 1)[0].strip()
+            size_text = line.split(";", 1)[0].strip(" \t")
             if not size_text or len(size_text) > 16 or not _HEX.issuperset(size_text):
                 raise HttpError(400, f"Malformed chunk size line: {line[:40]!r}")
             size = int(size_text, 16)
@@ -460,6 +489,7 @@ class Connection:
         body = orjson.dumps(error.to_body())
         headers = {
             "Content-Type": "application/scim+json; charset=utf-8",
+            "Date": http_date(),
             "Content-Length": str(len(body)),
             "Connection": "close",
         }
@@ -495,22 +525,29 @@ class Connection:
         """Write the answer to the current request: ``headers`` as given (plus ``Connection``
         when the connection will not stay open, or an HTTP/1.0 client asked to keep it)."""
         request = self.request
+        if request is None and self.stream.closed():
+            return  # the client went away; nobody is left to answer
         if self._sent or request is None:
             raise RuntimeError("The request was already answered")
-        self._sent = True
         if not request.keep_alive:
             headers["Connection"] = "close"
         elif "Connection" in request.headers and request.version != "HTTP/1.1":
             headers["Connection"] = "keep-alive"
-        data = encode_head(status, headers)
+        try:
+            data = encode_head(status, headers)
+        except ValueError:
+            self.close()  # no answer can be written: end the exchange, not just this call
+            raise
+        finally:
+            self._sent = True
+            if self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(None)
         if body:
             data += body
         try:
             self._write = self.stream.write(data)
         except StreamClosedError:
             self._write = None
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
 
     def close(self) -> None:
         if not self.stream.closed():
@@ -534,15 +571,31 @@ class ApplicationBridge(httputil.HTTPConnection):
     def __init__(self, conn: Connection) -> None:
         self.context = conn
         self._conn = conn
+        #: The body's length when it was too long to read (see Request.declared_length).
+        self.declared_length = 0
         self._start: httputil.ResponseStartLine | None = None
         self._headers: httputil.HTTPHeaders | None = None
         self._chunks: list[bytes] = []
         self._close_callback: Any = None
 
     def serve(self, app: httputil.HTTPServerConnectionDelegate, request: Request) -> None:
-        delegate = app.start_request(self._conn, self)
-        start = httputil.RequestStartLine(request.method, request.target, request.version)
-        delegate.headers_received(start, request.tornado_headers())
+        self.declared_length = request.declared_length
+        try:
+            headers = request.tornado_headers()
+            delegate = app.start_request(self._conn, self)
+            start = httputil.RequestStartLine(request.method, request.target, request.version)
+            delegate.headers_received(start, headers)
+        except httputil.HTTPInputError as exc:  # what Tornado refuses beyond this parser
+            request.keep_alive = False
+            body = orjson.dumps({"error": "invalid_request", "error_description": str(exc)})
+            headers = {
+                "Content-Type": "application/json",
+                "Cache-Control": "no-store",
+                "Date": http_date(),
+                "Content-Length": str(len(body)),
+            }
+            self._conn.send(400, headers, body)
+            return
         if request.body:
             delegate.data_received(request.body)
         delegate.finish()

@@ -210,7 +210,9 @@ class OAuthHandler(tornado.web.RequestHandler):
 
     def prepare(self) -> None:
         limit = self.ctx.config.max_body_bytes
-        if len(self.request.body) > limit:
+        # A body too long to read reaches here empty, with its declared length.
+        size = max(len(self.request.body), getattr(self.request.connection, "declared_length", 0))
+        if size > limit:
             raise OAuthError(
                 "invalid_request", f"The request body is larger than {limit} bytes", status=413
             )

@@ -621,6 +621,9 @@ class ServerThread:
         deadline = time.monotonic() + 1.0
         while ctx.stats.get("active", 0) > 0 and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
+        # Answers still waiting (an injected delay): end them, recorded as unanswered.
+        for task in list(getattr(server.handler, "tasks", ())):
+            task.cancel()
         try:
             await asyncio.wait_for(server.close_all_connections(), 1.0)
         except TimeoutError:

@@ -10,7 +10,9 @@ import time
 
 import pytest
 
+from scim_desktop.config import AuthConfig, ServerConfig
 from scim_desktop.core.errors import ERROR_SCHEMA
+from scim_desktop.core.faults import parse_fault_spec
 from scim_desktop.server.handlers import drain_cap
 from scim_desktop.server.http1 import (
     Connection,
@@ -67,19 +69,19 @@ def test_head_names_are_normalized_and_repeats_joined() -> None:
     assert req.keep_alive
 
 
-def test_head_with_bare_line_feeds_leading_empty_lines_and_folding() -> None:
-    req = parse_head(b"\r\n\r\nPOST /x HTTP/1.0\nA: one\n  two\nConnection: Keep-Alive\n\n")
+def test_head_with_bare_line_feeds_and_leading_empty_lines() -> None:
+    req = parse_head(b"\r\n\r\nPOST /x HTTP/1.0\nA: one\ttwo \nConnection: Keep-Alive\n\n")
     assert req is not None and req.method == "POST" and req.version == "HTTP/1.0"
-    assert req.headers["A"] == "one two"
+    assert req.headers["A"] == "one\ttwo"
     assert req.keep_alive  # HTTP/1.0 keeps the connection only when asked to
     assert parse_head(b"GET / HTTP/1.0\r\n\r\n").keep_alive is False  # type: ignore[union-attr]
-    assert parse_head(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").keep_alive is False  # type: ignore[union-attr]
+    assert parse_head(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").keep_alive is False  # type: ignore[union-attr]
     assert parse_head(b"\r\n\r\n") is None
 
 
-def test_target_bytes_beyond_ascii_are_utf8() -> None:
-    req = parse_head("GET /Users/jos\u00e9 HTTP/1.1\r\n\r\n".encode())
-    assert req is not None and req.target == "/Users/jos\u00e9"
+def test_target_bytes_beyond_ascii_are_kept_as_latin_1_as_tornado_did() -> None:
+    req = parse_head("GET /Users/jos\u00e9 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert req is not None and req.target == "/Users/jos\u00c3\u00a9"
 
 
 @pytest.mark.parametrize(
@@ -96,6 +98,14 @@ def test_target_bytes_beyond_ascii_are_utf8() -> None:
         (b"GET /x HTTP/1.1\r\nHost : x\r\n\r\n", 400),  # whitespace before the colon
         (b"GET /x HTTP/1.1\r\n folded-first: x\r\n\r\n", 400),
         (b"GET /x HTTP/1.1\r\n: empty name\r\n\r\n", 400),
+        (b"GET /x HTTP/1.1\r\nHost: x\r\nA: one\r\n two\r\n\r\n", 400),  # obs-fold
+        (b"GET /x HTTP/1.1\r\nHost: x\r\nA: a\x01b\r\n\r\n", 400),  # control character
+        (b"GET /x HTTP/1.1\r\nHost: x\r\nA: a\x00\r\n\r\n", 400),  # NUL
+        (b"GET /x HTTP/1.1\r\nHost: x\r\nA: a\rB: b\r\n\r\n", 400),  # bare CR
+        (b"GET /x HTTP/1.1\r\nTransfer-Encoding:\x0bchunked\r\n\r\n", 400),
+        (b"GET /x HTTP/1.1\r\n\r\n", 400),  # HTTP/1.1 without Host
+        (b"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),  # two Hosts
+        (b"POST /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
     ],
 )
 def test_malformed_heads_are_refused(head: bytes, status: int) -> None:
@@ -121,24 +131,33 @@ def test_response_head() -> None:
     [
         (b"NOT A REQUEST\r\n\r\n", 400),
         (b"GET /scim/v2/Users HTTP/3\r\n\r\n", 505),
-        (b"GET /scim/v2/Users HTTP/1.1\r\nBad Header\r\n\r\n", 400),
+        (b"GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400),
         (
-            b"POST /scim/v2/Users HTTP/1.1\r\nContent-Length: 5\r\n"
+            b"POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n",
             400,
         ),
-        (b"POST /scim/v2/Users HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
-        (b"POST /scim/v2/Users HTTP/1.1\r\nContent-Length: 5, 6\r\n\r\n", 400),
-        (b"POST /scim/v2/Users HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400),
-        (b"POST /scim/v2/Users HTTP/1.1\r\nContent-Length: 1e3\r\n\r\n", 400),
+        (b"POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (b"POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 6\r\n\r\n", 400),
+        (b"POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
+        (b"POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nContent-Length: 1e3\r\n\r\n", 400),
         (
-            b"POST /scim/v2/Users HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            b"POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
             400,
         ),
         (
-            b"POST /scim/v2/Users HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
             b"3\r\nabcXX0\r\n\r\n",
             400,
+        ),
+        (  # a chunk size line must end with CRLF
+            b"POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\nabc\r\n0\r\n\r\n",
+            400,
+        ),
+        (
+            b"POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\xa0\r\n\r\n",
+            501,
         ),
     ],
 )
@@ -150,7 +169,8 @@ def test_unreadable_requests_get_a_scim_error_and_the_connection_closes(
     assert split_reply(reply)[1]["connection"] == "close"
     # The server carries on.
     ok = raw_exchange(
-        server.port, b"GET /scim/v2/ServiceProviderConfig HTTP/1.1\r\n" + AUTH + b"\r\n"
+        server.port,
+        b"GET /scim/v2/ServiceProviderConfig HTTP/1.1\r\nHost: x\r\n" + AUTH + b"\r\n",
     )
     assert ok.startswith(b"HTTP/1.1 200")
 
@@ -158,7 +178,9 @@ def test_unreadable_requests_get_a_scim_error_and_the_connection_closes(
 def test_header_fields_over_64_kb_are_refused_with_431(server: ServerThread) -> None:
     big = b"X-Big: " + b"a" * 70_000 + b"\r\n"
     reply = raw_exchange(
-        server.port, b"GET /scim/v2/Users HTTP/1.1\r\n" + big + b"\r\n", read_until_close=True
+        server.port,
+        b"GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\n" + big + b"\r\n",
+        read_until_close=True,
     )
     assert_scim_error(reply, 431)
 
@@ -266,7 +288,7 @@ def test_idle_and_slow_connections_are_closed_after_the_timeout() -> None:
             t0 = time.monotonic()
             # Idle after one answered request.
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /a HTTP/1.1\r\n\r\n")
+            writer.write(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
             answer = await reader.readuntil(b"}")
             assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server
             idle = time.monotonic() - t0
@@ -294,9 +316,10 @@ def test_pipelined_bodies_are_framed_exactly() -> None:
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(
-                b"POST /1 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
-                b"POST /2 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nde\r\n0\r\n\r\n"
-                b"GET /3 HTTP/1.1\r\nConnection: close\r\n\r\n"
+                b"POST /1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+                b"POST /2 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"2\r\nde\r\n0\r\n\r\n"
+                b"GET /3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
             )
             data = await asyncio.wait_for(reader.read(), 5)
             writer.close()
@@ -309,3 +332,81 @@ def test_pipelined_bodies_are_framed_exactly() -> None:
     bodies = [json.loads(part.partition(b"\r\n\r\n")[2]) for part in data.split(b"HTTP/1.1 ")[1:]]
     assert [(b["target"], b["body"]) for b in bodies] == [("/1", "abc"), ("/2", "de"), ("/3", "")]
     assert data.count(b"Connection: close") == 1
+
+
+def test_a_body_that_keeps_moving_is_not_cut_off_by_the_idle_timeout() -> None:
+    """The timeout limits waiting for a request's head; a body is limited only while it
+    stops moving (a slow upload that makes progress is read to the end)."""
+
+    async def main() -> tuple[bytes, bytes]:
+        server, port = await _serve(idle_timeout=0.3)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n")
+            for part in (b"ab", b"cd", b"ef"):
+                await asyncio.sleep(0.2)  # 0.6 s in all, twice the timeout
+                writer.write(part)
+            answer = await asyncio.wait_for(reader.readuntil(b"}"), 5)
+            # A body that stops moving is cut off.
+            writer.write(b"POST /stuck HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nab")
+            rest = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            return answer, rest
+        finally:
+            server.stop()
+            await server.close_all_connections()
+
+    answer, rest = asyncio.run(main())
+    assert answer.endswith(b'"body": "abcdef"}')
+    assert rest == b""
+
+
+def test_oauth_paths_refused_by_tornado_get_an_answer(db_path, sink: RecordingSink) -> None:
+    """Requests this parser accepts but Tornado's HTTPServerRequest refuses are answered (not a
+    closed connection and a logged traceback); an unread body over the limit is a 413."""
+    from tests.server.test_oauth_flow import make_server
+
+    server = make_server(db_path, sink)
+    try:
+        reply = raw_exchange(
+            server.port,
+            b"GET /.well-known/oauth-authorization-server HTTP/1.1\r\nHost: a b\r\n\r\n",
+            read_until_close=True,
+        )
+        status, headers, body = split_reply(reply)
+        assert status == 400 and json.loads(body)["error"] == "invalid_request"
+        assert headers["connection"] == "close"
+        reply = raw_exchange(
+            server.port,
+            b"POST /oauth/token HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            + f"Content-Length: {server.config.max_body_bytes + 1}\r\n\r\n".encode(),
+            read_until_close=True,
+        )
+        status, _, body = split_reply(reply)
+        assert status == 413 and json.loads(body)["error"] == "invalid_request"
+    finally:
+        server.stop()
+
+
+def test_stopping_ends_answers_that_are_still_waiting(db_path, sink: RecordingSink) -> None:
+    config = ServerConfig(
+        host="127.0.0.1",
+        port=0,
+        db_path=db_path,
+        auth=AuthConfig("bearer", token=TOKEN),
+        faults=(parse_fault_spec("latency_ms=30000,path=/Users"),),
+    )
+    server = ServerThread(config, sink)
+    server.start()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        sock.sendall(b"GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\n" + AUTH + b"\r\n")
+        wait_for(lambda: server.context.stats.get("active", 0) == 1)
+        t0 = time.monotonic()
+        server.stop()
+        assert time.monotonic() - t0 < 10
+        assert [r.status for r in records(sink)] == [0]  # recorded as not answered
+        assert sock.recv(100) == b""  # closed without an answer
+    finally:
+        sock.close()
