@@ -10,9 +10,7 @@ import time
 
 import pytest
 
-from scim_desktop.config import AuthConfig, ServerConfig
 from scim_desktop.core.errors import ERROR_SCHEMA
-from scim_desktop.core.faults import parse_fault_spec
 from scim_desktop.server.handlers import drain_cap
 from scim_desktop.server.http1 import (
     Connection,
@@ -24,7 +22,7 @@ from scim_desktop.server.http1 import (
 )
 from scim_desktop.server.runner import ServerThread
 from tests.conftest import TOKEN, RecordingSink
-from tests.server.test_http_layer import raw_exchange, records, wait_for
+from tests.server.test_http_layer import raw_exchange, records, start_with_latency, wait_for
 from tests.server.test_okta_flows import okta_create_body
 
 AUTH = f"Authorization: Bearer {TOKEN}\r\n".encode()
@@ -390,15 +388,7 @@ def test_oauth_paths_refused_by_tornado_get_an_answer(db_path, sink: RecordingSi
 
 
 def test_stopping_ends_answers_that_are_still_waiting(db_path, sink: RecordingSink) -> None:
-    config = ServerConfig(
-        host="127.0.0.1",
-        port=0,
-        db_path=db_path,
-        auth=AuthConfig("bearer", token=TOKEN),
-        faults=(parse_fault_spec("latency_ms=30000,path=/Users"),),
-    )
-    server = ServerThread(config, sink)
-    server.start()
+    server = start_with_latency(db_path, sink, 30_000)
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     try:
         sock.sendall(b"GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\n" + AUTH + b"\r\n")

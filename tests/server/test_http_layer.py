@@ -212,18 +212,24 @@ def test_chunked_request_body(server: ServerThread) -> None:
     assert json.loads(reply.partition(b"\r\n\r\n")[2])["userName"] == "chunk@example.com"
 
 
-def test_client_gone_during_latency_is_recorded_without_answer(
-    db_path, sink: RecordingSink
-) -> None:
+def start_with_latency(db_path, sink: RecordingSink, latency_ms: int) -> ServerThread:
+    """A started server whose /Users answers wait ``latency_ms`` (an injected fault)."""
     config = ServerConfig(
         host="127.0.0.1",
         port=0,
         db_path=db_path,
         auth=AuthConfig("bearer", token=TOKEN),
-        faults=(parse_fault_spec("latency_ms=400,path=/Users"),),
+        faults=(parse_fault_spec(f"latency_ms={latency_ms},path=/Users"),),
     )
     server = ServerThread(config, sink)
     server.start()
+    return server
+
+
+def test_client_gone_during_latency_is_recorded_without_answer(
+    db_path, sink: RecordingSink
+) -> None:
+    server = start_with_latency(db_path, sink, 400)
     try:
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
         sock.sendall(
