@@ -25,7 +25,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QElapsedTimer, QSettings, QTimer
+from PySide6.QtCore import QElapsedTimer, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
 from scim_desktop.config import AuthConfig, ServerConfig
@@ -130,6 +130,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--cap", type=int, default=10_000, help="request log row cap")
+    parser.add_argument(
+        "--sorted",
+        action="store_true",
+        help="sort the Users tab by userName first (new users then move to their place)",
+    )
     args = parser.parse_args()
 
     app = QApplication(sys.argv[:1])
@@ -146,8 +151,13 @@ def main() -> None:
     while window.controller.state != "listening" and time.monotonic() < deadline:
         app.processEvents()
     base_rss = rss_mb()
+    if args.sorted:
+        window.users.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
 
-    print(f"Burst of {args.requests:,} requests, {args.concurrency} connections, window offscreen")
+    print(
+        f"Burst of {args.requests:,} requests, {args.concurrency} connections, window offscreen"
+        f"{', Users tab sorted by userName' if args.sorted else ''}"
+    )
     for label in ("first burst", "second burst (row cap reached)"):
         stalls, elapsed = burst(app, window, args.requests, args.concurrency)
         print(

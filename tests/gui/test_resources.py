@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
-from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 
 from scim_desktop.config import AuthConfig, ServerConfig
@@ -23,6 +23,7 @@ from scim_desktop.gui.bridge import QtEventSink
 from scim_desktop.gui.controller import ServerController
 from scim_desktop.gui.models.resources import (
     FADE_ROWS_PER_TICK,
+    INSERT_IN_PLACE_UP_TO,
     GroupsModel,
     ResourceFilterProxy,
     ResourceRole,
@@ -348,6 +349,102 @@ def test_proxy_search_and_sort() -> None:
     assert proxy.index(0, 0).data() == "zzz@example.com"  # sorted as it arrives
     proxy.set_exclude_ids(["u00099"])
     assert proxy.rowCount() == 20
+
+
+def names(model: Any) -> list[str]:
+    return [cell(model, r, UsersModel.USERNAME) for r in range(model.rowCount())]
+
+
+def test_model_sorts_itself_and_keeps_its_order(qtmodeltester) -> None:
+    """Header clicks reach the model (the proxy keeps its order): text sorts ignoring case
+    with accents after their letter, ties keep arrival order, -1 is arrival order again,
+    and rows that arrive or change move to their place."""
+    model = UsersModel()
+    proxy = ResourceFilterProxy()
+    proxy.setSourceModel(model)
+    spellings = ["bob", "Alice", "\u00c9mile", "alice", "emma", "zed", "Eve"]
+    model.load([user(i, name=n) for i, n in enumerate(spellings)])
+    proxy.sort(UsersModel.USERNAME)
+    assert proxy.sortColumn() == -1 and model.sort_column() == UsersModel.USERNAME
+    assert names(model) == ["Alice", "alice", "bob", "\u00c9mile", "emma", "Eve", "zed"]
+    assert [proxy.index(r, 0).data() for r in range(proxy.rowCount())] == names(model)
+    assert_consistent(model)
+    proxy.sort(UsersModel.USERNAME, Qt.SortOrder.DescendingOrder)
+    assert names(model) == ["zed", "Eve", "emma", "\u00c9mile", "bob", "Alice", "alice"]
+    # Arrivals and changes take their place; a selection-like persistent index follows.
+    tracked = QPersistentModelIndex(model.index(names(model).index("bob"), 0))
+    arrivals = [created(user(20, name="aaron")), created(user(21, name="yves"))]
+    model.apply_events([*arrivals, updated(user(0, name="zz-bob"))])
+    assert names(model) == [
+        "zz-bob",
+        "zed",
+        "yves",
+        "Eve",
+        "emma",
+        "\u00c9mile",
+        "Alice",
+        "alice",
+        "aaron",
+    ]
+    assert tracked.row() == 0 and tracked.data() == "zz-bob"
+    model.apply_events([deleted("u00006")])  # Eve
+    assert "Eve" not in names(model)
+    assert_consistent(model)
+    qtmodeltester.check(model)
+    # Arrival order again, the two new users last.
+    proxy.sort(-1)
+    arrival = ["zz-bob", "Alice", "\u00c9mile", "alice", "emma", "zed", "aaron", "yves"]
+    assert names(model) == arrival
+    # A snapshot load keeps the chosen order.
+    proxy.sort(UsersModel.USERNAME)
+    model.load([user(i, name=n) for i, n in enumerate(["c", "a", "b"])])
+    assert names(model) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("batch", [3, INSERT_IN_PLACE_UP_TO + 1])
+def test_sorted_model_places_arrivals_one_by_one_or_with_one_layout_change(
+    qtmodeltester, batch: int
+) -> None:
+    model = UsersModel()
+    model.load([user(i, name=f"name{i:03d}") for i in range(0, 200, 2)])
+    model.sort(UsersModel.USERNAME, Qt.SortOrder.DescendingOrder)
+    layouts: list[int] = []
+    model.layoutChanged.connect(lambda *_: layouts.append(1))
+    seen = Signals(model)
+    tracked = QPersistentModelIndex(model.index(10, 0))
+    name = tracked.data()
+    odd = [created(user(i, name=f"name{i:03d}")) for i in range(1, 2 * batch, 2)]
+    model.apply_events(list(reversed(odd)))
+    assert names(model) == sorted(names(model), reverse=True)
+    assert tracked.data() == name  # the same user, wherever its row went
+    if batch <= INSERT_IN_PLACE_UP_TO:
+        assert not layouts and len(seen.inserted) == batch  # each at its place
+    else:
+        assert len(layouts) == 1 and len(seen.inserted) == 1  # appended, then sorted
+    assert_consistent(model)
+    qtmodeltester.check(model)
+    # A change that keeps the row between its neighbours moves nothing.
+    layouts.clear()
+    model.apply_events([updated(user(0, name="name000", active=False))])
+    assert not layouts and names(model)[-1] == "name000"
+
+
+def test_groups_sort_by_member_count_as_a_number() -> None:
+    model = GroupsModel()
+    model.load([group(1, ["a"] * 9), group(2, ["a"] * 10), group(3, [])])
+    model.sort(GroupsModel.MEMBERS, Qt.SortOrder.DescendingOrder)
+    assert [model.resource(r)["id"] for r in range(3)] == ["g002", "g001", "g003"]
+
+
+def test_a_proxy_that_sorts_itself_leaves_the_model_order() -> None:
+    """The member picker sorts its own view of the Users model, not the Users tab."""
+    model = UsersModel()
+    model.load([user(i, name=n) for i, n in enumerate(["b", "c", "a"])])
+    picker = ResourceFilterProxy(sort_source=False)
+    picker.setSourceModel(model)
+    picker.sort(UsersModel.USERNAME)
+    assert [picker.index(r, 0).data() for r in range(3)] == ["a", "b", "c"]
+    assert names(model) == ["b", "c", "a"] and model.sort_column() == -1
 
 
 def test_ten_thousand_users_and_a_batch_of_1000_updates(capsys) -> None:

@@ -174,7 +174,8 @@ class MemberPickerDialog(QDialog):
         self.search.setClearButtonEnabled(True)
         self.search.setPlaceholderText("Search users…")
         layout.addWidget(self.search)
-        self.proxy = ResourceFilterProxy(self)
+        # Sorting here must not reorder the Users tab, which shows the same model.
+        self.proxy = ResourceFilterProxy(self, sort_source=False)
         self.proxy.setSourceModel(users)
         self.proxy.set_exclude_ids(exclude)
         self.table = ResourceTable()
