@@ -92,4 +92,10 @@ class QtEventSink(QObject):
             self._signalled = False
         if events:
             self.batches_delivered += 1
-            self.batch.emit(events)
+            # The models apply the batch in Python (re-sorting a sorted table, too): like a
+            # paint, it runs uncontended rather than taking turns with the server thread.
+            self.hold()
+            try:
+                self.batch.emit(events)
+            finally:
+                self.release()
