@@ -601,3 +601,14 @@ def test_server_thread_pauses_while_the_window_paints(qtbot) -> None:
     sink.publish(object())  # type: ignore[arg-type]
     assert time.monotonic() - t0 < PAINT_WAIT_S + 0.5
     sink.release()
+
+
+def test_server_thread_pauses_while_a_batch_is_applied(qtbot) -> None:
+    """Applying a batch (a re-sort of a sorted table, say) is Python work on the GUI thread:
+    the server thread is held meanwhile, as during a paint, and released afterwards."""
+    sink = QtEventSink(interval_ms=1)
+    held: list[bool] = []
+    sink.batch.connect(lambda events: held.append(sink._painting.is_set()))
+    sink.publish(ResourceChanged("created", "User", "u1", {"id": "u1"}))
+    qtbot.waitUntil(lambda: held == [True], timeout=2000)
+    assert not sink._painting.is_set() and sink._painted.is_set()
