@@ -94,6 +94,8 @@ class QtEventSink(QObject):
             self.batches_delivered += 1
             # The models apply the batch in Python (re-sorting a sorted table, too): like a
             # paint, it runs uncontended rather than taking turns with the server thread.
+            # Slots of `batch` must therefore not open dialogs or run nested event loops:
+            # the server would wait PAINT_WAIT_S per published event meanwhile.
             self.hold()
             try:
                 self.batch.emit(events)

@@ -7,6 +7,7 @@ from a helper thread, and every edit made in the window is checked over HTTP aft
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtTest import QAbstractItemModelTester
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 
 from scim_desktop.config import AuthConfig, ServerConfig
@@ -25,9 +27,11 @@ from scim_desktop.gui.models.resources import (
     FADE_ROWS_PER_TICK,
     INSERT_IN_PLACE_UP_TO,
     GroupsModel,
+    IdRole,
     ResourceFilterProxy,
     ResourceRole,
     UsersModel,
+    collation_key,
 )
 from scim_desktop.gui.widgets.groups_view import GroupsView
 from scim_desktop.gui.widgets.json_editor import JsonEditorDialog
@@ -427,6 +431,109 @@ def test_sorted_model_places_arrivals_one_by_one_or_with_one_layout_change(
     layouts.clear()
     model.apply_events([updated(user(0, name="name000", active=False))])
     assert not layouts and names(model)[-1] == "name000"
+
+
+def test_sorted_model_survives_a_batch_that_deletes_most_rows_and_creates_many() -> None:
+    """Removing most rows rebuilds the model's lists (one reset); the sort keys must follow."""
+    model = UsersModel()
+    model.load([user(i, name=f"n{i:03d}") for i in range(150)])
+    model.sort(UsersModel.USERNAME)
+    gone = [deleted(f"u{i:05d}") for i in range(120)]
+    arrivals = [created(user(1000 + i, name=f"a{i:02d}")) for i in range(40)]
+    model.apply_events(gone + arrivals)
+    assert names(model) == sorted(names(model)) and model.rowCount() == 70
+    model.apply_events([created(user(5000, name="b")), updated(user(149, name="0-first"))])
+    assert names(model)[:2] == ["0-first", "a00"] and names(model) == sorted(names(model))
+    assert_consistent(model)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_sorted_model_stays_consistent_under_random_batches(seed: int, qtlog) -> None:
+    """Random batches (creates, updates, deletes, mass deletions, "cleared"), sort changes
+    and snapshot loads: after every step the rows are in the expected order (computed
+    independently), the model's lists agree, and Qt's model tester (watching every signal
+    of the model and of a proxy over it) has nothing to say."""
+    rnd = random.Random(seed)
+    model = UsersModel()
+    proxy = ResourceFilterProxy()
+    proxy.setSourceModel(model)
+    testers = [
+        QAbstractItemModelTester(m, QAbstractItemModelTester.FailureReportingMode.Warning)
+        for m in (model, proxy)
+    ]
+    spellings = ["a", "A", "b", "\u00e9", "e", "E", "", "z", "Zed", "\u00e9mile", "emile"]
+    arrival: dict[str, int] = {}  # id -> arrival number, as the model numbers rows
+    state: dict[str, dict[str, Any]] = {}
+    counter = iter(range(1, 10**6))
+    column, descending = -1, False
+
+    def make(n: int) -> dict[str, Any]:
+        return user(n, name=rnd.choice(spellings) + rnd.choice("xy "), active=rnd.random() < 0.5)
+
+    for _step in range(50):
+        roll = rnd.random()
+        if roll < 0.15:
+            column = rnd.randrange(-1, len(UsersModel.COLUMNS))
+            descending = column >= 0 and rnd.random() < 0.5
+            proxy.sort(
+                column, Qt.SortOrder.DescendingOrder if descending else Qt.SortOrder.AscendingOrder
+            )
+        elif roll < 0.2:
+            loaded = [make(next(counter)) for _ in range(rnd.randrange(0, 60))]
+            model.load(loaded)
+            state = {r["id"]: r for r in loaded}
+            arrival = {rid: next(counter) for rid in state}
+        else:
+            events: list[ResourceChanged] = []
+            # A purge: 150 arrive, then most rows go at once (the model's reset path) while
+            # more arrive; otherwise a random mix.
+            purge = roll < 0.3
+            for _ in range(150 if purge else rnd.choice([3, 8, 40])):
+                ids = list(state)
+                kind = 0.0 if purge else rnd.random()
+                if kind < 0.4 or not ids:
+                    r = make(next(counter))
+                    events.append(created(r))
+                    state[r["id"]] = r
+                    arrival[r["id"]] = next(counter)
+                elif kind < 0.75:
+                    r = make(int(rnd.choice(ids)[1:]))
+                    events.append(updated(r))
+                    state[r["id"]] = r
+                elif kind < 0.98:
+                    rid = rnd.choice(ids)
+                    events.append(deleted(rid))
+                    del state[rid]
+                else:
+                    events.append(ResourceChanged("cleared", "*", "*", None))
+                    state.clear()
+            if purge:
+                model.apply_events(events)
+                events = []
+                for rid in list(state)[5:]:
+                    events.append(deleted(rid))
+                    del state[rid]
+                for _ in range(40):
+                    r = make(next(counter))
+                    events.append(created(r))
+                    state[r["id"]] = r
+                    arrival[r["id"]] = next(counter)
+            cleared = [i for i, e in enumerate(events) if e.kind == "cleared"]
+            if cleared:  # after a "cleared" the survivors arrive in event order
+                survivors = {e.id for e in events[cleared[-1] :] if e.kind != "deleted"}
+                arrival = {rid: n for rid, n in arrival.items() if rid in survivors}
+            model.apply_events(events)
+        expected = sorted(state, key=arrival.__getitem__)
+        if column >= 0:
+            expected.sort(
+                key=lambda rid: collation_key(model._cells_for(state[rid])[column]),
+                reverse=descending,
+            )
+        assert [model.resource_id(r) for r in range(model.rowCount())] == expected
+        assert [proxy.index(r, 0).data(IdRole) for r in range(proxy.rowCount())] == expected
+        assert_consistent(model)
+    assert not [r for r in qtlog.records if "FAIL" in r.message.upper()], qtlog.records[:3]
+    del testers
 
 
 def test_groups_sort_by_member_count_as_a_number() -> None:

@@ -580,6 +580,7 @@ class ResourceTableModel(QAbstractTableModel):
                 self._emit_changed(partial[:FADE_ROWS_PER_TICK], [_BACKGROUND])
         if deleted:
             self._remove_rows(deleted)
+            keys = self._keys  # removing most rows rebuilds the lists
         if created and keys is not None and len(created) <= INSERT_IN_PLACE_UP_TO:
             for rid, resource in created:
                 self._insert_sorted(rid, resource, now)
