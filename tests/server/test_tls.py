@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import socket
 import ssl
 from pathlib import Path
 
@@ -89,6 +90,32 @@ def test_plain_http_client_gets_no_answer_from_tls_port(db_path: Path) -> None:
         with pytest.raises((http.client.HTTPException, ConnectionError, OSError)):
             conn.request("GET", "/scim/v2/Users")
             conn.getresponse()
+    finally:
+        server.stop()
+
+
+def test_requests_over_tls_keep_alive_and_refusals_close(db_path: Path) -> None:
+    """The HTTP/1.1 layer over TLS: keep-alive serves several requests on one connection,
+    and a request it cannot read gets a SCIM Error before the connection closes."""
+    tls = TlsConfig.generated_for(db_path)
+    server = tls_server(db_path, tls)
+    context = ssl.create_default_context(cafile=str(tls.cert_path))
+    try:
+        conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=context, timeout=10)
+        for _ in range(3):
+            conn.request("GET", "/scim/v2/Users", headers={"Authorization": f"Bearer {TOKEN}"})
+            response = conn.getresponse()
+            assert response.status == 200 and json.loads(response.read())["totalResults"] == 0
+        conn.close()
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+            sock.sendall(b"GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\nBad\r\n\r\n")
+            reply = b""
+            while chunk := sock.recv(65536):
+                reply += chunk
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400") and b"Connection: close" in head
+        assert json.loads(body)["status"] == "400"
     finally:
         server.stop()
 
