@@ -261,7 +261,6 @@ class HttpServer(TCPServer):
             await conn.serve()
         except Exception:  # a bug here must not stop the server; the connection goes
             log.exception("Error serving a connection from %s", conn.remote_ip)
-            conn.close()
         finally:
             conn.close()
             self.connections.discard(conn)
@@ -292,7 +291,8 @@ class Connection:
     """One client connection: reads requests one after the other and writes their answers."""
 
     request: Request | None = None
-    #: time.monotonic() since when the next request is awaited (None while one is answered).
+    #: time.monotonic() since when the next request's head is awaited, or since its body last
+    #: moved (None while a request is being answered); see HttpServer._sweep.
     reading_since: float | None = None
     _sent = False
     _waiter: asyncio.Future[None] | None = None
