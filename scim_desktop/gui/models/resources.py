@@ -432,7 +432,8 @@ class ResourceTableModel(QAbstractTableModel):
         self.layoutChanged.emit()
 
     def _permute(self, order: list[int]) -> None:
-        """Row ``i`` becomes the old row ``order[i]`` (no signals)."""
+        """Keep the rows ``order`` (old row numbers), in that order: row ``i`` becomes the
+        old row ``order[i]`` (no signals)."""
         self._resources = [self._resources[i] for i in order]
         self._ids = [self._ids[i] for i in order]
         self._cells = [self._cells[i] for i in order]
@@ -612,15 +613,7 @@ class ResourceTableModel(QAbstractTableModel):
         if len(rows) > RESET_DELETIONS_ABOVE and len(rows) > len(self._resources) - len(rows):
             gone = set(rows)
             self.beginResetModel()
-            keep = [i for i in range(len(self._resources)) if i not in gone]
-            self._resources = [self._resources[i] for i in keep]
-            self._ids = [self._ids[i] for i in keep]
-            self._cells = [self._cells[i] for i in keep]
-            self._search = [self._search[i] for i in keep]
-            self._seq = [self._seq[i] for i in keep]
-            if self._keys is not None:
-                self._keys = [self._keys[i] for i in keep]
-            self._row_of = {rid: row for row, rid in enumerate(self._ids)}
+            self._permute([i for i in range(len(self._resources)) if i not in gone])
             self.endResetModel()
             return
         # Contiguous runs, removed from the bottom up so earlier rows keep their numbers.
