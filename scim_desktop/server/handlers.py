@@ -50,6 +50,7 @@ from scim_desktop.server.events import (
     next_record_id,
     redact_body,
     redact_headers,
+    redact_params,
 )
 from scim_desktop.server.http1 import ApplicationBridge, Connection, Request, http_date
 
@@ -449,6 +450,43 @@ class ScimServer:
         current = self._current.pop(conn, None)
         if current is not None:
             current.connection_closed()
+
+    def refused(
+        self,
+        conn: Connection,
+        request_line: str,
+        status: int,
+        headers: dict[str, str],
+        body: bytes,
+    ) -> None:
+        """Record a request that was not valid HTTP/1.1 (the log and the window show it)."""
+        parts = request_line.split(" ")
+        looks_like_http = len(parts) == 3 and parts[2].startswith("HTTP/")
+        method = parts[0] if looks_like_http and parts[0].isalpha() else ""
+        target = parts[1] if method else ""
+        path, _, query = target.partition("?")
+        ctx = self.ctx
+        ctx.stats["requests"] += 1
+        ctx.stats["errors"] += 1
+        bodies = getattr(ctx.sink, "wants_bodies", True)
+        record = RequestRecord(
+            id=next_record_id(),
+            time=utc_now_iso(),
+            method=method[:16] or "?",
+            path=path[:2048] or cut_body(redact_params(request_line[:200])),
+            query=redact_params(query[:2048]),
+            status=status,
+            duration_ms=0.0,
+            client=conn.remote_ip,
+            request_headers={},
+            request_body="",
+            response_headers=headers if bodies else {},
+            response_body=body.decode() if bodies else "",
+        )
+        try:
+            ctx.sink.publish(record)
+        except Exception:  # an observer's failure must never break serving
+            log.exception("Could not publish the record of a refused request")
 
     def base_url(self, request: Exchange) -> str:
         """The SCIM base URL as the client sees it (Host / X-Forwarded-*; the tunnel's public

@@ -226,6 +226,17 @@ class Handler(Protocol):
     def connection_closed(self, conn: Connection) -> None:
         """``conn`` closed (by either side); its current request may be unanswered."""
 
+    def refused(
+        self,
+        conn: Connection,
+        request_line: str,
+        status: int,
+        headers: dict[str, str],
+        body: bytes,
+    ) -> None:
+        """A request that could not be read was answered with ``status`` (to record it);
+        ``request_line`` is its first line as received (possibly cut or malformed)."""
+
 
 class HttpServer(TCPServer):
     """Accepts connections and serves each one with a :class:`Connection`."""
@@ -299,6 +310,8 @@ class Connection:
     _write: Awaitable[None] | None = None
     _buf: bytearray
     _in_body = False
+    #: The start of the request being read (what a refusal records).
+    _first_line = b""
 
     def __init__(self, server: HttpServer, stream: IOStream, address: Any) -> None:
         self.server = server
@@ -366,9 +379,11 @@ class Connection:
             if end is not None and end.end() <= limit:
                 break
             if len(buf) > limit or end is not None:
+                self._first_line = bytes(buf[:200])
                 raise HttpError(431, f"The request line and header fields exceed {limit} bytes")
             searched = max(0, len(buf) - 3)
             await self._fill()
+        self._first_line = bytes(buf[: min(end.end(), 200)])
         request = parse_head(bytes(buf[: end.end()]))
         del buf[: end.end()]
         if request is None:
@@ -493,6 +508,12 @@ class Connection:
             "Content-Length": str(len(body)),
             "Connection": "close",
         }
+        text = self._first_line.decode("latin-1").lstrip("\r\n")
+        line = text.replace("\r", "\n").split("\n", 1)[0]
+        try:
+            self.server.handler.refused(self, line, exc.status, dict(headers), body)
+        except Exception:
+            log.exception("Could not record a refused request")
         try:
             await self.stream.write(encode_head(exc.status, headers) + body)
         except StreamClosedError:

@@ -173,6 +173,28 @@ def test_unreadable_requests_get_a_scim_error_and_the_connection_closes(
     assert ok.startswith(b"HTTP/1.1 200")
 
 
+def test_refused_requests_are_recorded(server: ServerThread, sink: RecordingSink) -> None:
+    """The request log (and the window) shows what was refused, with the answer sent."""
+    raw_exchange(
+        server.port,
+        b"GET /scim/v2/Users?filter=x HTTP/1.1\r\nHost: x\r\nX: a\x01\r\n\r\n",
+        read_until_close=True,
+    )
+    raw_exchange(server.port, b"NOT A REQUEST\r\n\r\n", read_until_close=True)
+    wait_for(lambda: len(records(sink)) == 2)
+    first, second = records(sink)
+    assert (first.method, first.path, first.query, first.status) == (
+        "GET",
+        "/scim/v2/Users",
+        "filter=x",
+        400,
+    )
+    assert "control character" in json.loads(first.response_body)["detail"]
+    assert first.response_headers["Connection"] == "close"
+    assert (second.method, second.path, second.status) == ("?", "NOT A REQUEST", 400)
+    assert server.context.stats["errors"] == 2
+
+
 def test_header_fields_over_64_kb_are_refused_with_431(server: ServerThread) -> None:
     big = b"X-Big: " + b"a" * 70_000 + b"\r\n"
     reply = raw_exchange(
@@ -266,6 +288,9 @@ class Echo:
 
     def connection_closed(self, conn: Connection) -> None:
         self.closed += 1
+
+    def refused(self, conn: Connection, line: str, status: int, headers: dict, body: bytes) -> None:
+        pass
 
 
 async def _serve(idle_timeout: float) -> tuple[HttpServer, int]:
