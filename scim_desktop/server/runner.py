@@ -17,7 +17,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,19 +255,18 @@ class ServerThread:
 
         return self.call(run)
 
-    def snapshot(self) -> concurrent.futures.Future:
-        """A future of ``{"User": [...], "Group": [...]}``: every resource as clients see it.
-        Thread-safe."""
+    def snapshot(self, rtypes: Sequence[str] = ("User", "Group")) -> concurrent.futures.Future:
+        """A future of ``{"User": [...], "Group": [...]}`` (the ``rtypes`` asked for): every
+        resource as clients see it. Thread-safe. Rendering is the server thread's work
+        (~1 s for 100,000 users), so ask only for what is shown."""
 
         def run() -> dict[str, list[dict[str, Any]]]:
             ctx = self.context
             assert ctx is not None
+            base_url = self.advertised_base_url
             return {
-                rtype: [
-                    ctx.service.render(rtype, r, self.advertised_base_url)
-                    for r in ctx.store.ordered(rtype)
-                ]
-                for rtype in ("User", "Group")
+                rtype: [ctx.service.render(rtype, r, base_url) for r in ctx.store.ordered(rtype)]
+                for rtype in rtypes
             }
 
         return self.call(run)

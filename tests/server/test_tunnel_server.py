@@ -78,6 +78,9 @@ def test_tunnel_starts_with_the_server_and_ends_with_it(tmp_path: Path, db_path:
         # What the window shows uses the public URL too.
         snapshot = server.snapshot().result(5)
         assert snapshot["User"][0]["meta"]["location"].startswith(PUBLIC)
+        assert snapshot["Group"] == []
+        # A view asks only for its own kind (rendering 100,000 users twice was measurable).
+        assert server.snapshot(("User",)).result(5).keys() == {"User"}
         for c in (client, through, lan):
             c.close()
     finally:

@@ -521,7 +521,7 @@ class GroupsView(ResourceViewBase):
         def failed(exc: BaseException) -> None:
             self.message.show_message(f"Could not load the users: {describe_error(exc)}")
 
-        deliver(self.controller, server.snapshot(), loaded, failed)
+        deliver(self.controller, server.snapshot(("User",)), loaded, failed)
 
     def _open_picker(self, group: dict[str, Any], users: UsersModel) -> None:
         existing = {str(m.get("value")) for m in group.get("members") or []}

@@ -278,7 +278,12 @@ class ResourceViewBase(QWidget):
         self.model.hold_events()
         self.loading = True
         self.update_counts()
-        deliver(self.controller, server.snapshot(), self._snapshot_loaded, self._snapshot_failed)
+        deliver(
+            self.controller,
+            server.snapshot((self.RTYPE,)),
+            self._snapshot_loaded,
+            self._snapshot_failed,
+        )
 
     def _snapshot_loaded(self, snapshot: dict[str, list[dict[str, Any]]]) -> None:
         self.loading = False
