@@ -220,6 +220,15 @@ def redact_body(body: bytes) -> str:
     return _cut(orjson.dumps(_redact_json(parsed)).decode())
 
 
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with C0 and C1 control characters and DEL shown as ``\\xNN``: what reaches a
+    terminal or a log line must not carry escape sequences from a client."""
+    return text if text.isprintable() else text.translate(_CONTROLS)
+
+
 def cut_body(text: str) -> str:
     """``text`` shortened to what a request record keeps."""
     return _cut(text)

@@ -47,10 +47,12 @@ from scim_desktop.server.events import (
     RequestRecord,
     ResourceChanged,
     cut_body,
+    escape_controls,
     next_record_id,
     redact_body,
     redact_headers,
     redact_params,
+    redact_url,
 )
 from scim_desktop.server.http1 import ApplicationBridge, Connection, Request, http_date
 
@@ -459,12 +461,17 @@ class ScimServer:
         headers: dict[str, str],
         body: bytes,
     ) -> None:
-        """Record a request that was not valid HTTP/1.1 (the log and the window show it)."""
-        parts = request_line.split(" ")
+        """Record a request that was not valid HTTP/1.1 (the log and the window show it):
+        its method and path when the line has them, else the line itself, with secret
+        parameters redacted and control characters shown escaped."""
+        line = escape_controls(request_line)
+        parts = line.split(" ")
         looks_like_http = len(parts) == 3 and parts[2].startswith("HTTP/")
         method = parts[0] if looks_like_http and parts[0].isalpha() else ""
         target = parts[1] if method else ""
         path, _, query = target.partition("?")
+        if not method:  # anything after a "?" in any piece may hold a credential
+            path = cut_body(" ".join(redact_url(piece) for piece in line.split(" ")))
         ctx = self.ctx
         ctx.stats["requests"] += 1
         ctx.stats["errors"] += 1
@@ -473,7 +480,7 @@ class ScimServer:
             id=next_record_id(),
             time=utc_now_iso(),
             method=method[:16] or "?",
-            path=path[:2048] or cut_body(redact_params(request_line[:200])),
+            path=path[:2048],
             query=redact_params(query[:2048]),
             status=status,
             duration_ms=0.0,

@@ -56,6 +56,8 @@ log = logging.getLogger("scim_desktop.server.http")
 MAX_HEADER_SIZE = 64 * 1024
 #: Chunk-size lines and trailer fields longer than this are refused.
 MAX_CHUNK_LINE = 1024
+#: How much of a refused request's first line is kept to record it.
+FIRST_LINE_KEPT = 8 * 1024
 #: Seconds a connection may wait for, or take to send, its next request.
 IDLE_TIMEOUT = 120.0
 
@@ -70,6 +72,7 @@ _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: Request targets: no control characters (RFC 9112 §3.2; spaces already split the line).
 #: Bytes beyond ASCII are kept as Tornado keeps them (Latin-1 characters).
 _TARGET_RE = re.compile(r"[^\x00-\x20\x7f]+")
+_AUTHORITY_RE = re.compile(r"([^/?#]*)(.*)", re.DOTALL)
 #: Control characters other than HTAB and the CRLF (or bare LF) that ends a line.
 _CTL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)")
 _HEX = frozenset("0123456789abcdefABCDEF")
@@ -205,11 +208,15 @@ def parse_head(data: bytes) -> Request | None:
         if line[0] in " \t":  # RFC 9112 §5.2: obsolete line folding is refused
             raise HttpError(400, "A header field is folded over lines (obs-fold)")
         name, colon, value = line.partition(":")
-        if not colon or not _TOKEN_RE.fullmatch(name):
-            raise HttpError(400, f"Malformed header field: {line[:80]!r}")
+        if not colon:  # not quoted: the line may be a credential
+            raise HttpError(400, "A header field line has no ':'")
+        if not _TOKEN_RE.fullmatch(name):
+            raise HttpError(400, f"Malformed header field name {name[:40]!r}")
         name = normalize_name(name)
         value = value.strip(" \t")
         headers[name] = f"{headers[name]},{value}" if name in headers else value
+    if target[0] != "/" and target != "*":
+        target = _origin_form(target, headers)
     if version == "HTTP/1.1":
         host = headers.get("Host")
         if host is None or "," in host:  # RFC 9112 §3.2: exactly one
@@ -217,6 +224,20 @@ def parse_head(data: bytes) -> Request | None:
     elif "Transfer-Encoding" in headers:  # RFC 9112 §6.1: faulty framing from HTTP/1.0
         raise HttpError(400, "Transfer-Encoding is not allowed in an HTTP/1.0 request")
     return Request(method, target, version, headers, text)
+
+
+def _origin_form(target: str, headers: dict[str, str]) -> str:
+    """An absolute-form target (``http://host/path``, as sent through a proxy) as the path
+    it names; its authority replaces Host (RFC 9112 §3.2.2, §7.2)."""
+    scheme, separator, rest = target.partition("://")
+    if not separator or scheme.lower() not in ("http", "https"):
+        raise HttpError(400, "The request target is neither a path nor an http(s) URL")
+    match = _AUTHORITY_RE.match(rest)
+    assert match is not None  # the pattern matches any text
+    authority, remainder = match.group(1).rpartition("@")[2], match.group(2)
+    if authority:
+        headers["Host"] = authority
+    return remainder if remainder.startswith("/") else "/" + remainder
 
 
 class Handler(Protocol):
@@ -379,11 +400,11 @@ class Connection:
             if end is not None and end.end() <= limit:
                 break
             if len(buf) > limit or end is not None:
-                self._first_line = bytes(buf[:200])
+                self._first_line = bytes(buf[:FIRST_LINE_KEPT])
                 raise HttpError(431, f"The request line and header fields exceed {limit} bytes")
             searched = max(0, len(buf) - 3)
             await self._fill()
-        self._first_line = bytes(buf[: min(end.end(), 200)])
+        self._first_line = bytes(buf[: min(end.end(), FIRST_LINE_KEPT)])
         request = parse_head(bytes(buf[: end.end()]))
         del buf[: end.end()]
         if request is None:
@@ -609,13 +630,19 @@ class ApplicationBridge(httputil.HTTPConnection):
         except httputil.HTTPInputError as exc:  # what Tornado refuses beyond this parser
             request.keep_alive = False
             body = orjson.dumps({"error": "invalid_request", "error_description": str(exc)})
-            headers = {
+            answer = {
                 "Content-Type": "application/json",
                 "Cache-Control": "no-store",
                 "Date": http_date(),
                 "Content-Length": str(len(body)),
             }
-            self._conn.send(400, headers, body)
+            conn = self._conn
+            line = f"{request.method} {request.target} {request.version}"
+            try:
+                conn.server.handler.refused(conn, line, 400, dict(answer), body)
+            except Exception:
+                log.exception("Could not record a refused request")
+            conn.send(400, answer, body)
             return
         if request.body:
             delegate.data_received(request.body)

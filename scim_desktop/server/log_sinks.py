@@ -9,7 +9,7 @@ from typing import IO
 
 import orjson
 
-from scim_desktop.server.events import Event, RequestRecord, record_json
+from scim_desktop.server.events import Event, RequestRecord, escape_controls, record_json
 
 #: Lines are flushed at most this long after they were written (a flush per request was a
 #: syscall per request on the server thread).
@@ -70,7 +70,7 @@ class TextSink(_LineSink):
             line += f"  [{event.okta_label}]"
         if event.fault:
             line += f"  FAULT: {event.fault}"
-        self.write_line(line)
+        self.write_line(escape_controls(line))
 
 
 class JsonLinesSink(_LineSink):

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 
-from scim_desktop.server.events import redact_body, redact_headers
+from scim_desktop.server.events import (
+    RequestRecord,
+    escape_controls,
+    redact_body,
+    redact_headers,
+)
+from scim_desktop.server.log_sinks import TextSink
 
 
 def test_passwords_are_redacted_in_every_form() -> None:
@@ -40,3 +47,30 @@ def test_broken_json_still_hides_passwords() -> None:
 def test_authorization_headers_keep_only_the_scheme() -> None:
     out = redact_headers({"Authorization": "Bearer abc", "Cookie": "sid=1", "Accept": "x"})
     assert out == {"Authorization": "Bearer ***", "Cookie": "***", "Accept": "x"}
+
+
+def test_the_text_log_shows_control_characters_escaped() -> None:
+    """A terminal must not obey escape sequences a client put in a request line."""
+    assert escape_controls("plain é ✓") == "plain é ✓"
+    assert escape_controls("a\x1b[2Kb\x07\x9b\x7f") == "a\\x1b[2Kb\\x07\\x9b\\x7f"
+    stream = io.StringIO()
+    sink = TextSink(stream)
+    sink.publish(
+        RequestRecord(
+            id=1,
+            time="2026-11-29T13:20:20.123Z",
+            method="?",
+            path="\x1b]0;owned\x07",
+            query="",
+            status=400,
+            duration_ms=0.0,
+            client="127.0.0.1",
+            request_headers={},
+            request_body="",
+            response_headers={},
+            response_body="",
+        )
+    )
+    sink.close()
+    line = stream.getvalue()
+    assert "\x1b" not in line and "\x07" not in line and "\\x1b]0;owned\\x07" in line

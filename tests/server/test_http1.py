@@ -195,6 +195,44 @@ def test_refused_requests_are_recorded(server: ServerThread, sink: RecordingSink
     assert server.context.stats["errors"] == 2
 
 
+def test_refused_requests_never_record_secrets_or_control_characters(
+    server: ServerThread, sink: RecordingSink
+) -> None:
+    long_query = "access_token=SECRET1&x=" + "a" * 300
+    for request in (
+        # An extra space: no method or path can be told apart, the line is recorded.
+        b"GET /oauth/token?client_secret=SECRET2&a=b c HTTP/1.1\r\nHost: x\r\n\r\n",
+        # No Host, and a line longer than what used to be kept.
+        f"GET /scim/v2/Users?{long_query} HTTP/1.1\r\n\r\n".encode(),
+        # A typo that makes the Authorization line malformed: the detail must not quote it.
+        b"GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\nAuthorization : Bearer SECRET3\r\n\r\n",
+        b"GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\nBearer SECRET4\r\n\r\n",
+        # Escape sequences a terminal would obey.
+        b"GET /\x1b]0;owned\x07 HTTP/1.1\r\nHost: x\r\n\r\n",
+    ):
+        reply = raw_exchange(server.port, request, read_until_close=True)
+        assert reply.startswith(b"HTTP/1.1 400") and b"SECRET" not in reply
+    wait_for(lambda: len(records(sink)) == 5)
+    fields = [str(v) for r in records(sink) for v in r.to_dict().values()]
+    assert not [f for f in fields if "SECRET" in f or "\x1b" in f or "\x07" in f]
+    spaced, long_line, _, _, escaped = records(sink)
+    assert spaced.method == "?" and "client_secret=***" in spaced.path
+    assert (long_line.method, long_line.path) == ("GET", "/scim/v2/Users")
+    assert long_line.query.startswith("access_token=***&x=aaa")
+    assert escaped.method == "GET" and escaped.path == "/\\x1b]0;owned\\x07"
+
+
+def test_absolute_form_targets_are_served() -> None:
+    """RFC 9112 §3.2.2: what a client sends through a proxy (curl -x) names the path; its
+    authority is the Host."""
+    req = parse_head(b"GET http://user@example.com:8080/scim/v2/Users?x=1 HTTP/1.1\r\n\r\n")
+    assert req is not None and req.target == "/scim/v2/Users?x=1"
+    assert req.headers["Host"] == "example.com:8080"
+    assert parse_head(b"GET https://example.com HTTP/1.1\r\n\r\n").target == "/"  # type: ignore[union-attr]
+    with pytest.raises(HttpError):
+        parse_head(b"GET ftp://example.com/x HTTP/1.1\r\nHost: x\r\n\r\n")
+
+
 def test_header_fields_over_64_kb_are_refused_with_431(server: ServerThread) -> None:
     big = b"X-Big: " + b"a" * 70_000 + b"\r\n"
     reply = raw_exchange(
@@ -399,6 +437,7 @@ def test_oauth_paths_refused_by_tornado_get_an_answer(db_path, sink: RecordingSi
         status, headers, body = split_reply(reply)
         assert status == 400 and json.loads(body)["error"] == "invalid_request"
         assert headers["connection"] == "close"
+        wait_for(lambda: any(r.status == 400 for r in records(sink)))  # and recorded
         reply = raw_exchange(
             server.port,
             b"POST /oauth/token HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
