@@ -54,7 +54,13 @@ from scim_desktop.server.events import (
     redact_params,
     redact_url,
 )
-from scim_desktop.server.http1 import ApplicationBridge, Connection, Request, http_date
+from scim_desktop.server.http1 import (
+    ApplicationBridge,
+    Connection,
+    Refusal,
+    Request,
+    http_date,
+)
 
 log = logging.getLogger("scim_desktop.server")
 
@@ -453,18 +459,11 @@ class ScimServer:
         if current is not None:
             current.connection_closed()
 
-    def refused(
-        self,
-        conn: Connection,
-        request_line: str,
-        status: int,
-        headers: dict[str, str],
-        body: bytes,
-    ) -> None:
+    def refused(self, conn: Connection, refusal: Refusal) -> None:
         """Record a request that was not valid HTTP/1.1 (the log and the window show it):
         its method and path when the line has them, else the line itself, with secret
         parameters redacted and control characters shown escaped."""
-        line = escape_controls(request_line)
+        line = escape_controls(refusal.request_line)
         parts = line.split(" ")
         looks_like_http = len(parts) == 3 and parts[2].startswith("HTTP/")
         method = parts[0] if looks_like_http and parts[0].isalpha() else ""
@@ -482,13 +481,13 @@ class ScimServer:
             method=method[:16] or "?",
             path=path[:2048],
             query=redact_params(query[:2048]),
-            status=status,
+            status=refusal.status,
             duration_ms=0.0,
             client=conn.remote_ip,
             request_headers={},
             request_body="",
-            response_headers=headers if bodies else {},
-            response_body=body.decode() if bodies else "",
+            response_headers=refusal.headers if bodies else {},
+            response_body=refusal.body.decode() if bodies else "",
         )
         try:
             ctx.sink.publish(record)

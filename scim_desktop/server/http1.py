@@ -40,7 +40,7 @@ import re
 import socket
 import time
 from collections.abc import Awaitable
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 from tornado import httputil
@@ -127,6 +127,16 @@ def encode_head(status: int, headers: dict[str, str]) -> bytes:
     except UnicodeEncodeError:
         data = text.encode("utf-8")
     return status_line(status) + data + b"\r\n"
+
+
+class Refusal(NamedTuple):
+    """A request answered without reaching the handler, and the answer it got."""
+
+    #: Its first line as received (possibly cut, or not a request line at all).
+    request_line: str
+    status: int
+    headers: dict[str, str]
+    body: bytes
 
 
 class HttpError(Exception):
@@ -247,16 +257,8 @@ class Handler(Protocol):
     def connection_closed(self, conn: Connection) -> None:
         """``conn`` closed (by either side); its current request may be unanswered."""
 
-    def refused(
-        self,
-        conn: Connection,
-        request_line: str,
-        status: int,
-        headers: dict[str, str],
-        body: bytes,
-    ) -> None:
-        """A request that could not be read was answered with ``status`` (to record it);
-        ``request_line`` is its first line as received (possibly cut or malformed)."""
+    def refused(self, conn: Connection, refusal: Refusal) -> None:
+        """A request that could not be read was refused (to record it)."""
 
 
 class HttpServer(TCPServer):
@@ -532,7 +534,7 @@ class Connection:
         text = self._first_line.decode("latin-1").lstrip("\r\n")
         line = text.replace("\r", "\n").split("\n", 1)[0]
         try:
-            self.server.handler.refused(self, line, exc.status, dict(headers), body)
+            self.server.handler.refused(self, Refusal(line, exc.status, dict(headers), body))
         except Exception:
             log.exception("Could not record a refused request")
         try:
@@ -639,7 +641,7 @@ class ApplicationBridge(httputil.HTTPConnection):
             conn = self._conn
             line = f"{request.method} {request.target} {request.version}"
             try:
-                conn.server.handler.refused(conn, line, 400, dict(answer), body)
+                conn.server.handler.refused(conn, Refusal(line, 400, dict(answer), body))
             except Exception:
                 log.exception("Could not record a refused request")
             conn.send(400, answer, body)

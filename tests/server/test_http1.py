@@ -16,6 +16,7 @@ from scim_desktop.server.http1 import (
     Connection,
     HttpError,
     HttpServer,
+    Refusal,
     Request,
     encode_head,
     parse_head,
@@ -327,7 +328,7 @@ class Echo:
     def connection_closed(self, conn: Connection) -> None:
         self.closed += 1
 
-    def refused(self, conn: Connection, line: str, status: int, headers: dict, body: bytes) -> None:
+    def refused(self, conn: Connection, refusal: Refusal) -> None:
         pass
 
 
