@@ -28,7 +28,7 @@ from scim_desktop.store import (
     UserNameConflict,
 )
 from scim_desktop.store.journal import encode_entry, list_segments, segment_path
-from scim_desktop.store.tinydb_store import FORMAT_VERSION
+from scim_desktop.store.tinydb_store import FORMAT_VERSION, SYNC_EVERY_BYTES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NO_BACKGROUND_FOLDS = FoldPolicy(max_entries=10**9, max_bytes=10**12, idle_seconds=None)
@@ -120,6 +120,19 @@ def test_atomic_storage_chunked_encoding_equals_orjson(tmp_path: Path) -> None:
     assert raw.count(b"\n") == 9
     assert storage.read() == data
     assert AtomicOrjsonStorage(tmp_path / "missing.json").read() is None
+
+
+def test_atomic_storage_syncs_a_large_file_as_it_writes_it(tmp_path: Path) -> None:
+    """A data file of several MB is synced along the way (so the journal's fsyncs do not wait
+    behind one large flush) and is still one complete document."""
+    assert SYNC_EVERY_BYTES <= 4 * 1024 * 1024
+    storage = AtomicOrjsonStorage(tmp_path / "large.json")
+    pad = "x" * 1000
+    data = {"Users": {str(i): {"id": f"u{i}", "pad": pad} for i in range(1, 6001)}}
+    storage.write(data)
+    path = tmp_path / "large.json"
+    assert path.stat().st_size > SYNC_EVERY_BYTES  # more than one sync was needed
+    assert storage.read() == data and json.loads(path.read_bytes()) == data
 
 
 @pytest.mark.parametrize(
