@@ -73,8 +73,15 @@ _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: Bytes beyond ASCII are kept as Tornado keeps them (Latin-1 characters).
 _TARGET_RE = re.compile(r"[^\x00-\x20\x7f]+")
 _AUTHORITY_RE = re.compile(r"([^/?#]*)(.*)", re.DOTALL)
-#: Control characters other than HTAB and the CRLF (or bare LF) that ends a line.
-_CTL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)")
+#: One header field line (RFC 9110 §5.1, RFC 9112 §5): a token name, a colon, optional
+#: SP/HTAB, the value (trailing SP/HTAB stripped after). The block of fields ends with the
+#: empty line. Possessive quantifiers only: no backtracking, so a hostile 64 KB head costs
+#: linear time.
+#: Anchored at line starts, so every match is one whole line: as many matches as lines means
+#: every line is a well-formed field.
+_FIELD_RE = re.compile(r"^([!#$%&'*+\-.^_`|~0-9A-Za-z]++):[ \t]*+([^\r\n]*+)\r?\n", re.M)
+#: Control characters other than HTAB, CR and LF (a CR must start a CRLF: checked apart).
+_CTL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _HEX = frozenset("0123456789abcdefABCDEF")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _STATUS_LINES: dict[int, bytes] = {}
@@ -189,15 +196,16 @@ class Request:
 def parse_head(data: bytes) -> Request | None:
     """The request line and header fields (None for a head of empty lines only)."""
     text = data.decode("latin-1")
-    if _CTL_RE.search(text):  # RFC 9110 §5.5: never kept, never passed on
+    if _CTL_RE.search(text) or text.count("\r") != text.count("\r\n"):
+        # RFC 9110 §5.5: never kept, never passed on (a bare CR included)
         raise HttpError(400, "The request head holds a control character")
-    lines = text.split("\n")
-    start = 0
-    while start < len(lines) and not lines[start].rstrip("\r"):
-        start += 1  # RFC 9112 §2.2: ignore empty lines before the request line
-    if start == len(lines):
+    # RFC 9112 §2.2: empty lines before the request line are ignored.
+    head = text.lstrip("\r\n") if text[0] in "\r\n" else text
+    if not head:
         return None
-    parts = lines[start].rstrip("\r").split(" ")
+    end = head.find("\n")
+    line = head[:end]
+    parts = (line[:-1] if line.endswith("\r") else line).split(" ")
     if len(parts) != 3:
         raise HttpError(400, "The request line is not 'METHOD target HTTP/1.1'")
     method, target, version = parts
@@ -209,21 +217,16 @@ def parse_head(data: bytes) -> Request | None:
         raise HttpError(
             505 if version.startswith("HTTP/") else 400, f"{version[:20]!r} is not HTTP/1.x"
         )
+    block = head[end + 1 :]
+    fields = _FIELD_RE.findall(block)
+    if len(fields) != block.count("\n") - 1:  # the last line is the empty one
+        _refuse_fields(block)  # raises, saying which line is wrong
     headers: dict[str, str] = {}
-    for line in lines[start + 1 :]:
-        if line.endswith("\r"):
-            line = line[:-1]
-        if not line:
-            continue
-        if line[0] in " \t":  # RFC 9112 §5.2: obsolete line folding is refused
-            raise HttpError(400, "A header field is folded over lines (obs-fold)")
-        name, colon, value = line.partition(":")
-        if not colon:  # not quoted: the line may be a credential
-            raise HttpError(400, "A header field line has no ':'")
-        if not _TOKEN_RE.fullmatch(name):
-            raise HttpError(400, f"Malformed header field name {name[:40]!r}")
-        name = normalize_name(name)
-        value = value.strip(" \t")
+    names = _NAMES
+    for name, value in fields:
+        name = names.get(name) or normalize_name(name)
+        if value and value[-1] in " \t":
+            value = value.rstrip(" \t")
         headers[name] = f"{headers[name]},{value}" if name in headers else value
     if target[0] != "/" and target != "*":
         target = _origin_form(target, headers)
@@ -234,6 +237,23 @@ def parse_head(data: bytes) -> Request | None:
     elif "Transfer-Encoding" in headers:  # RFC 9112 §6.1: faulty framing from HTTP/1.0
         raise HttpError(400, "Transfer-Encoding is not allowed in an HTTP/1.0 request")
     return Request(method, target, version, headers, text)
+
+
+def _refuse_fields(block: str) -> None:
+    """Raise the HttpError that says what is wrong in header fields _FIELD_RE refused."""
+    for line in block.split("\n"):
+        if line.endswith("\r"):
+            line = line[:-1]
+        if not line:
+            continue
+        if line[0] in " \t":  # RFC 9112 §5.2: obsolete line folding is refused
+            raise HttpError(400, "A header field is folded over lines (obs-fold)")
+        name, colon, _ = line.partition(":")
+        if not colon:  # not quoted: the line may be a credential
+            raise HttpError(400, "A header field line has no ':'")
+        if not _TOKEN_RE.fullmatch(name):
+            raise HttpError(400, f"Malformed header field name {name[:40]!r}")
+    raise HttpError(400, "Malformed header fields")
 
 
 def _origin_form(target: str, headers: dict[str, str]) -> str:
