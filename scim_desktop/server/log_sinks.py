@@ -11,30 +11,38 @@ import orjson
 
 from scim_desktop.server.events import Event, RequestRecord, escape_controls, record_json
 
-#: Lines are flushed at most this long after they were written (a flush per request was a
-#: syscall per request on the server thread).
+#: Lines are written at most this long after they were published.
 FLUSH_INTERVAL_S = 0.1
+#: Lines waiting for the writer beyond this many characters are dropped (and counted) rather
+#: than kept without bound while the output is blocked (a pipe nobody reads).
+MAX_PENDING_CHARS = 64 * 1024 * 1024
 
 
 class _LineSink:
-    """Writes lines to a stream from the server thread; a small daemon thread flushes them
-    within FLUSH_INTERVAL_S, and :meth:`close` flushes what is left."""
+    """Lines published on the server thread are handed to a small daemon thread that writes
+    them (every FLUSH_INTERVAL_S) and flushes; :meth:`close` writes what is left.
+
+    The server thread only appends to a list: formatting into the stream, its lock and the
+    write system calls cost a durable create ~15 us (6 % of it) when done in place."""
 
     wants_changes = False  # resource changes are not logged; skip rendering them
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
-        self._lock = threading.Lock()
+        self._lines: list[str] = []
+        self._pending = 0  # characters in _lines (approximate: updated without a lock)
+        self.dropped = 0
+        self._lock = threading.Lock()  # one writer of the stream at a time
         self._dirty = threading.Event()
         self._closed = False
         threading.Thread(target=self._flusher, name="log-flush", daemon=True).start()
 
     def write_line(self, line: str) -> None:
-        with self._lock:
-            try:
-                self.stream.write(line + "\n")
-            except (OSError, ValueError):
-                return  # a closed pipe must not take the server down
+        if self._pending > MAX_PENDING_CHARS:
+            self.dropped += 1
+            return
+        self._pending += len(line) + 1
+        self._lines.append(line)  # atomic: the writer swaps the list, nothing is lost
         if not self._dirty.is_set():  # set() takes a lock and notifies: once per flush
             self._dirty.set()
 
@@ -46,11 +54,20 @@ class _LineSink:
             self.flush()
 
     def flush(self) -> None:
-        with self._lock, contextlib.suppress(OSError, ValueError):
-            self.stream.flush()
+        """Write and flush every line published so far."""
+        with self._lock:
+            lines, self._lines = self._lines, []
+            self._pending = 0
+            dropped, self.dropped = self.dropped, 0
+            if dropped:
+                lines.append(f"({dropped:,} log lines dropped: the output was not being read)")
+            with contextlib.suppress(OSError, ValueError):  # a closed pipe must not matter
+                if lines:
+                    self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()
 
     def close(self) -> None:
-        """Flush everything written (call when the server has stopped)."""
+        """Write everything published (call when the server has stopped)."""
         self._closed = True
         self.flush()
         self._dirty.set()

@@ -130,6 +130,7 @@ def test_jsonl_is_what_the_headless_log_writes() -> None:
     sink = JsonLinesSink(stream)
     for record in records:
         sink.publish(record)
+    sink.close()  # written by the sink's own thread; close() writes what is left
     expected = [orjson.loads(line) for line in stream.getvalue().splitlines()]
 
     text = to_jsonl(records)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 from scim_desktop.server.events import (
     RequestRecord,
@@ -74,3 +75,36 @@ def test_the_text_log_shows_control_characters_escaped() -> None:
     sink.close()
     line = stream.getvalue()
     assert "\x1b" not in line and "\x07" not in line and "\\x1b]0;owned\\x07" in line
+
+
+def test_log_lines_are_written_by_the_sink_thread_in_order_and_all_at_close() -> None:
+    stream = io.StringIO()
+    sink = TextSink(stream)
+    records = [
+        RequestRecord(
+            id=i,
+            time="2026-11-29T13:20:20.123Z",
+            method="GET",
+            path=f"/scim/v2/Users/{i}",
+            query="",
+            status=200,
+            duration_ms=0.1,
+            client="127.0.0.1",
+            request_headers={},
+            request_body="",
+            response_headers={},
+            response_body="",
+        )
+        for i in range(2000)
+    ]
+    for record in records[:1000]:
+        sink.publish(record)
+    deadline = time.monotonic() + 5
+    while stream.getvalue().count("\n") < 1000 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the flusher writes within FLUSH_INTERVAL_S
+    assert stream.getvalue().count("\n") == 1000
+    for record in records[1000:]:
+        sink.publish(record)
+    sink.close()
+    lines = stream.getvalue().splitlines()
+    assert [line.split()[2] for line in lines] == [f"/scim/v2/Users/{i}" for i in range(2000)]
