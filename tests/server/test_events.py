@@ -7,12 +7,12 @@ import json
 import time
 
 from scim_desktop.server.events import (
-    RequestRecord,
     escape_controls,
     redact_body,
     redact_headers,
 )
 from scim_desktop.server.log_sinks import TextSink
+from tests.gui.test_export import make_record
 
 
 def test_passwords_are_redacted_in_every_form() -> None:
@@ -56,22 +56,7 @@ def test_the_text_log_shows_control_characters_escaped() -> None:
     assert escape_controls("a\x1b[2Kb\x07\x9b\x7f") == "a\\x1b[2Kb\\x07\\x9b\\x7f"
     stream = io.StringIO()
     sink = TextSink(stream)
-    sink.publish(
-        RequestRecord(
-            id=1,
-            time="2026-11-29T13:20:20.123Z",
-            method="?",
-            path="\x1b]0;owned\x07",
-            query="",
-            status=400,
-            duration_ms=0.0,
-            client="127.0.0.1",
-            request_headers={},
-            request_body="",
-            response_headers={},
-            response_body="",
-        )
-    )
+    sink.publish(make_record(method="?", path="\x1b]0;owned\x07", status=400))
     sink.close()
     line = stream.getvalue()
     assert "\x1b" not in line and "\x07" not in line and "\\x1b]0;owned\\x07" in line
@@ -80,23 +65,7 @@ def test_the_text_log_shows_control_characters_escaped() -> None:
 def test_log_lines_are_written_by_the_sink_thread_in_order_and_all_at_close() -> None:
     stream = io.StringIO()
     sink = TextSink(stream)
-    records = [
-        RequestRecord(
-            id=i,
-            time="2026-11-29T13:20:20.123Z",
-            method="GET",
-            path=f"/scim/v2/Users/{i}",
-            query="",
-            status=200,
-            duration_ms=0.1,
-            client="127.0.0.1",
-            request_headers={},
-            request_body="",
-            response_headers={},
-            response_body="",
-        )
-        for i in range(2000)
-    ]
+    records = [make_record(i, method="GET", path=f"/scim/v2/Users/{i}") for i in range(2000)]
     for record in records[:1000]:
         sink.publish(record)
     deadline = time.monotonic() + 5
