@@ -13,7 +13,14 @@ import traceback
 from pathlib import Path
 from types import TracebackType
 
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import (
+    QMessageLogContext,
+    QSettings,
+    QTimer,
+    QtMsgType,
+    qFormatLogMessage,
+    qInstallMessageHandler,
+)
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
@@ -29,6 +36,7 @@ from scim_desktop.config import (
     load_or_create_token,
     token_path_for,
 )
+from scim_desktop.options import explicit_auth, faults_from
 
 log = logging.getLogger("scim_desktop.gui")
 
@@ -55,8 +63,6 @@ def setup_logging() -> Path:
 
 def config_from(args: argparse.Namespace, settings: QSettings) -> ServerConfig:
     """Command-line options win; otherwise the last settings; otherwise the defaults."""
-    from scim_desktop.cli import explicit_auth, fault_rules
-
     db_text = args.db or settings.value("db", "") or default_db_path()
     db_path = Path(db_text).expanduser().resolve()
     host = args.host or settings.value("host", DEFAULT_HOST)
@@ -86,7 +92,7 @@ def config_from(args: argparse.Namespace, settings: QSettings) -> ServerConfig:
         db_path=db_path,
         auth=auth,
         max_body_bytes=args.max_body,
-        faults=fault_rules(args.fault_items),
+        faults=faults_from(args),
         fault_seed=args.fault_seed,
         tls=TlsConfig.generated_for(db_path)
         if settings.value("tls", False) in (True, "true")
@@ -121,9 +127,33 @@ def _install_excepthooks(window_ref: list) -> None:
     threading.excepthook = thread_hook
 
 
+# Qt messages that read like errors but say nothing useful. The offscreen platform (screenshots,
+# the self-test, CI) warns about propagateSizeHints() on every window it shows: it only means
+# the plugin has no window manager to pass size hints to.
+QT_NOISE = frozenset({"This plugin does not support propagateSizeHints()"})
+
+
+def install_qt_message_filter() -> None:
+    """Drop the known-harmless Qt messages in QT_NOISE; print every other one as Qt would.
+
+    A message handler rather than a QLoggingCategory rule: the message comes from Qt's
+    "default" category, and silencing that category would hide real warnings too.
+    """
+
+    def handler(kind: QtMsgType, context: QMessageLogContext, message: str) -> None:
+        if message in QT_NOISE:
+            return
+        # qFormatLogMessage honours QT_MESSAGE_PATTERN, like Qt's own handler.
+        sys.stderr.write(qFormatLogMessage(kind, context, message) + "\n")
+        sys.stderr.flush()
+
+    qInstallMessageHandler(handler)
+
+
 def run_gui(args: argparse.Namespace) -> int:
     from scim_desktop.gui.widgets.main_window import MainWindow
 
+    install_qt_message_filter()
     log_path = setup_logging()
     QGuiApplication.setApplicationName(APP)
     QGuiApplication.setOrganizationName(ORG)
@@ -135,6 +165,13 @@ def run_gui(args: argparse.Namespace) -> int:
     demo = bool(getattr(args, "demo", False))
     temp_dir: tempfile.TemporaryDirectory[str] | None = None
     settings = QSettings(ORG, APP)
+    if screenshot:
+        from scim_desktop.gui.screenshot import path_problem
+
+        problem = path_problem(Path(screenshot))
+        if problem is not None:
+            print(f"scim-desktop: error: cannot save the screenshot: {problem}", file=sys.stderr)
+            return 1
     try:
         if screenshot and demo:
             # A throwaway server: the screenshot never touches the user's data or settings.
@@ -174,12 +211,16 @@ def run_gui(args: argparse.Namespace) -> int:
     window.show()
     window.start_server(wait=bool(screenshot))
     log.info("SCIM Desktop window started; log file %s", log_path)
+    shot = None
     if screenshot:
         from scim_desktop.gui.screenshot import take_screenshot
 
         tab = getattr(args, "screenshot_tab", "requests") or "requests"
-        take_screenshot(window, Path(screenshot), demo=demo, tab=tab)
+        shot = take_screenshot(window, Path(screenshot), demo=demo, tab=tab)
     code = app.exec()
     if temp_dir is not None:
         temp_dir.cleanup()
+    if shot is not None and shot.error is not None:
+        print(f"scim-desktop: error: {shot.error}", file=sys.stderr)
+        return 1
     return int(code)
