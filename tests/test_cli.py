@@ -328,3 +328,50 @@ def test_window_options_work_without_the_gui_word(tmp_path: Path) -> None:
         if qpa is not None:
             os.environ["QT_QPA_PLATFORM"] = qpa
     assert rc == 2
+
+
+def test_banner_names_the_token_file_only_when_it_holds_the_token(served, tmp_path: Path) -> None:
+    db = tmp_path / "d.json"
+    token_file = tmp_path / "d.token"
+    given = start(served, "--port", "0", "--db", str(db), "--token", "tok")
+    given.base_url()
+    given.wait_for(re.compile(r"(Stop with Ctrl\+C)"))
+    assert not token_file.exists()
+    assert not [line for line in given.stdout_lines if "Token file" in line]
+    assert given.stop() == 0
+    # A kept token from an earlier run is not the one in use with --token either.
+    token_file.write_text("an-older-generated-token\n")
+    again = start(served, "--port", "0", "--db", str(db), "--token", "tok")
+    again.wait_for(re.compile(r"(Stop with Ctrl\+C)"))
+    assert not [line for line in again.stdout_lines if "Token file" in line]
+    assert again.stop() == 0
+    kept = start(served, "--port", "0", "--db", str(db))
+    assert kept.wait_for(re.compile(r"Token file: (\S+)")) == str(token_file)
+    assert kept.stop() == 0
+
+
+def test_headless_banner_says_the_next_step_for_okta(served, tmp_path: Path) -> None:
+    s = start(served, "--port", "0", "--db", str(tmp_path / "d.json"), "--no-auth")
+    s.wait_for(re.compile(r"(Stop with Ctrl\+C)"))
+    text = "\n".join(s.stdout_lines)
+    assert "Next step: Okta calls SCIM servers from its cloud" in text
+    assert "--tunnel cloudflared" in text and '"Connect a real Okta tenant"' in text
+    assert s.stop() == 0
+
+
+def test_the_window_module_does_not_import_the_command_line() -> None:
+    """options.py sits below cli.py and gui/app.py: no import circle between them."""
+    script = (
+        "import sys\n"
+        "import scim_desktop.gui.app\n"
+        "print(sorted(m for m in sys.modules if m in ('scim_desktop.cli', 'scim_desktop.options')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['scim_desktop.options']"

@@ -6,6 +6,7 @@ sequence, including a fault that fires (a 429 on a create, which Okta retries).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QImageWriter
 from PySide6.QtWidgets import QApplication
 
 from scim_desktop.core.demo import load_dataset
@@ -21,6 +23,8 @@ from scim_desktop.okta_sim import OktaSimulator
 
 if TYPE_CHECKING:
     from scim_desktop.gui.widgets.main_window import MainWindow
+
+log = logging.getLogger("scim_desktop.gui.screenshot")
 
 
 def _pump_until(done: Callable[[], bool], timeout: float) -> bool:
@@ -40,22 +44,65 @@ def _settle(seconds: float) -> None:
 TABS = {"requests": 0, "users": 1, "groups": 2, "faults": 3, "connect": 4}
 
 
-def take_screenshot(window: MainWindow, path: Path, *, demo: bool, tab: str = "requests") -> None:
-    """Prepare the window, save a PNG of it to ``path`` and quit the application."""
+class ScreenshotError(Exception):
+    """Why the screenshot cannot be or was not saved, as one line for the user."""
+
+
+def path_problem(path: Path) -> str | None:
+    """Why ``path`` cannot take a screenshot, checked before the window opens; or None.
+
+    The folder must exist already: a typo in it must not quietly create folders. The
+    extension names the image format (Qt has no other way to know it).
+    """
+    if path.is_dir():
+        return f"{path} is a folder; give a file name such as {path / 'window.png'}"
+    if not path.parent.is_dir():
+        return f"the folder {path.parent} does not exist (it is not created for you)"
+    suffix = path.suffix.lower().lstrip(".")
+    formats = sorted(bytes(f.data()).decode() for f in QImageWriter.supportedImageFormats())
+    if not suffix:
+        return f"{path} has no extension to say the image format; use e.g. {path}.png"
+    if suffix not in formats:
+        return f"Qt cannot write .{suffix} images; use one of .{', .'.join(formats)}"
+    return None
+
+
+class Screenshot:
+    """A screenshot taken once the event loop runs; ``error`` says why it failed, if it did."""
+
+    def __init__(self) -> None:
+        self.error: str | None = None
+
+
+def take_screenshot(
+    window: MainWindow, path: Path, *, demo: bool, tab: str = "requests"
+) -> Screenshot:
+    """Prepare the window, save a picture of it to ``path`` and quit the application.
+
+    Any failure ends up in the returned ``Screenshot.error`` (the caller prints it and exits
+    1) instead of in the excepthook, which would log a traceback and keep the exit status 0.
+    """
+    result = Screenshot()
 
     def run() -> None:
         try:
             _capture(window, path, demo, tab)
+        except ScreenshotError as exc:
+            result.error = str(exc)
+        except Exception as exc:
+            log.debug("Screenshot failed", exc_info=True)
+            result.error = f"the screenshot failed: {exc or type(exc).__name__}"
         finally:
             QApplication.quit()
 
     QTimer.singleShot(0, run)
+    return result
 
 
 def _capture(window: MainWindow, path: Path, demo: bool, tab: str = "requests") -> None:
     controller = window.controller
     if not _pump_until(lambda: controller.state in ("listening", "error"), 30):
-        raise RuntimeError("the server did not start")
+        raise ScreenshotError("the server did not start within 30 s")
     server = controller.server
     if demo and server is not None:
         from scim_desktop.gui.widgets.main_window import load_demo_data
@@ -90,7 +137,7 @@ def _capture(window: MainWindow, path: Path, demo: bool, tab: str = "requests") 
         window.groups.table.selectRow(0)
     # Past the change highlight's fade (2 s), unless the log itself is the subject.
     _settle(0.4 if tab == "requests" else 2.4)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # No mkdir: path_problem() refused a missing folder before the window opened.
     if not window.grab().save(str(path)):
-        raise RuntimeError(f"could not save the screenshot to {path}")
+        raise ScreenshotError(f"Qt could not write {path} (is the folder writable?)")
     print(f"Saved a screenshot of the window to {path}")

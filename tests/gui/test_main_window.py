@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -255,3 +258,84 @@ def test_exhausted_rule_drops_the_banner_and_remove_works(qtbot, window: MainWin
     window.faults.refresh_states()
     qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=5000)
     assert len(window.faults.active) == 1
+
+
+# --- scim-desktop gui --screenshot, as a user runs it -------------------------------------------
+def run_screenshot(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``scim-desktop gui ARGS`` in a subprocess, offscreen, with its settings and log folder
+    under tmp_path (never the user's)."""
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_DATA_HOME": str(home / "data"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "scim_desktop", "gui", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=90,
+    )
+
+
+def test_screenshot_with_demo_saves_the_picture_without_qt_noise(tmp_path: Path) -> None:
+    shot = tmp_path / "window.png"
+    done = run_screenshot(tmp_path, "--screenshot", str(shot), "--demo")
+    assert done.returncode == 0, done.stderr
+    assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert f"Saved a screenshot of the window to {shot}" in done.stdout
+    # The offscreen plugin's harmless warning is filtered; nothing reads like an error.
+    assert "propagateSizeHints" not in done.stderr
+    assert "Traceback" not in done.stderr and "error" not in done.stderr.lower()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (".", "is a folder"),
+        ("window", "has no extension"),
+        ("missing/window.png", "does not exist (it is not created for you)"),
+        ("window.xyz", "Qt cannot write .xyz images"),
+    ],
+)
+def test_unsavable_screenshot_path_is_one_line_and_exit_1(
+    tmp_path: Path, name: str, message: str
+) -> None:
+    target = tmp_path / "shots"
+    target.mkdir()
+    done = run_screenshot(tmp_path, "--screenshot", str(target / name), "--demo")
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 1, done.stderr
+    assert len(lines) == 1 and lines[0].startswith("scim-desktop: error: "), lines
+    assert message in lines[0]
+    assert "Traceback" not in done.stderr
+    assert not (target / "missing").exists()  # no folder is made for a typo
+    assert sorted(p.name for p in target.iterdir()) == []
+
+
+def test_demo_without_screenshot_is_a_usage_error(tmp_path: Path) -> None:
+    done = run_screenshot(tmp_path, "--demo")
+    assert done.returncode == 2
+    assert done.stderr.startswith("usage: scim-desktop gui")
+    assert "--demo is only for --screenshot PATH" in done.stderr
+    assert not (tmp_path / "home" / "data").exists()  # refused before anything started
+
+
+def test_qt_message_filter_drops_only_the_known_noise() -> None:
+    """Real warnings still reach stderr; only the offscreen size-hints line is dropped."""
+    script = (
+        "from PySide6.QtCore import qWarning\n"
+        "from scim_desktop.gui.app import install_qt_message_filter\n"
+        "install_qt_message_filter()\n"
+        "qWarning('This plugin does not support propagateSizeHints()')\n"
+        "qWarning('a real problem worth reading')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "a real problem worth reading" in done.stderr
+    assert "propagateSizeHints" not in done.stderr
