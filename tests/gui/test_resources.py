@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -554,36 +553,24 @@ def test_a_proxy_that_sorts_itself_leaves_the_model_order() -> None:
     assert names(model) == ["b", "c", "a"] and model.sort_column() == -1
 
 
-def test_ten_thousand_users_and_a_batch_of_1000_updates(capsys) -> None:
-    """Must complete without stalling; the figures are printed, never asserted."""
+def test_ten_thousand_users_and_a_batch_of_1000_updates() -> None:
+    """The model stays consistent through large batches. How long they take is measured by
+    tests/benchmarks/bench_gui_models.py, which prints it: the suite asserts no timings and
+    prints no figures into pytest's progress line."""
     users = [user(i, groups=[("g1", "Sales")]) for i in range(10_000)]
     model = UsersModel()
     proxy = ResourceFilterProxy()
     proxy.setSourceModel(model)
-    start = time.perf_counter()
     model.load(users)
-    loaded = time.perf_counter()
     proxy.sort(UsersModel.USERNAME)
-    sorted_at = time.perf_counter()
     seen = Signals(model)
     batch = [updated(user(i, active=False)) for i in range(0, 10_000, 10)]
     model.apply_events(batch)
-    updated_at = time.perf_counter()
     model.apply_events([created(user(i)) for i in range(10_000, 11_000)])
-    created_at = time.perf_counter()
     model.apply_events([deleted(f"u{i:05d}") for i in range(0, 10_000, 100)])
-    deleted_at = time.perf_counter()
     assert model.rowCount() == 10_900
     assert seen.inserted == [(10_000, 10_999)]
     assert_consistent(model)
-    with capsys.disabled():
-        print(
-            f"\n10,000 users: load {1000 * (loaded - start):.0f} ms, sort "
-            f"{1000 * (sorted_at - loaded):.0f} ms; batches of 1,000: updates "
-            f"{1000 * (updated_at - sorted_at):.0f} ms, creations "
-            f"{1000 * (created_at - updated_at):.0f} ms; 100 deletions "
-            f"{1000 * (deleted_at - created_at):.0f} ms"
-        )
 
 
 # --- views with a real server -----------------------------------------------------------------
