@@ -17,10 +17,25 @@ Decisions worth knowing:
   file does not hold usable tokens.
 - Refresh tokens rotate: each refresh returns a new refresh token and the old one stops
   working (RFC 9700 §4.14.2). Refresh tokens do not expire; they end when revoked.
+- A rotated refresh token presented again is a replay: every token of its authorization (the
+  token family: the code's tokens and all their refreshes) is revoked (RFC 9700 §4.14.2).
+  One exception keeps a client's retry from ending the integration: within
+  ``REFRESH_RETRY_WINDOW`` seconds of the rotation, while the new refresh token is still
+  unused, the same refresh gets the same answer again (the same tokens, so no second branch
+  of the family exists). Those answers are kept in memory only, for that window.
 - An access token stays valid until it expires, even after a refresh: Okta may still have
   requests in flight with it, and RFC 6749 §6 does not ask for more.
 - A reused authorization code is refused and the tokens issued from it are revoked
   (RFC 6749 §4.1.2).
+- A code is spent by any token request that names it, also one that is refused (wrong client
+  secret, PKCE, redirect URI, a JSON body...): it is single use (RFC 6749 §10.5), and a code
+  seen in a refused request may have been disclosed (RFC 9700 §4.5). The client authorizes
+  again; tokens already issued with a code are revoked only by an authenticated reuse.
+- Consent requests waiting for the user's decision are never evicted before they expire. The
+  table is bounded (``MAX_PENDING``) and one client address may hold ``MAX_PENDING_PER_ORIGIN``
+  of them; past half of either, new ones expire sooner; past the cap, new ones go back to the
+  client with ``temporarily_unavailable`` (RFC 6749 §4.1.2.1). An anonymous flood can delay
+  new consents but never cancel one the user is looking at.
 """
 
 from __future__ import annotations
@@ -29,6 +44,9 @@ import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
+import json
+import math
 import re
 import secrets
 import time
@@ -42,9 +60,23 @@ DEFAULT_SCOPE = "scim"
 CODE_TTL = 120
 #: How long a consent page may stay open before its Approve button no longer works.
 PENDING_TTL = 600
+#: ... once the waiting table (or one client's share of it) is half full: a flood's entries
+#: free their places sooner, so new consents can start again soon after it stops.
+PENDING_TTL_BUSY = 120
+#: Consent requests waiting for a decision, in all and from one client address. Each holds
+#: at most one request line (64 KiB), so the table stays a few MB at worst.
+MAX_PENDING = 200
+MAX_PENDING_PER_ORIGIN = 10
 #: Revoked, rotated and expired tokens stay listed (for the window) this long, then go.
 KEEP_DEAD_TOKENS = 24 * 3600
-MAX_PENDING = 200
+#: A refresh repeated this soon after it rotated the token (its answer lost, or two workers
+#: refreshing at once) gets the same answer again instead of revoking the token family.
+REFRESH_RETRY_WINDOW = 30
+#: The authorization codes this server issues: "ac_" and a URL-safe random string.
+_CODE_RE = re.compile(r"ac_[A-Za-z0-9_\-]{16,}")
+#: How much of a refused token request body is searched for codes to spend.
+_SCAN_LIMIT = 1 << 20
+_JSON_SCAN_LIMIT = 64 * 1024
 
 #: RFC 7636 §4.1: code_verifier = 43*128unreserved; the S256 challenge has the same form.
 _PKCE_RE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
@@ -181,6 +213,8 @@ class AuthorizationRequest:
     code_challenge: str | None
     code_challenge_method: str | None
     expires_at: float
+    #: Who asked (see :func:`origin_key`), for the per-client cap of the waiting table.
+    origin: str = ""
 
 
 @dataclass(slots=True)
@@ -193,6 +227,8 @@ class _Code:
     code_challenge_method: str | None
     expires_at: float
     used: bool = False
+    #: Set when a refused token request named the code: why it can no longer be used.
+    spent_by_refusal: str | None = None
 
 
 @dataclass(slots=True)
@@ -214,6 +250,11 @@ class Token:
     #: Refresh tokens: when this one was exchanged for a new one (rotation).
     rotated_at: float | None = None
     last_used_at: float | None = None
+    #: Why it was revoked, for the window (e.g. a replayed refresh token).
+    revoked_reason: str = ""
+    #: The id of the refresh token this one was issued for (None: issued for a code or to
+    #: client credentials); with ``grant_id`` it shows the family's line of descent.
+    parent: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -229,6 +270,8 @@ class Token:
             "revoked_at": self.revoked_at,
             "rotated_at": self.rotated_at,
             "last_used_at": self.last_used_at,
+            "revoked_reason": self.revoked_reason,
+            "parent": self.parent,
         }
 
     @staticmethod
@@ -256,6 +299,8 @@ class Token:
             revoked_at=num("revoked_at"),
             rotated_at=num("rotated_at"),
             last_used_at=num("last_used_at"),
+            revoked_reason=str(data.get("revoked_reason") or ""),
+            parent=str(data["parent"]) if data.get("parent") else None,
         )
 
 
@@ -272,6 +317,8 @@ class TokenInfo:
     expires_at: float | None
     last_used_at: float | None
     status: str  # active | expired | revoked | rotated
+    #: Why a revoked token was revoked ("" otherwise).
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +354,48 @@ def normalize_scope(scope: str | None, default: str) -> str:
     return " ".join(dict.fromkeys(tokens))
 
 
+def origin_key(address: str) -> str:
+    """The client a consent request counts against: its IP address, or for IPv6 its /64 (one
+    host usually holds a whole /64, so per-address caps would not hold there)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def find_codes(data: bytes | str) -> list[str]:
+    """Every string in a request part (query, body of any media type) that has the form of
+    an authorization code of this server, also inside JSON strings written with escapes.
+    Bounded: at most ``_SCAN_LIMIT`` characters are searched."""
+    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    text = text[:_SCAN_LIMIT]
+    found = _CODE_RE.findall(text)
+    if "\\" in text and len(text) <= _JSON_SCAN_LIMIT:
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            return found
+        found += _CODE_RE.findall(json.dumps(decoded, ensure_ascii=False))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _RefreshAnswer:
+    """What a refresh returned, kept (in memory, ``REFRESH_RETRY_WINDOW`` seconds) so that a
+    retry of the same request gets the same tokens rather than revoking the family."""
+
+    at: float
+    requested_scope: str | None
+    access_hash: str
+    refresh_hash: str
+    body: Mapping[str, Any]
+
+
 # --- the server -----------------------------------------------------------------------------
 class OAuthServer:
     """Clients, authorization codes and tokens. Not thread-safe: the server thread owns it."""
@@ -320,6 +409,7 @@ class OAuthServer:
         clock: Callable[[], float] = time.time,
         new_secret: Callable[[], str] = lambda: secrets.token_urlsafe(32),
         code_ttl: int = CODE_TTL,
+        refresh_retry_window: float = REFRESH_RETRY_WINDOW,
     ) -> None:
         self.client = client
         self.token_ttl = token_ttl
@@ -327,17 +417,23 @@ class OAuthServer:
         self.clock = clock
         self._new_secret = new_secret
         self.code_ttl = code_ttl
+        self.refresh_retry_window = refresh_retry_window
         self._pending: dict[str, AuthorizationRequest] = {}
         self._codes: dict[str, _Code] = {}
         self._tokens: dict[str, Token] = {}  # by hash
+        #: Recent refresh answers by the hash of the refresh token they rotated (memory only).
+        self._answers: dict[str, _RefreshAnswer] = {}
         #: Grows with every change worth saving (issue, rotate, revoke); the server layer
         #: compares it to what it saved last.
         self.revision = 0
 
     # --- authorization endpoint (RFC 6749 §4.1.1, §4.1.2) -----------------------------------
-    def begin_authorization(self, params: Mapping[str, list[str]]) -> AuthorizationRequest:
+    def begin_authorization(
+        self, params: Mapping[str, list[str]], origin: str = ""
+    ) -> AuthorizationRequest:
         """Validate an authorization request; the consent page shows the result. Raises
-        :class:`AuthorizeError` (with a redirect URI only when redirecting is safe)."""
+        :class:`AuthorizeError` (with a redirect URI only when redirecting is safe).
+        ``origin`` is the requester's address, for the per-client cap (:func:`origin_key`)."""
         now = self.clock()
         self._prune(now)
         # Client and redirect URI first: until both are known good, nothing is redirected
@@ -401,9 +497,8 @@ class OAuthServer:
                     "invalid_request",
                     "code_challenge must be 43 to 128 unreserved characters (RFC 7636 §4.2)",
                 )
-        if len(self._pending) >= MAX_PENDING:
-            oldest = min(self._pending.values(), key=lambda r: r.expires_at)
-            del self._pending[oldest.id]
+        origin = origin_key(origin)
+        ttl = self._pending_ttl(origin, now, fail)
         request = AuthorizationRequest(
             id=secrets.token_urlsafe(16),
             csrf=secrets.token_urlsafe(24),
@@ -413,10 +508,38 @@ class OAuthServer:
             state=state,
             code_challenge=challenge,
             code_challenge_method=method if challenge is not None else None,
-            expires_at=now + PENDING_TTL,
+            expires_at=now + ttl,
+            origin=origin,
         )
         self._pending[request.id] = request
         return request
+
+    def _pending_ttl(
+        self, origin: str, now: float, fail: Callable[[str, str], AuthorizeError]
+    ) -> float:
+        """How long a new consent request may wait; raises ``temporarily_unavailable`` when
+        the waiting table, or this client's share of it, is full. Nothing waiting is ever
+        evicted to make room: the request the user is looking at must stay approvable."""
+        mine = [r.expires_at for r in self._pending.values() if r.origin == origin]
+        if len(self._pending) >= MAX_PENDING or len(mine) >= MAX_PENDING_PER_ORIGIN:
+            # RFC 6749 §4.1.2.1: temporarily_unavailable exists because a 503 cannot be sent
+            # back through the redirect.
+            per_client = len(mine) >= MAX_PENDING_PER_ORIGIN
+            frees = min(mine if per_client else (r.expires_at for r in self._pending.values()))
+            wait = max(1, math.ceil(frees - now))
+            raise fail(
+                "temporarily_unavailable",
+                f"Too many authorization requests {'from this address ' if per_client else ''}"
+                f"are waiting for a decision ({len(mine) if per_client else len(self._pending)}"
+                f"); try again in {wait} seconds",
+            )
+        busy = len(self._pending) >= MAX_PENDING // 2 or len(mine) >= MAX_PENDING_PER_ORIGIN // 2
+        return PENDING_TTL_BUSY if busy else PENDING_TTL
+
+    def pending_count(self) -> int:
+        """How many consent requests are waiting for a decision (expired ones excluded)."""
+        self._prune(self.clock())
+        return len(self._pending)
 
     def decide(self, request_id: str, csrf: str, approve: bool) -> str:
         """The user approved or denied on the consent page: the URL to redirect the browser to,
@@ -528,9 +651,44 @@ class OAuthServer:
 
     # --- token endpoint (RFC 6749 §3.2, §4.1.3, §4.4.2, §6) ---------------------------------
     def token(self, params: Mapping[str, list[str]], authorization: str | None) -> dict[str, Any]:
-        """A token response (§5.1) for a token request; raises :class:`OAuthError` (§5.2)."""
+        """A token response (§5.1) for a token request; raises :class:`OAuthError` (§5.2).
+        A refused request spends every authorization code it names (:meth:`spend_codes`)."""
         now = self.clock()
         self._prune(now)
+        try:
+            return self._token(params, authorization, now)
+        except OAuthError as exc:
+            self.token_request_refused(exc, (v for values in params.values() for v in values))
+            raise
+
+    def token_request_refused(self, error: OAuthError, values: Iterable[str]) -> None:
+        """A token request is answered with ``error``: spend the codes among ``values`` (what
+        the request carried) and say so in the error's description."""
+        if self.spend_codes(values, error.description):
+            error.description += (
+                "; the authorization code in this request can no longer be used "
+                "(RFC 6749 §10.5): authorize again"
+            )
+
+    def spend_codes(self, values: Iterable[str], why: str) -> int:
+        """A token request naming these values was refused: the authorization codes among
+        them can no longer be exchanged. A code is single use and any attempt uses it (RFC
+        6749 §10.5); one sent in a request we refuse (wrong secret or verifier, a JSON body
+        that may sit in a proxy's log...) may have been disclosed (RFC 9700 §4.5). Codes
+        already exchanged keep their tokens: revoking those needs the client's credentials
+        (:meth:`_exchange_code`), else anyone who saw an old code could end the grant.
+        Returns how many codes were spent."""
+        spent = 0
+        for value in values:
+            record = self._codes.get(_hash(value))
+            if record is not None and not record.used and record.spent_by_refusal is None:
+                record.spent_by_refusal = why
+                spent += 1
+        return spent
+
+    def _token(
+        self, params: Mapping[str, list[str]], authorization: str | None, now: float
+    ) -> dict[str, Any]:
         for name, values in params.items():
             if len([v for v in values if v != ""]) > 1:
                 raise OAuthError("invalid_request", f"The {name} parameter is repeated")
@@ -564,11 +722,20 @@ class OAuthServer:
             raise OAuthError("invalid_grant", "The authorization code is unknown")
         if record.used:
             # §4.1.2: a code used twice is refused, and what it produced is revoked.
-            revoked = self._revoke_grant(record.grant_id, now)
+            revoked = self._revoke_grant(
+                record.grant_id, now, "its authorization code was used again (RFC 6749 §4.1.2)"
+            )
             raise OAuthError(
                 "invalid_grant",
                 "The authorization code was already used"
                 + (f"; the {revoked} token(s) issued with it are revoked" if revoked else ""),
+            )
+        if record.spent_by_refusal is not None:
+            raise OAuthError(
+                "invalid_grant",
+                "The authorization code can no longer be used: an earlier token request with it "
+                f"was refused ({record.spent_by_refusal}); any attempt spends a code "
+                "(RFC 6749 §10.5), so authorize again",
             )
         if record.client_id != client.client_id:
             raise OAuthError("invalid_grant", "The authorization code was issued to another client")
@@ -622,14 +789,28 @@ class OAuthServer:
             raise OAuthError("invalid_grant", "The refresh token was issued to another client")
         if token.revoked_at is not None:
             raise OAuthError("invalid_grant", "The refresh token was revoked; authorize again")
+        requested = _single(params, "scope")
         if token.rotated_at is not None:
+            retry = self._retry_answer(token, requested, now)
+            if retry is not None:
+                return retry
+            # RFC 9700 §4.14.2: a rotated refresh token used again means two parties hold it
+            # (and one may be an attacker); the server cannot tell which, so it revokes the
+            # active tokens of the whole family and the client authorizes again.
+            revoked = self._revoke_grant(
+                token.grant_id,
+                now,
+                "a rotated refresh token of its authorization was presented again "
+                "(RFC 9700 §4.14.2)",
+            )
             raise OAuthError(
                 "invalid_grant",
                 "The refresh token was already used; refresh tokens rotate, so use the one "
-                "returned by the last refresh",
+                "returned by the last refresh. Its reuse may mean it was stolen, so every "
+                f"token of this authorization is revoked ({revoked} were active; RFC 9700 "
+                "§4.14.2); authorize again",
             )
         scope = token.scope
-        requested = _single(params, "scope")
         if requested is not None:
             # §6: the new scope must not include anything not originally granted.
             wanted = normalize_scope(requested, token.scope)
@@ -639,12 +820,40 @@ class OAuthServer:
         token.rotated_at = now
         token.last_used_at = now
         access = self._issue(
-            "access", client.client_id, scope, "refresh_token", token.grant_id, now
+            "access", client.client_id, scope, "refresh_token", token.grant_id, now, token.id
         )
         refresh = self._issue(
-            "refresh", client.client_id, token.scope, "refresh_token", token.grant_id, now
+            "refresh", client.client_id, token.scope, "refresh_token", token.grant_id, now, token.id
         )
-        return self._response(access, refresh, scope)
+        body = self._response(access, refresh, scope)
+        self._answers[token.hash] = _RefreshAnswer(
+            now, requested, _hash(access), _hash(refresh), dict(body)
+        )
+        return body
+
+    def _retry_answer(
+        self, token: Token, requested: str | None, now: float
+    ) -> dict[str, Any] | None:
+        """The answer of the refresh that rotated ``token``, when presenting it again is a
+        retry rather than a replay: soon after (``refresh_retry_window``), the same request,
+        and the tokens it returned still unused (refresh) and live. The same tokens come back,
+        so no second branch of the family is created. Else None."""
+        answer = self._answers.get(token.hash)
+        if answer is None or now - answer.at > self.refresh_retry_window:
+            return None
+        if requested != answer.requested_scope:
+            return None
+        access = self._tokens.get(answer.access_hash)
+        successor = self._tokens.get(answer.refresh_hash)
+        if access is None or successor is None:
+            return None
+        if self._status(successor, now) != "active" or self._status(access, now) != "active":
+            return None  # the successor was used (the answer arrived) or revoked
+        token.last_used_at = now
+        body = dict(answer.body)
+        if access.expires_at is not None:
+            body["expires_in"] = max(1, int(access.expires_at - now))
+        return body
 
     def _issue(
         self,
@@ -654,6 +863,7 @@ class OAuthServer:
         grant: str,
         grant_id: str | None,
         now: float,
+        parent: str | None = None,
     ) -> str:
         value = ("at_" if kind == "access" else "rt_") + self._new_secret()
         token_id = secrets.token_hex(5)
@@ -667,6 +877,7 @@ class OAuthServer:
             grant_id=grant_id or token_id,
             issued_at=now,
             expires_at=now + self.token_ttl if kind == "access" else None,
+            parent=parent,
         )
         self.revision += 1
         return value
@@ -692,7 +903,8 @@ class OAuthServer:
         if token is None or token.kind != "access":
             return AccessCheck(False, None, "The access token is unknown")
         if token.revoked_at is not None:
-            return AccessCheck(False, token.id, "The access token was revoked")
+            why = f": {token.revoked_reason}" if token.revoked_reason else ""
+            return AccessCheck(False, token.id, f"The access token was revoked{why}")
         if token.expires_at is not None and now >= token.expires_at:
             return AccessCheck(False, token.id, "The access token expired")
         token.last_used_at = now
@@ -709,13 +921,13 @@ class OAuthServer:
         token = self._tokens.get(_hash(value))
         if token is None or token.client_id != client.client_id:
             return  # §2.2: invalid tokens do not cause an error response
-        self._revoke_token(token, self.clock())
+        self._revoke_token(token, self.clock(), "revoked by the client (RFC 7009)")
 
     def revoke_id(self, token_id: str) -> bool:
         """Revoke the token with this id (the window's Revoke button); False if unknown."""
         for token in self._tokens.values():
             if token.id == token_id:
-                return self._revoke_token(token, self.clock())
+                return self._revoke_token(token, self.clock(), "revoked in the window")
         return False
 
     def revoke_all(self) -> int:
@@ -724,27 +936,32 @@ class OAuthServer:
         for token in self._tokens.values():
             if self._status(token, now) == "active":
                 token.revoked_at = now
+                token.revoked_reason = "revoked in the window (Revoke all)"
                 count += 1
         if count:
             self.revision += 1
         return count
 
-    def _revoke_token(self, token: Token, now: float) -> bool:
+    def _revoke_token(self, token: Token, now: float, reason: str) -> bool:
         if token.revoked_at is not None:
             return False
         if token.kind == "refresh":
-            self._revoke_grant(token.grant_id, now)
+            self._revoke_grant(token.grant_id, now, f"its refresh token was {reason}")
         token.revoked_at = now
+        token.revoked_reason = reason
         self.revision += 1
         return True
 
-    def _revoke_grant(self, grant_id: str, now: float) -> int:
+    def _revoke_grant(self, grant_id: str, now: float, reason: str) -> int:
+        """Revoke every token of one authorization (its family); returns how many of them
+        were still active."""
         count = 0
         for token in self._tokens.values():
             if token.grant_id == grant_id and token.revoked_at is None:
                 if self._status(token, now) == "active":
                     count += 1
                 token.revoked_at = now
+                token.revoked_reason = reason
         if count:
             self.revision += 1
         return count
@@ -775,6 +992,7 @@ class OAuthServer:
                 expires_at=t.expires_at,
                 last_used_at=t.last_used_at,
                 status=self._status(t, now),
+                reason=t.revoked_reason if t.revoked_at is not None else "",
             )
             for t in self._tokens.values()
         ]
@@ -802,6 +1020,8 @@ class OAuthServer:
     def _prune(self, now: float) -> None:
         for rid in [r.id for r in self._pending.values() if now >= r.expires_at]:
             del self._pending[rid]
+        for key in [k for k, a in self._answers.items() if now - a.at > self.refresh_retry_window]:
+            del self._answers[key]  # they hold token values: memory only, and briefly
         for key in [k for k, c in self._codes.items() if now >= c.expires_at + 3600]:
             del self._codes[key]  # kept an hour past expiry to recognise reuse
         dead = []
@@ -897,6 +1117,11 @@ def describe_request(method: str, endpoint: str, grant_type: str | None) -> OAut
 __all__ = [
     "CODE_TTL",
     "DEFAULT_SCOPE",
+    "MAX_PENDING",
+    "MAX_PENDING_PER_ORIGIN",
+    "PENDING_TTL",
+    "PENDING_TTL_BUSY",
+    "REFRESH_RETRY_WINDOW",
     "AccessCheck",
     "AuthorizationRequest",
     "AuthorizeError",
@@ -910,6 +1135,8 @@ __all__ = [
     "client_display_name",
     "compile_redirect_pattern",
     "describe_request",
+    "find_codes",
+    "origin_key",
     "pkce_matches",
     "redirect_pattern_error",
     "redirect_uri_allowed",
