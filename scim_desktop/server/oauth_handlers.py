@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 import orjson
 import tornado.web
@@ -37,6 +37,7 @@ from scim_desktop.core.oauth import (
     OAuthServer,
     client_display_name,
     describe_request,
+    find_codes,
 )
 from scim_desktop.core.resources import utc_now_iso
 from scim_desktop.server.events import (
@@ -363,7 +364,8 @@ class AuthorizeHandler(OAuthHandler):
 
     def get(self) -> None:
         params = self._decode(self.request.query_arguments)
-        request = self.oauth.begin_authorization(params)
+        # The address counts against the per-client cap of waiting consent requests.
+        request = self.oauth.begin_authorization(params, self.request.remote_ip or "")
         self.send_html(200, consent_page(request))
 
     def post(self) -> None:
@@ -389,12 +391,22 @@ class TokenHandler(OAuthHandler):
     def post(self) -> None:
         grant = self.request.body_arguments.get("grant_type") or [b""]
         self._grant_type = grant[0].decode("utf-8", errors="replace") or None
-        params = self.form()
         try:
-            body = self.oauth.token(params, self.request.headers.get("Authorization"))
-        finally:
-            # Also after an error: a reused code revokes what it produced (RFC 6749 §4.1.2).
-            self.runtime.save_if_changed()
+            params = self.form()
+            try:
+                body = self.oauth.token(params, self.request.headers.get("Authorization"))
+            finally:
+                # Also after an error: a reused code or a replayed refresh token revokes
+                # tokens (RFC 6749 §4.1.2, RFC 9700 §4.14.2).
+                self.runtime.save_if_changed()
+        except OAuthError as exc:
+            # The core spent the codes of the form; a code sent in the query or in a body
+            # that is not a form (JSON: refused, §3.2) is spent as well (RFC 6749 §10.5).
+            self.oauth.token_request_refused(
+                exc,
+                find_codes(unquote_plus(self.request.query)) + find_codes(self.request.body),
+            )
+            raise
         self.send_json(200, body)
 
     def get(self) -> None:
