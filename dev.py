@@ -345,11 +345,19 @@ def missing_qt_libraries(python: Path) -> list[str]:
     qt = _pyside_folder(python)
     ldd = shutil.which("ldd")
     if qt is not None and ldd:
-        libraries = [*qt.glob("Qt*.abi3.so"), *(qt / "Qt" / "lib").glob("libQt6*.so.6")]
-        libraries += list((qt / "Qt" / "plugins" / "platforms").glob("libqoffscreen.so"))
+        # The Qt modules the project and pytest-qt use, the offscreen platform and the image
+        # plugins (icons); ldd lists the libraries they need transitively.
+        modules = ("QtCore", "QtGui", "QtWidgets", "QtTest")
+        libraries = [qt / f"{name}.abi3.so" for name in modules]
+        libraries.append(qt / "Qt" / "plugins" / "platforms" / "libqoffscreen.so")
+        libraries += sorted((qt / "Qt" / "plugins" / "imageformats").glob("*.so"))
         for library in libraries:
             out = subprocess.run([ldd, str(library)], capture_output=True, text=True).stdout
-            found.update(re.findall(r"^\s*(\S+) => not found", out, re.MULTILINE))
+            for name in re.findall(r"^\s*(\S+) => not found", out, re.MULTILINE):
+                # Qt's own libraries come with PySide6 or belong to modules not used here
+                # (the PDF image plugin needs PySide6-Addons).
+                if not name.startswith("libQt6"):
+                    found.add(name)
     if not found:
         raise Failure(f"Qt does not start offscreen in {VENV}:\n{done.stderr.strip()}")
     return sorted(found)
@@ -368,17 +376,17 @@ def qt_libraries_hint(missing: list[str]) -> str:
     packages = sorted({DEBIAN_PACKAGES.get(lib, "") for lib in missing} - {""})
     unknown = [lib for lib in missing if lib not in DEBIAN_PACKAGES]
     text = (
-        "the tests open Qt windows offscreen, and Qt needs system libraries this machine "
+        "the tests open Qt windows (offscreen), and Qt needs system libraries this machine "
         f"lacks: {', '.join(missing)}."
     )
     if packages and shutil.which("apt-get"):
         sudo = "" if os.name != "nt" and os.geteuid() == 0 else "sudo "
-        text += f"\n    {sudo}apt-get install {' '.join(packages)}"
+        text += f" Install them with\n\n    {sudo}apt-get install {' '.join(packages)}\n\n"
         if unknown:
-            text += f"\n  and whichever package has {', '.join(unknown)}"
-        text += "\n  then run this again. (The app itself runs without them: headless.)"
+            text += f"(and whichever package has {', '.join(unknown)}) "
+        text += "and run this again. The app itself starts without them, headless."
     else:
-        text += " Install them with your system's package manager, then run this again."
+        text += " Install them with your system's package manager and run this again."
     return text
 
 
