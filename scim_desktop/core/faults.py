@@ -59,7 +59,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
+from fnmatch import fnmatchcase, translate
 from http import HTTPStatus
 from typing import Any
 
@@ -98,6 +98,10 @@ _MAX_BUCKETS = 4096
 _EPS = 1e-9
 
 _METHOD_RE = re.compile(r"^[A-Z]+$")
+#: The methods a request can have when faults are decided: the server answers any other
+#: method 405 before faults are asked (server/handlers.py, _KNOWN_METHODS), so a rule naming
+#: one could never fire.
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _COLLECTION_NOT_CREATE = frozenset({"Bulk", ".search"})
 
 
@@ -139,6 +143,7 @@ class FaultRule:
             step = self.step.strip()
             if not step:
                 raise _fail("step must not be empty")
+            _check_glob("step", step)
             set_(self, "step", step)
         set_(self, "name", (self.name or "").strip())
         if self.action is not None:
@@ -286,7 +291,50 @@ def _norm_method(method: str | None) -> str | None:
     for name in names:
         if not _METHOD_RE.match(name):
             raise _fail(f"method must be HTTP methods like POST or GET|PUT, got {method!r}")
+        if name not in METHODS:
+            raise _fail(
+                f"method {name} is not one this server answers, so the rule could never fire "
+                f"(known: {', '.join(METHODS)}, or * for any)"
+            )
     return "|".join(dict.fromkeys(names))
+
+
+def _check_glob(key: str, pattern: str) -> None:
+    """Refuse a glob that could never match, as fnmatch reads it: an unclosed ``[`` (taken as
+    a literal ``[``, which request paths and step ids never hold unencoded), a class that
+    matches nothing (``[z-a]``), or whitespace and control characters (a request path or step
+    id never has them)."""
+    n = len(pattern)
+    i = 0
+    while i < n:
+        ch = pattern[i]
+        if ch.isspace() or not ch.isprintable():
+            raise _fail(
+                f"{key} {pattern!r} contains {ch!r}, which a request {key} never has, so the "
+                "rule could never fire"
+            )
+        if ch == "[":
+            # The closing bracket exactly as fnmatch.translate finds it: a "]" right after
+            # "[" or "[!" belongs to the set.
+            j = i + 1
+            if j < n and pattern[j] == "!":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:
+                raise _fail(
+                    f"{key} {pattern!r} has an unclosed '[' at position {i + 1} (a glob set "
+                    "is [abc] or [a-z]; [[] is a literal '[')"
+                )
+            if "(?!)" in translate(pattern[i : j + 1]):
+                raise _fail(
+                    f"{key} {pattern!r} has a set that matches no character: "
+                    f"{pattern[i : j + 1]!r} (ranges go low to high, e.g. [a-z])"
+                )
+            i = j
+        i += 1
 
 
 def _norm_path(path: str | None) -> str | None:
@@ -301,6 +349,7 @@ def _norm_path(path: str | None) -> str | None:
         path = "/" + path
     if len(path) > 1:
         path = path.rstrip("/") or "/"
+    _check_glob("path", path)
     return path
 
 

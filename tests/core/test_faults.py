@@ -165,6 +165,15 @@ def test_method_any_means_no_filter() -> None:
         ("method=POST,path=/Users", "fault spec: a rule needs an effect: status, latency_ms"),
         ("latency_ms=0", "fault spec: a rule needs an effect"),
         ("method=P0ST,status=500", "fault spec: method must be HTTP methods like POST or GET|PUT"),
+        # Rules that could never fire (issue 12): the server answers other methods 405 before
+        # faults are asked, and fnmatch reads these globs as matching no request path.
+        ("method=FOO,status=500", "fault spec: method FOO is not one this server answers"),
+        ("method=GET|TRACE,status=500", "fault spec: method TRACE is not one this server"),
+        ("status=500,path=/Users[", "fault spec: path '/Users[' has an unclosed '[' at position 7"),
+        ("status=500,path=/Users/[!]", "fault spec: path '/Users/[!]' has an unclosed '['"),
+        ("status=500,path=/Us[z-a]rs", "fault spec: path '/Us[z-a]rs' has a set that matches no"),
+        ("status=500,path=/Users x", "fault spec: path '/Users x' contains ' '"),
+        ("status=500,step=push_[group", "fault spec: step 'push_[group' has an unclosed '['"),
         ("status=500,status=503", "fault spec: duplicate key 'status'"),
         ("status=500,,count=1", "fault spec: empty entry"),
         ("status=500,", "fault spec: empty entry"),
@@ -185,7 +194,25 @@ def test_bad_specs_name_the_key_or_value(spec: str, message: str) -> None:
     assert isinstance(info.value, ValueError)
 
 
+@pytest.mark.parametrize(
+    ("pattern", "path"),
+    [("/Users/[[]x", "/Users/[x"), ("/Us[e]rs", "/Users"), ("/Users/[!a-z]*", "/Users/0ab")],
+)
+def test_valid_glob_sets_are_kept(pattern: str, path: str) -> None:
+    rule = parse_fault_spec(f"status=500,path={pattern}")
+    assert rule.path == pattern and rule.matches(req(path=path))
+
+
+def test_every_method_the_server_answers_is_accepted() -> None:
+    spec = "status=500,method=get|head|post|put|patch|delete|options"
+    assert parse_fault_spec(spec).method == "GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS"
+
+
 def test_rules_built_in_code_are_validated_too() -> None:
+    with pytest.raises(FaultSpecError, match="method FOO is not one this server answers"):
+        FaultRule(status=500, method="FOO")
+    with pytest.raises(FaultSpecError, match="unclosed"):
+        FaultRule(status=500, path="/Groups[")
     with pytest.raises(FaultSpecError, match="status must be an HTTP error status"):
         FaultRule(status=201)
     with pytest.raises(FaultSpecError, match="a rule needs an effect"):
