@@ -15,9 +15,15 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from scim_desktop.server.events import REDACTED, RequestRecord, record_json
+from scim_desktop.server.events import (
+    REDACTED,
+    RequestRecord,
+    dumps_json,
+    record_json,
+    record_line,
+)
 
-__all__ = ["jsonl_object", "record_url", "to_curl", "to_har", "to_jsonl"]
+__all__ = ["har_bytes", "jsonl_object", "record_url", "to_curl", "to_har", "to_jsonl"]
 
 HAR_CREATOR = "SCIM Desktop"
 #: Tornado answers HTTP/1.1 (the records do not keep the request's version).
@@ -43,7 +49,7 @@ def jsonl_object(record: RequestRecord) -> dict[str, Any]:
 
 def to_jsonl(records: Iterable[RequestRecord]) -> str:
     """One JSON object per line, each ending with a newline, as the headless log writes."""
-    return "".join(orjson.dumps(jsonl_object(r)).decode() + "\n" for r in records)
+    return "".join(record_line(r) + "\n" for r in records)
 
 
 def record_url(record: RequestRecord) -> str:
@@ -129,7 +135,7 @@ def _har_entry(record: RequestRecord) -> dict[str, Any]:
 def to_har(records: Iterable[RequestRecord], creator_version: str) -> dict[str, Any]:
     """A HAR 1.2 document (http://www.softwareishard.com/blog/har-12-spec/) of the records.
 
-    Serialise it with ``orjson.dumps(har, option=orjson.OPT_INDENT_2)``."""
+    Serialise it with :func:`har_bytes` (never refused by orjson)."""
     return {
         "log": {
             "version": "1.2",
@@ -138,6 +144,12 @@ def to_har(records: Iterable[RequestRecord], creator_version: str) -> dict[str, 
             "entries": [_har_entry(r) for r in records],
         }
     }
+
+
+def har_bytes(records: Iterable[RequestRecord], creator_version: str) -> bytes:
+    """The HAR document of the records as indented JSON bytes, as the export file holds it;
+    what orjson cannot write (a lone surrogate, an integer beyond 64 bits) becomes text."""
+    return dumps_json(to_har(records, creator_version), option=orjson.OPT_INDENT_2)
 
 
 def _is_redacted(value: str) -> bool:

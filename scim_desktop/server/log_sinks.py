@@ -7,9 +7,7 @@ import threading
 import time
 from typing import IO
 
-import orjson
-
-from scim_desktop.server.events import Event, RequestRecord, escape_controls, record_json
+from scim_desktop.server.events import Event, RequestRecord, escape_controls, record_line
 
 #: Lines are written at most this long after they were published.
 FLUSH_INTERVAL_S = 0.1
@@ -91,9 +89,10 @@ class TextSink(_LineSink):
 
 
 class JsonLinesSink(_LineSink):
-    """One JSON object per request on its own line (secrets already redacted)."""
+    """One JSON object per request on its own line (secrets already redacted; what orjson
+    cannot write, such as an integer beyond 64 bits, is written as text: see record_line)."""
 
     def publish(self, event: Event) -> None:
         if not isinstance(event, RequestRecord):
             return
-        self.write_line(orjson.dumps(record_json(event)).decode())
+        self.write_line(record_line(event))

@@ -1,0 +1,349 @@
+"""Secrets never reach a sink, and every request reaches every sink.
+
+Each test drives a real server over a real socket and then reads everything a person could
+see: the text log and the JSON-lines log (TextSink, JsonLinesSink), the RequestRecord the
+window gets, the JSON Lines and HAR exports and the curl command line (gui/export.py).
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+import pytest
+
+from scim_desktop.config import AuthConfig, ServerConfig
+from scim_desktop.gui.export import har_bytes, to_curl, to_jsonl
+from scim_desktop.server.events import MultiSink, RequestRecord
+from scim_desktop.server.log_sinks import JsonLinesSink, TextSink
+from scim_desktop.server.runner import ServerThread
+from tests.conftest import TOKEN, RecordingSink
+from tests.scim_client import ScimClient, filter_query
+from tests.server.test_oauth_flow import CLIENT_ID, REDIRECT, Http, basic, get_code, make_server
+
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+@dataclass
+class Sinks:
+    """Every sink of a running server, and what each of them shows."""
+
+    recording: RecordingSink = field(default_factory=RecordingSink)
+    text_stream: io.StringIO = field(default_factory=io.StringIO)
+    jsonl_stream: io.StringIO = field(default_factory=io.StringIO)
+
+    def __post_init__(self) -> None:
+        self.text = TextSink(self.text_stream)
+        self.jsonl = JsonLinesSink(self.jsonl_stream)
+        self.multi = MultiSink(self.recording, self.text, self.jsonl)
+
+    def close(self) -> None:
+        self.text.close()
+        self.jsonl.close()
+
+    @property
+    def records(self) -> list[RequestRecord]:
+        return [e for e in self.recording.events if isinstance(e, RequestRecord)]
+
+    def outputs(self) -> dict[str, str]:
+        """What each sink shows, as text (the sinks must be closed first)."""
+        records = self.records
+        return {
+            "text log": self.text_stream.getvalue(),
+            "jsonl log": self.jsonl_stream.getvalue(),
+            "window record": "\n".join(repr(r) for r in records),
+            "jsonl export": to_jsonl(records),
+            "har export": har_bytes(records, "test").decode(),
+            "curl": "\n".join(to_curl(r) for r in records),
+        }
+
+    def assert_hidden(self, *secrets: str) -> None:
+        for name, text in self.outputs().items():
+            for secret in secrets:
+                assert secret not in text, f"{secret!r} shown in the {name}"
+
+
+@pytest.fixture
+def sinks() -> Sinks:
+    return Sinks()
+
+
+@pytest.fixture
+def scim_server(db_path: Path, sinks: Sinks) -> Iterator[ServerThread]:
+    config = ServerConfig(
+        host="127.0.0.1", port=0, db_path=db_path, auth=AuthConfig("bearer", token=TOKEN)
+    )
+    server = ServerThread(config, sinks.multi)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        sinks.close()
+
+
+@pytest.fixture
+def scim(scim_server: ServerThread) -> Iterator[ScimClient]:
+    c = ScimClient(scim_server.base_url, token=TOKEN)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def finish(server: ServerThread, sinks: Sinks) -> None:
+    """Stop the server (every record published) and flush the log sinks."""
+    server.stop()
+    sinks.close()
+
+
+def create_user(scim: ScimClient, name: str = "ada@example.com") -> str:
+    reply = scim.post("/Users", {"schemas": [USER], "userName": name})
+    assert reply.status == 201, reply.raw
+    return reply.body["id"]
+
+
+def password_digest(server: ServerThread, uid: str) -> str | None:
+    """The stored digest of the user's password (None: no password)."""
+    assert server.store is not None
+    store = server.store
+    record = server.call(lambda: store.get("User", uid)).result(timeout=5)
+    return record.get("_password") if record else None
+
+
+# --- PATCH and create bodies -----------------------------------------------------------------
+def test_patch_with_capitalised_keys_changes_the_password_and_logs_none_of_it(
+    scim_server: ServerThread, scim: ScimClient, sinks: Sinks
+) -> None:
+    uid = create_user(scim)
+    assert password_digest(scim_server, uid) is None
+    operations = [
+        {"op": "replace", "Path": "password", "Value": "CAPS-SECRET-1"},
+        {"OP": "add", "PATH": "PASSWORD", "VALUE": "CAPS-SECRET-2"},
+    ]
+    reply = scim.patch(f"/Users/{uid}", {"schemas": [PATCH], "Operations": operations})
+    assert reply.status == 200, reply.raw
+    assert password_digest(scim_server, uid)  # the engine did take it as the password
+    finish(scim_server, sinks)
+    sinks.assert_hidden("CAPS-SECRET")
+    (patch,) = [r for r in sinks.records if r.method == "PATCH"]
+    assert '"Path":"password"' in patch.request_body and '"Value":"***"' in patch.request_body
+
+
+def test_a_key_spelled_with_json_escapes_is_still_the_password(
+    scim_server: ServerThread, scim: ScimClient, sinks: Sinks
+) -> None:
+    raw = (
+        b'{"schemas":["' + USER.encode() + b'"],"userName":"esc@example.com",'
+        b'"p\\u0061ssword":"ESCAPED-SECRET-1",'
+        b'"urn:ietf:params:scim:schemas:core:2.0:User:P\\u0041SSWORD":"ESCAPED-SECRET-2"}'
+    )
+    reply = scim.post("/Users", raw=raw)
+    assert reply.status == 201, reply.raw
+    assert password_digest(scim_server, reply.body["id"])
+    finish(scim_server, sinks)
+    sinks.assert_hidden("ESCAPED-SECRET")
+
+
+def test_pathless_urn_and_value_filter_paths(
+    scim_server: ServerThread, scim: ScimClient, sinks: Sinks
+) -> None:
+    uid = create_user(scim)
+    cases = [
+        # A path-less value object, its key in any case.
+        [{"op": "replace", "value": {"PassWord": "PATHLESS-SECRET"}}],
+        # The whole core schema as the value's key.
+        [{"op": "replace", "value": {USER: {"password": "CORE-OBJECT-SECRET"}}}],
+        # URN-qualified paths (RFC 7644 §3.10), with spaces the engine strips.
+        [{"op": "replace", "path": f" {USER}:password ", "value": "URN-SECRET"}],
+        [{"op": "replace", "path": f"{USER}:Password", "Value": "URN-SECRET-2"}],
+    ]
+    for operations in cases:
+        reply = scim.patch(f"/Users/{uid}", {"schemas": [PATCH], "Operations": operations})
+        assert reply.status == 200, (operations, reply.raw)
+    # A value filter on password (refused by the engine, recorded all the same).
+    refused = [
+        {"op": "replace", "path": 'password[value eq "FILTER-SECRET-1"]', "value": "FS-2"},
+        {"op": "replace", "path": 'emails[password eq "FILTER-SECRET-3"]', "value": "x"},
+        {"op": "replace", "path": 'password[value eq "FILTER-SECRET-4', "value": "FS-5"},
+    ]
+    for op in refused:
+        reply = scim.patch(f"/Users/{uid}", {"schemas": [PATCH], "Operations": [op]})
+        assert 400 <= reply.status < 500, (op, reply.raw)
+    finish(scim_server, sinks)
+    sinks.assert_hidden(
+        "PATHLESS-SECRET",
+        "CORE-OBJECT-SECRET",
+        "URN-SECRET",
+        "FILTER-SECRET",
+        "FS-2",
+        "FS-5",
+    )
+    # Only the secrets went: the rest of each body is as sent.
+    patches = [r for r in sinks.records if r.method == "PATCH"]
+    assert len(patches) == 7
+    assert f'"path":" {USER}:password "' in patches[2].request_body
+    assert '"path":"emails[password eq \\"***\\"]"' in patches[5].request_body
+
+
+def test_other_values_are_kept_as_sent(
+    scim_server: ServerThread, scim: ScimClient, sinks: Sinks
+) -> None:
+    """Nothing that is not a secret is redacted, and a body without one is kept byte for
+    byte (not re-encoded)."""
+    raw = (
+        b'{ "schemas": ["' + USER.encode() + b'"], "userName": "kept@example.com",\n'
+        b'  "displayName": "password reset team", "emails": [{"value": "p\\u0061ss@x.org"}]}'
+    )
+    reply = scim.post("/Users", raw=raw)
+    assert reply.status == 201, reply.raw
+    uid = reply.body["id"]
+    op = {"op": "replace", "path": 'emails[value eq "p\\u0061ss@x.org"].type', "value": "home"}
+    assert scim.patch(f"/Users/{uid}", {"schemas": [PATCH], "Operations": [op]}).status == 200
+    query = filter_query('displayName eq "password reset team"')
+    assert scim.get(f"/Users?{query}").status == 200
+    finish(scim_server, sinks)
+    post, patch, get = [r for r in sinks.records if r.status in (200, 201)][-3:]
+    assert post.request_body == raw.decode()
+    assert '"value": "home"' in patch.request_body
+    assert get.query == query
+
+
+def test_broken_json_hides_escaped_keys(
+    scim_server: ServerThread, scim: ScimClient, sinks: Sinks
+) -> None:
+    raw = b'{"userName": "b@example.com", "p\\u0061ssword": "BROKEN-SECRET", "x": '
+    assert scim.post("/Users", raw=raw).status == 400
+    uid = create_user(scim)
+    cut_patch = b'{"Operations": [{"op": "replace", "path": "password", "value": "CUT-SECRET'
+    assert scim.patch(f"/Users/{uid}", raw=cut_patch).status == 400
+    form = b"userName=f&password=FORM-SECRET"
+    assert scim.post("/Users", raw=form).status == 400
+    finish(scim_server, sinks)
+    sinks.assert_hidden("BROKEN-SECRET", "CUT-SECRET", "FORM-SECRET")
+    assert '"userName": "b@example.com"' in sinks.records[0].request_body
+
+
+# --- query strings, filters, headers ---------------------------------------------------------
+def test_query_string_credentials_and_password_filters(
+    scim_server: ServerThread, scim: ScimClient, sinks: Sinks
+) -> None:
+    reply = scim.get("/Users?access_token=QUERY-SECRET-1&Token=QUERY-SECRET-2&count=5")
+    assert reply.status == 200
+    query = filter_query('password eq "QUERY-SECRET-3"')
+    scim.get(f"/Users?{query}")
+    search = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": 'userName eq "a" or password eq "SEARCH-SECRET"',
+    }
+    scim.post("/Users/.search", search)
+    finish(scim_server, sinks)
+    sinks.assert_hidden("QUERY-SECRET", "SEARCH-SECRET")
+    first = sinks.records[0]
+    assert first.query == "access_token=***&Token=***&count=5"
+    assert "/scim/v2/Users?access_token=***&Token=***&count=5 200" in sinks.outputs()["text log"]
+    assert '"userName eq \\"a\\" or password eq \\"***\\""' in sinks.records[2].request_body
+
+
+def test_secret_headers_are_hidden(
+    scim_server: ServerThread, scim: ScimClient, sinks: Sinks
+) -> None:
+    headers = {
+        "X-Api-Key": "HEADER-SECRET-1",
+        "X-Auth-Token": "HEADER-SECRET-2",
+        "Cookie": "sid=HEADER-SECRET-3; other=HEADER-SECRET-4",
+    }
+    assert scim.get("/Users", headers=headers).status == 200
+    finish(scim_server, sinks)
+    sinks.assert_hidden("HEADER-SECRET", TOKEN)
+    (record,) = sinks.records
+    assert record.request_headers["X-Api-Key"] == "***"
+    assert record.request_headers["Authorization"] == "Bearer ***"
+    assert '"Authorization: Bearer $TOKEN"' in to_curl(record)
+
+
+# --- OAuth endpoints -------------------------------------------------------------------------
+def test_oauth_secrets_sent_as_json_are_hidden(db_path: Path, sinks: Sinks) -> None:
+    server = make_server(db_path, sinks.multi)  # type: ignore[arg-type]
+    try:
+        web = Http(server)
+        code = get_code(web)
+        secrets = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": CLIENT_ID,
+            "client_secret": "JSON-SECRET-1",
+            "code_verifier": "JSON-SECRET-2",
+            "refresh_token": "JSON-SECRET-3",
+        }
+        for ctype in ("application/json", "application/x-www-form-urlencoded"):
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            try:
+                conn.request(
+                    "POST",
+                    "/oauth/token",
+                    body=json.dumps(secrets).encode(),
+                    headers={"Content-Type": ctype, **basic()},
+                )
+                assert conn.getresponse().status == 400  # JSON is not how tokens are asked
+            finally:
+                conn.close()
+    finally:
+        finish(server, sinks)
+    sinks.assert_hidden(code, "JSON-SECRET")
+    posts = [r for r in sinks.records if r.path == "/oauth/token"]
+    assert len(posts) == 2
+    assert all('"code":"***"' in r.request_body for r in posts)
+    assert all('"grant_type":"authorization_code"' in r.request_body for r in posts)
+
+
+# --- every request is recorded ---------------------------------------------------------------
+def test_a_start_index_beyond_64_bits_reaches_every_sink(
+    scim_server: ServerThread, scim: ScimClient, sinks: Sinks
+) -> None:
+    huge = "999999999999999999999999"
+    reply = scim.get(f"/Users?startIndex={huge}&count=100")
+    assert reply.status == 200
+    assert scim.get("/Users?startIndex=1&count=1").status == 200  # later records too
+    finish(scim_server, sinks)
+    outputs = sinks.outputs()
+    assert len(sinks.records) == 2
+    assert f"?startIndex={huge}&count=100 200" in outputs["text log"]
+    assert len(outputs["text log"].splitlines()) == 2
+    lines = [orjson.loads(line) for line in outputs["jsonl log"].splitlines()]
+    assert [line["query"] for line in lines] == [
+        f"startIndex={huge}&count=100",
+        "startIndex=1&count=1",
+    ]
+    # The page number Okta would be on does not fit 64 bits: written as text.
+    assert lines[0]["okta_page"] == str(int(huge) // 100 + 1)
+    exported = [orjson.loads(line) for line in outputs["jsonl export"].splitlines()]
+    assert exported == lines
+    har = orjson.loads(outputs["har export"])
+    assert len(har["log"]["entries"]) == 2
+    assert {"name": "startIndex", "value": huge} in har["log"]["entries"][0]["request"][
+        "queryString"
+    ]
+    assert f"startIndex={huge}" in outputs["curl"]
+
+
+def test_a_failing_sink_does_not_starve_the_others(
+    scim_server: ServerThread, scim: ScimClient, sinks: Sinks
+) -> None:
+    class Broken:
+        def publish(self, event: object) -> None:
+            raise RuntimeError("observer bug")
+
+    sinks.multi.sinks.insert(0, Broken())
+    assert scim.get("/Users").status == 200
+    assert scim.get("/Users").status == 200
+    finish(scim_server, sinks)
+    assert len(sinks.records) == 2
+    assert len(sinks.outputs()["jsonl log"].splitlines()) == 2
