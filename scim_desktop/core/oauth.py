@@ -354,13 +354,22 @@ def normalize_scope(scope: str | None, default: str) -> str:
     return " ".join(dict.fromkeys(tokens))
 
 
-def origin_key(address: str) -> str:
+def origin_key(address: str, forwarded_for: str | None = None) -> str:
     """The client a consent request counts against: its IP address, or for IPv6 its /64 (one
-    host usually holds a whole /64, so per-address caps would not hold there)."""
+    host usually holds a whole /64, so per-address caps would not hold there).
+
+    Behind a tunnel every request comes from a loopback address, so for a loopback peer the
+    last ``X-Forwarded-For`` entry (the one the tunnel added) names the client. Only for
+    loopback peers: anyone local can already pick any 127.x source address, so trusting the
+    header there gives nothing away, while a remote peer could forge one key per request."""
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
-        return address
+        return address[:100]
+    if ip.is_loopback and forwarded_for:
+        last = forwarded_for.rsplit(",", 1)[-1].strip()
+        if last:
+            return origin_key(last)
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return str(ip.ipv4_mapped)
@@ -907,6 +916,8 @@ class OAuthServer:
             return AccessCheck(False, token.id, f"The access token was revoked{why}")
         if token.expires_at is not None and now >= token.expires_at:
             return AccessCheck(False, token.id, "The access token expired")
+        if self._answers:
+            self._forget_answers(now)
         token.last_used_at = now
         return AccessCheck(True, token.id)
 
@@ -1017,11 +1028,16 @@ class OAuthServer:
         self._prune(self.clock())
         return loaded
 
+    def _forget_answers(self, now: float) -> None:
+        """Drop refresh answers past the retry window: they hold token values, so they are
+        kept in memory only, and briefly."""
+        for key in [k for k, a in self._answers.items() if now - a.at > self.refresh_retry_window]:
+            del self._answers[key]
+
     def _prune(self, now: float) -> None:
         for rid in [r.id for r in self._pending.values() if now >= r.expires_at]:
             del self._pending[rid]
-        for key in [k for k, a in self._answers.items() if now - a.at > self.refresh_retry_window]:
-            del self._answers[key]  # they hold token values: memory only, and briefly
+        self._forget_answers(now)
         for key in [k for k, c in self._codes.items() if now >= c.expires_at + 3600]:
             del self._codes[key]  # kept an hour past expiry to recognise reuse
         dead = []

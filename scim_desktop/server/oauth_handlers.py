@@ -38,14 +38,14 @@ from scim_desktop.core.oauth import (
     client_display_name,
     describe_request,
     find_codes,
-    origin_key,
 )
 from scim_desktop.core.resources import utc_now_iso
 from scim_desktop.server.events import (
     RequestRecord,
     next_record_id,
+    redact_body,
+    redact_form,
     redact_headers,
-    redact_oauth_body,
     redact_params,
 )
 
@@ -312,9 +312,13 @@ class OAuthHandler(tornado.web.RequestHandler):
         # Bodies are kept only for sinks that show them (the window, --log jsonl).
         bodies = getattr(self.ctx.sink, "wants_bodies", True)
         try:
-            # A body is redacted by what it holds, not by its Content-Type: a code or secret
-            # sent as JSON (or as JSON labelled a form) is hidden like a form field.
-            request_body = redact_oauth_body(request.body) if bodies else ""
+            ctype = request.headers.get("Content-Type", "")
+            if not bodies:
+                request_body = ""
+            elif ctype.split(";", 1)[0].strip().lower() == FORM_TYPE:
+                request_body = redact_form(request.body)
+            else:
+                request_body = redact_body(request.body)
             response_type = str(self._headers.get("Content-Type", ""))
             if not bodies:
                 response_body = ""
@@ -323,7 +327,7 @@ class OAuthHandler(tornado.web.RequestHandler):
                     r'\1***"', self._response_body.decode("utf-8", errors="replace")
                 )
             else:
-                response_body = redact_oauth_body(self._response_body)
+                response_body = redact_body(self._response_body)
             step = describe_request(request.method or "", self.endpoint, self._grant_type)
             record = RequestRecord(
                 id=next_record_id(),
@@ -360,11 +364,8 @@ class AuthorizeHandler(OAuthHandler):
 
     def get(self) -> None:
         params = self._decode(self.request.query_arguments)
-        # The client's address counts against the per-client cap of waiting consent requests.
-        origin = origin_key(
-            self.request.remote_ip or "", self.request.headers.get("X-Forwarded-For")
-        )
-        request = self.oauth.begin_authorization(params, origin)
+        # The address counts against the per-client cap of waiting consent requests.
+        request = self.oauth.begin_authorization(params, self.request.remote_ip or "")
         self.send_html(200, consent_page(request))
 
     def post(self) -> None:

@@ -155,10 +155,10 @@ def test_retry_answers_live_in_memory_only(oauth, clock) -> None:
 
 def test_answers_are_forgotten_after_the_window(oauth, clock) -> None:
     first = exchange(oauth, authorize(oauth))
-    refresh(oauth, first["refresh_token"])
+    second = refresh(oauth, first["refresh_token"])
     assert len(oauth._answers) == 1
     clock.now += REFRESH_RETRY_WINDOW + 1
-    oauth.tokens()  # any call prunes
+    assert oauth.check_access(second["access_token"]).ok  # SCIM traffic alone prunes too
     assert oauth._answers == {}
 
 
@@ -320,3 +320,21 @@ def test_refused_requests_are_not_kept(oauth) -> None:
 )
 def test_origin_key(address: str, key: str) -> None:
     assert origin_key(address) == key
+
+
+@pytest.mark.parametrize(
+    ("address", "forwarded_for", "key"),
+    [
+        # Behind a tunnel: the entry the tunnel added (the last) names the client.
+        ("127.0.0.1", "203.0.113.9", "203.0.113.9"),
+        ("127.0.0.1", "10.9.9.9, 203.0.113.9", "203.0.113.9"),
+        ("::1", "2001:db8:5:6::1", "2001:db8:5:6::/64"),
+        ("127.0.0.1", "", "127.0.0.1"),
+        ("127.0.0.1", " , ", "127.0.0.1"),
+        ("127.0.0.1", "x" * 500, "x" * 100),
+        # A remote peer's header is not believed: it could forge a key per request.
+        ("192.0.2.7", "203.0.113.9", "192.0.2.7"),
+    ],
+)
+def test_origin_key_behind_a_tunnel(address: str, forwarded_for: str, key: str) -> None:
+    assert origin_key(address, forwarded_for) == key

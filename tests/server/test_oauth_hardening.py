@@ -211,7 +211,9 @@ def authorize_path(n: int) -> str:
     return "/oauth/authorize?" + urlencode(query)
 
 
-def flood(port: int, count: int, source: str = "127.0.0.1") -> dict[str, int]:
+def flood(
+    port: int, count: int, source: str = "127.0.0.1", headers: dict[str, str] | None = None
+) -> dict[str, int]:
     """``count`` anonymous authorization requests on one keep-alive connection from
     ``source``; how many got a consent page and how many went back to the client with
     temporarily_unavailable."""
@@ -219,7 +221,7 @@ def flood(port: int, count: int, source: str = "127.0.0.1") -> dict[str, int]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
     try:
         for n in range(count):
-            conn.request("GET", authorize_path(n))
+            conn.request("GET", authorize_path(n), headers=headers or {})
             resp = conn.getresponse()
             resp.read()
             if resp.status == 200:
@@ -263,6 +265,20 @@ def test_a_flood_from_the_users_address_cannot_evict_the_consent(oauth_server, w
     seen = flood(oauth_server.port, 1000)
     assert seen == {"consent": MAX_PENDING_PER_ORIGIN - 1, "temporarily_unavailable": 991}
     assert_approvable(oauth_server, web, page)
+
+
+def test_behind_a_tunnel_the_cap_is_per_forwarded_client(oauth_server, web) -> None:
+    # Through a tunnel every request comes from loopback; the tunnel names the client in
+    # X-Forwarded-For, so one internet client cannot take every place.
+    user = {"X-Forwarded-For": "203.0.113.5"}
+    page = web.request("GET", authorize_path(-1), headers=user)
+    assert page.status == 200
+    seen = flood(oauth_server.port, 1000, headers={"X-Forwarded-For": "198.51.100.7"})
+    assert seen == {"consent": MAX_PENDING_PER_ORIGIN, "temporarily_unavailable": 990}
+    again = web.request("GET", authorize_path(-2), headers=user)
+    assert again.status == 200  # the user can still start one
+    assert_approvable(oauth_server, web, page)
+    assert_approvable(oauth_server, web, again)
 
 
 def can_bind(address: str) -> bool:
