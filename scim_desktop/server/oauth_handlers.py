@@ -43,9 +43,8 @@ from scim_desktop.core.resources import utc_now_iso
 from scim_desktop.server.events import (
     RequestRecord,
     next_record_id,
-    redact_body,
-    redact_form,
     redact_headers,
+    redact_oauth_body,
     redact_params,
 )
 
@@ -312,13 +311,9 @@ class OAuthHandler(tornado.web.RequestHandler):
         # Bodies are kept only for sinks that show them (the window, --log jsonl).
         bodies = getattr(self.ctx.sink, "wants_bodies", True)
         try:
-            ctype = request.headers.get("Content-Type", "")
-            if not bodies:
-                request_body = ""
-            elif ctype.split(";", 1)[0].strip().lower() == FORM_TYPE:
-                request_body = redact_form(request.body)
-            else:
-                request_body = redact_body(request.body)
+            # A body is redacted by what it holds, not by its Content-Type: a code or secret
+            # sent as JSON (or as JSON labelled a form) is hidden like a form field.
+            request_body = redact_oauth_body(request.body) if bodies else ""
             response_type = str(self._headers.get("Content-Type", ""))
             if not bodies:
                 response_body = ""
@@ -327,7 +322,7 @@ class OAuthHandler(tornado.web.RequestHandler):
                     r'\1***"', self._response_body.decode("utf-8", errors="replace")
                 )
             else:
-                response_body = redact_body(self._response_body)
+                response_body = redact_oauth_body(self._response_body)
             step = describe_request(request.method or "", self.endpoint, self._grant_type)
             record = RequestRecord(
                 id=next_record_id(),
