@@ -38,6 +38,7 @@ from scim_desktop.core.oauth import (
     client_display_name,
     describe_request,
     find_codes,
+    origin_key,
 )
 from scim_desktop.core.resources import utc_now_iso
 from scim_desktop.server.events import (
@@ -359,8 +360,11 @@ class AuthorizeHandler(OAuthHandler):
 
     def get(self) -> None:
         params = self._decode(self.request.query_arguments)
-        # The address counts against the per-client cap of waiting consent requests.
-        request = self.oauth.begin_authorization(params, self.request.remote_ip or "")
+        # The client's address counts against the per-client cap of waiting consent requests.
+        origin = origin_key(
+            self.request.remote_ip or "", self.request.headers.get("X-Forwarded-For")
+        )
+        request = self.oauth.begin_authorization(params, origin)
         self.send_html(200, consent_page(request))
 
     def post(self) -> None:
