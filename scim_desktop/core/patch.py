@@ -93,6 +93,14 @@ def _check_operations(operations: Any) -> list[tuple[str, str | None, Any]]:
             # RFC 7644 §3.5.2.1 / §3.5.2.3: the operation MUST contain a "value" member;
             # §3.12 invalidValue: "A required value was missing".
             raise InvalidValue(f"{where} ({op}) has no 'value'")
+        if op == "add" and value is None:
+            # RFC 7644 §3.5.2.1: "The operation MUST contain a "value" member whose content
+            # specifies the value to be added"; null is no value (RFC 7643 §2.5: unassigned),
+            # so there is nothing to add. Unassigning is "remove" (or "replace" with null).
+            raise InvalidValue(
+                f"{where} (add) has a null 'value': there is nothing to add; use 'remove' "
+                "to unassign an attribute"
+            )
         out.append((op, path, value))
     return out
 

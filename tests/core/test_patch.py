@@ -295,8 +295,22 @@ def test_add_primary_email_clears_other_primary(user: dict[str, Any]) -> None:
     assert [e["primary"] for e in out["emails"]] == [False, True]
 
 
-def test_add_null_value_changes_nothing(user: dict[str, Any]) -> None:
-    assert apply(user, [{"op": "add", "path": "title", "value": None}], USER_TYPE) == user
+@pytest.mark.parametrize(
+    "operation",
+    [
+        {"op": "add", "path": "title", "value": None},
+        {"op": "add", "value": None},
+        {"op": "Add", "Path": "emails", "Value": None},
+    ],
+)
+def test_add_null_value_is_invalid_value(user: dict[str, Any], operation: dict[str, Any]) -> None:
+    # RFC 7644 §3.5.2.1: add MUST carry the value to add; null adds nothing (RFC 7643 §2.5).
+    before = copy.deepcopy(user)
+    with pytest.raises(errors.InvalidValue) as caught:
+        apply(user, [{"op": "replace", "path": "title", "value": "x"}, operation], USER_TYPE)
+    assert caught.value.scim_type == "invalidValue"
+    assert "Operations[1] (add)" in caught.value.detail and "null" in caught.value.detail
+    assert user == before
 
 
 # --- RFC 7644 §3.5.2.2 remove --------------------------------------------------------------
