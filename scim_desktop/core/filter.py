@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeAlias
@@ -33,6 +33,9 @@ from scim_desktop.core.paths import AttrPath, ci_get, parse_attr_path
 from scim_desktop.core.schemas import Attribute, ResourceType
 
 __all__ = [
+    "MAX_FILTER_CLAUSES",
+    "MAX_FILTER_DEPTH",
+    "MAX_FILTER_LENGTH",
     "And",
     "Compare",
     "Filter",
@@ -45,8 +48,11 @@ __all__ = [
     "compile_filter",
     "evaluate",
     "evaluate_element",
+    "evaluate_steps",
+    "filter_size",
     "parse",
     "parse_path",
+    "resource_bulk",
 ]
 
 
@@ -119,8 +125,20 @@ _LITERALS: dict[str, bool | None] = {"true": True, "false": False, "null": None}
 # JSON number (RFC 7159 §6), leniently allowing leading zeros.
 _NUMBER_RE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _SUB_NAME_RE = re.compile(r"\$ref|[A-Za-z][A-Za-z0-9_\-]*")
-# Nesting of (), [] and not(); bounds recursion in the parser and the evaluator.
-_MAX_DEPTH = 32
+
+# --- limits (issue 12: one 40,000-clause filter held the server for 99.8 s) ---------------------
+# Far above what any client sends: Okta sends one comparison (userName eq "..."), other IdPs one
+# or two; a client looking up a batch of ids with "or" stays well within both. A filter beyond
+# a limit is refused before it is tokenized (400 invalidFilter naming the limit), so parsing
+# one costs at most a few milliseconds; the scan a filter starts is sliced (see
+# scim_desktop.server.slices), which bounds how long it holds the IOLoop at a time.
+#: Characters in a filter (or a PATCH path).
+MAX_FILTER_LENGTH = 16_384
+#: Clauses: each attribute test (``pr`` or a comparison) and each value filter ``attr[...]``,
+#: the tests inside value filters included.
+MAX_FILTER_CLAUSES = 200
+#: Nesting of (), [] and not(); also bounds recursion in the parser and the evaluator.
+MAX_FILTER_DEPTH = 32
 
 # --- tokenizer ---------------------------------------------------------------------------------
 _STRING = "string"
@@ -153,6 +171,7 @@ class _Parser:
         self.error = error
         self.what = what
         self.depth = 0
+        self.clauses = 0
         self.tokens = self._tokenize()
         self.i = 0
 
@@ -209,8 +228,11 @@ class _Parser:
 
     def enter(self, tok: _Token) -> None:
         self.depth += 1
-        if self.depth > _MAX_DEPTH:
-            self.fail(f"nested more than {_MAX_DEPTH} levels deep at position {tok.pos + 1}")
+        if self.depth > MAX_FILTER_DEPTH:
+            self.fail(
+                f"nested more than {MAX_FILTER_DEPTH} levels deep at position {tok.pos + 1}; "
+                f"the limit is {MAX_FILTER_DEPTH} levels of (), [] and not()"
+            )
 
     # -- grammar --------------------------------------------------------------------------------
     def parse_filter(self, parent: AttrPath | None) -> Filter:
@@ -264,6 +286,12 @@ class _Parser:
     def parse_attr_exp(self, parent: AttrPath | None) -> Filter:
         prev = self.tokens[self.i - 1] if self.i > 0 else None
         tok = self.advance()
+        self.clauses += 1
+        if self.clauses > MAX_FILTER_CLAUSES:
+            self.fail(
+                f"more than {MAX_FILTER_CLAUSES} clauses (the one at position {tok.pos + 1} "
+                f"is number {self.clauses}); the limit is {MAX_FILTER_CLAUSES}"
+            )
         if tok.kind != _WORD or self.is_word(tok, "and", "or"):
             where = f" after {prev.text!r}" if prev is not None else ""
             self.fail(f"expected an attribute name{where}, found {_describe(tok)}")
@@ -371,10 +399,20 @@ _PARSED: dict[str, Filter] = {}
 _PARSED_MAX = 256
 
 
+def _check_length(text: str, error: type[ScimError], what: str) -> None:
+    """Refuse text over MAX_FILTER_LENGTH before any work that grows with it."""
+    if len(text) > MAX_FILTER_LENGTH:
+        raise error(
+            f"The {what} is {len(text)} characters long; the limit is {MAX_FILTER_LENGTH} "
+            f"characters (and {MAX_FILTER_CLAUSES} clauses)"
+        )
+
+
 def parse(text: str) -> Filter:
     """Parse a filter (RFC 7644 §3.4.2.2); raise :class:`InvalidFilter` naming the problem."""
     if not isinstance(text, str):
         raise InvalidFilter("The filter must be a string")
+    _check_length(text, InvalidFilter, "filter")
     node = _PARSED.get(text)
     if node is None:
         node = _parse_simple_eq(text) or _parse(text)
@@ -417,6 +455,7 @@ def parse_path(text: str) -> PatchPath:
     """Parse a PATCH ``path`` (RFC 7644 §3.5.2); raise :class:`InvalidPath` when malformed."""
     if not isinstance(text, str) or not text.strip():
         raise InvalidPath("The PATCH path is empty")
+    _check_length(text, InvalidPath, "PATCH path")
     parser = _Parser(text, InvalidPath, "path")
     tok = parser.advance()
     if tok.kind != _WORD:
@@ -715,11 +754,12 @@ def _compiled(node: Filter, scope: _Scope) -> _Matcher:
 
 
 def compile_filter(node: Filter, rtype: ResourceType) -> Callable[[dict[str, Any]], bool]:
-    """``node`` as a function of one resource; the fastest way to scan many records.
+    """``node`` as a function of one resource; the fastest way to scan many records
+    (compiled once per filter tree and kept while it is reused).
 
     Raises :class:`InvalidFilter` for a dateTime attribute compared with a non-date.
     """
-    return _compile(node, rtype)
+    return _compiled(node, rtype)
 
 
 def evaluate(node: Filter, resource: dict[str, Any], rtype: ResourceType) -> bool:
@@ -729,6 +769,82 @@ def evaluate(node: Filter, resource: dict[str, Any], rtype: ResourceType) -> boo
     :func:`check` does, which should be called once per request before looking at data).
     """
     return _compiled(node, rtype)(resource)
+
+
+# --- evaluation in steps (issue 12) -------------------------------------------------------------
+#: Value-filter elements x clauses tested between two checkpoints of evaluate_steps.
+_ELEMENT_WORK = 1024
+
+
+def filter_size(node: Filter) -> int:
+    """The clauses in ``node`` (attribute tests and value filters): its cost per record."""
+    if isinstance(node, And | Or):
+        return filter_size(node.left) + filter_size(node.right)
+    if isinstance(node, Not):
+        return filter_size(node.expr)
+    if isinstance(node, ValuePath):
+        return 1 + filter_size(node.filter)
+    return 1
+
+
+def resource_bulk(resource: dict[str, Any]) -> int:
+    """A rough size of ``resource`` as filter evaluation sees it: the values of its
+    multi-valued attributes (also one level down, in extension objects) plus one per 256
+    characters of text. About a microsecond for a typical user; with :func:`filter_size` it
+    says when a record is worth evaluating with :func:`evaluate_steps`."""
+    n = 0
+    for value in resource.values():
+        cls = value.__class__
+        if cls is list:
+            n += len(value)
+        elif cls is str:
+            n += len(value) >> 8
+        elif cls is dict:
+            for inner in value.values():
+                kind = inner.__class__
+                if kind is list:
+                    n += len(inner)
+                elif kind is str:
+                    n += len(inner) >> 8
+    return n
+
+
+def evaluate_steps(
+    node: Filter, resource: dict[str, Any], rtype: ResourceType
+) -> Generator[None, None, bool]:
+    """:func:`evaluate` in steps, for one large record (a group with 100,000 members under a
+    value filter of many clauses can cost seconds): a generator that yields after every
+    attribute test and every few value-filter elements, each a point where the caller may
+    pause, and returns the same answer as :func:`evaluate` (the tests are the same compiled
+    closures; only the ``and`` / ``or`` / ``not`` / ``[...]`` around them are walked here)."""
+    return _steps(node, rtype, resource)
+
+
+def _steps(node: Filter, scope: _Scope, obj: dict[str, Any]) -> Generator[None, None, bool]:
+    if isinstance(node, And):
+        if not (yield from _steps(node.left, scope, obj)):
+            return False
+        return (yield from _steps(node.right, scope, obj))
+    if isinstance(node, Or):
+        if (yield from _steps(node.left, scope, obj)):
+            return True
+        return (yield from _steps(node.right, scope, obj))
+    if isinstance(node, Not):
+        return not (yield from _steps(node.expr, scope, obj))
+    if isinstance(node, ValuePath):
+        # As _compile's ValuePath: one and the same element must match the whole filter.
+        t = _target(node.path, scope)
+        element = _compiled(node.filter, t.definition)
+        every = max(1, _ELEMENT_WORK // filter_size(node.filter))
+        for i, value in enumerate(_collect(obj, t), 1):
+            if isinstance(value, dict) and element(value):
+                return True
+            if i % every == 0:
+                yield
+        return False
+    matched = _compiled(node, scope)(obj)
+    yield
+    return matched
 
 
 def evaluate_element(node: Filter, element: dict[str, Any], attribute: Attribute | None) -> bool:

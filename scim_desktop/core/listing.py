@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Mapping, Sequence
+import heapq
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import islice
+from typing import Any, TypeVar, cast
 
 import orjson
 
@@ -221,6 +223,25 @@ class Page:
     previous_cursor: str | None = None
 
 
+#: Records whose sort keys are computed between two checkpoints of a sliced sort.
+SORT_CHUNK = 4096
+#: Sorted in one call (a few ms); longer lists are sorted in runs of this size and merged.
+SORT_RUN = 8192
+
+T = TypeVar("T")
+Steps = Generator[None, None, T]
+
+
+def run_steps(steps: Steps[T]) -> T:
+    """Run a computation written in steps (see :meth:`ScimService.list_steps`) to its end
+    without pausing: for callers that do not share a loop with other clients."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return cast(T, done.value)
+
+
 def paginate(
     matches: Sequence[dict[str, Any]],
     query: ListQuery,
@@ -229,10 +250,23 @@ def paginate(
     presorted: bool,
 ) -> Page:
     """Sort (unless ``presorted``: already in key order) and cut one page out of ``matches``."""
+    return run_steps(paginate_steps(matches, query, rtype, presorted=presorted))
+
+
+def paginate_steps(
+    matches: Sequence[dict[str, Any]],
+    query: ListQuery,
+    rtype: ResourceType,
+    *,
+    presorted: bool,
+) -> Steps[Page]:
+    """:func:`paginate` in steps: a generator that yields between bounded pieces of the sort
+    (each a point where the caller may pause) and returns the Page. Presorted input is cut
+    at once, without yielding, so ``matches`` may be the store's live list."""
     key = sort_key_fn(query, rtype)
     ordered: Sequence[dict[str, Any]] = matches
     if not presorted:
-        ordered = sorted(matches, key=key, reverse=query.descending)
+        ordered = yield from _sorted_steps(list(matches), key, query.descending)
     total = len(ordered)
     if query.cursor is None:
         begin = query.start_index - 1
@@ -254,6 +288,42 @@ def paginate(
     if begin > 0 and page:
         previous_cursor = encode_cursor(key(ordered[begin]), "before")
     return Page(total, page, None, next_cursor, previous_cursor)
+
+
+def _sorted_steps(
+    records: list[dict[str, Any]], key: Callable[[dict[str, Any]], SortKey], descending: bool
+) -> Steps[list[dict[str, Any]]]:
+    """``sorted(records, key=key, reverse=descending)`` in pieces of a few milliseconds.
+
+    One ``sorted`` of 100,000 users by userName is ~76 ms in a single C call, plus ~65 ms of
+    key functions: keys are computed in chunks, runs of SORT_RUN sorted one at a time, and
+    the runs merged a chunk at a time. Every key ends with the unique ``_seq`` (and its kind
+    number keeps values of different types apart), so keys never tie and the merged order is
+    exactly the one-call order, descending included.
+    """
+    n = len(records)
+    keys: list[SortKey] = []
+    for start in range(0, n, SORT_CHUNK):
+        keys.extend(map(key, records[start : start + SORT_CHUNK]))
+        yield
+    key_of = keys.__getitem__
+    if n <= SORT_RUN:
+        order = sorted(range(n), key=key_of, reverse=descending)
+    else:
+        runs: list[list[int]] = []
+        for start in range(0, n, SORT_RUN):
+            run = range(start, min(n, start + SORT_RUN))
+            runs.append(sorted(run, key=key_of, reverse=descending))
+            yield
+        merged = heapq.merge(*runs, key=key_of, reverse=descending)
+        order = []
+        while True:
+            part = list(islice(merged, SORT_CHUNK))
+            order.extend(part)
+            if len(part) < SORT_CHUNK:
+                break
+            yield
+    return [records[i] for i in order]
 
 
 def _first_after(

@@ -21,7 +21,7 @@ import time
 import uuid
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,7 +38,14 @@ from scim_desktop.core.errors import (
     ScimError,
     Uniqueness,
 )
-from scim_desktop.core.listing import ListQuery, Page, list_response, paginate
+from scim_desktop.core.listing import (
+    ListQuery,
+    Page,
+    Steps,
+    list_response,
+    paginate_steps,
+    run_steps,
+)
 from scim_desktop.core.paths import ci_get, ci_key, parse_attr_path
 from scim_desktop.core.projection import Projection, project
 from scim_desktop.core.repository import GROUP, USER, Record, Repository
@@ -55,6 +62,10 @@ from scim_desktop.core.schemas import (
 #: bookkeeping (~90 MB at 100,000 users). Pages of a larger data set re-render the users
 #: that fell out of the cache.
 FRAGMENT_CACHE_SIZE = 150_000
+#: Work between two checkpoints of a filter scan, in records x clauses: about 1-2 ms.
+SCAN_WORK = 2048
+#: A record whose resource_bulk x clauses is above this is evaluated in steps.
+HEAVY_WORK = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +264,25 @@ class _Input:
     attributes: dict[str, Any]
     schemas: list[str]
     password: str | None
+
+
+def require_schemas(body: Any, urn: str, what: str, section: str) -> dict[str, Any]:
+    """``body`` as a JSON object that has ``schemas``, else 400 ``invalidSyntax`` naming
+    ``urn``.
+
+    RFC 7644 §3.3 (POST), §3.5.1 (PUT) and §3.5.2 (PATCH): the body MUST be the resource (or
+    PatchOp message) whose "schemas" attribute lists its schema URNs; RFC 7643 §3: "schemas"
+    is REQUIRED. A body without it does not conform to the request schema, which §3.12 calls
+    invalidSyntax. Whether the list holds the right URN is checked by the caller.
+    """
+    if not isinstance(body, dict):
+        raise InvalidSyntax("The request body must be a JSON object")
+    if ci_get(body, "schemas") is None:
+        raise InvalidSyntax(
+            f"The request body has no 'schemas'; a {what} must list {urn} "
+            f'(RFC 7644 §{section}), e.g. "schemas": ["{urn}"]'
+        )
+    return body
 
 
 def _parse_input(rt: ResourceType, body: Any) -> _Input:
@@ -535,35 +565,72 @@ class ScimService:
             return self.repo.find_groups_by_display_name(node.value)
         return None
 
-    def _matches(self, rt: ResourceType, node: scim_filter.Filter | None) -> Sequence[Record]:
-        """Records of ``rt`` matching the filter, in ``_seq`` order."""
+    def _match_steps(
+        self, rt: ResourceType, node: scim_filter.Filter | None
+    ) -> Steps[Sequence[Record]]:
+        """Records of ``rt`` matching the filter, in ``_seq`` order, found in steps: yields
+        after every SCAN_WORK record-clauses (about 1-2 ms), so a caller on a shared loop can
+        let other clients in between (issue 12: one 40,000-clause filter held the server for
+        99.8 s). Without a filter: the store's ordered list itself, at once.
+
+        A scan reads a snapshot of the records (a copy of the list; the records themselves
+        are never changed, only replaced), so writes between steps do not disturb it; a
+        user's derived ``groups`` are read as they are when that user is reached.
+        """
         if node is None:
             return self.repo.ordered(rt.name)
-        candidates: Iterable[Record] | None = self._indexed(rt, node)
+        candidates: Sequence[Record] | None = self._indexed(rt, node)
         if candidates is None:
-            candidates = self.repo.ordered(rt.name)
+            candidates = list(self.repo.ordered(rt.name))
+        match = scim_filter.compile_filter(node, rt)
+        size = scim_filter.filter_size(node)
         with_groups = rt is USER_TYPE and _mentions(node, "groups")
-        return [
-            r
-            for r in candidates
-            if scim_filter.evaluate(node, self._filter_view(rt.name, r, with_groups), rt)
-        ]
+        chunk = max(1, SCAN_WORK // (size + 4 * with_groups))
+        # Records whose multi-valued attributes or texts are large enough that evaluating
+        # this filter on one of them could take long go through evaluate_steps.
+        heavy = HEAVY_WORK // size if size > 1 else None
+        out: list[Record] = []
+        for start in range(0, len(candidates), chunk):
+            for record in candidates[start : start + chunk]:
+                view = self._filter_view(rt.name, record, with_groups)
+                if heavy is not None and scim_filter.resource_bulk(view) > heavy:
+                    if (yield from scim_filter.evaluate_steps(node, view, rt)):
+                        out.append(record)
+                elif match(view):
+                    out.append(record)
+            yield
+        return out
 
     def list(self, rtype: str, query: ListQuery, base_url: str) -> dict[str, Any]:
         """A ListResponse for ``GET /Users`` and ``POST /Users/.search``."""
+        return run_steps(self.list_steps(rtype, query, base_url))
+
+    def list_steps(self, rtype: str, query: ListQuery, base_url: str) -> Steps[dict[str, Any]]:
+        """:meth:`list` in steps: a generator that yields at points where the caller may
+        pause (every few milliseconds of filtering or sorting) and returns the ListResponse.
+        Unfiltered unsorted pages and indexed ``eq`` lookups finish within the first step."""
         rt = RESOURCE_TYPES[rtype]
-        matches = self._matches(rt, query.filter)
-        page = paginate(matches, query, rt, presorted=query.sort_by is None)
+        matches = yield from self._match_steps(rt, query.filter)
+        page = yield from paginate_steps(matches, query, rt, presorted=query.sort_by is None)
         return self._page_response(page, [rtype] * len(page.records), query, base_url)
 
     def search_all(self, query: ListQuery, base_url: str) -> dict[str, Any]:
         """``POST /.search`` at the root: Users and Groups together (RFC 7644 §3.4.3)."""
+        return run_steps(self.search_all_steps(query, base_url))
+
+    def search_all_steps(self, query: ListQuery, base_url: str) -> Steps[dict[str, Any]]:
+        """:meth:`search_all` in steps (see :meth:`list_steps`)."""
         tagged: list[tuple[str, Record]] = []
         for rt in (USER_TYPE, GROUP_TYPE):
-            tagged.extend((rt.name, r) for r in self._matches(rt, query.filter))
+            matches = yield from self._match_steps(rt, query.filter)
+            tagged.extend((rt.name, r) for r in matches)
+            yield
         tagged.sort(key=lambda item: item[1]["_seq"])
         kinds = {id(r): name for name, r in tagged}
-        page = paginate([r for _, r in tagged], query, USER_TYPE, presorted=query.sort_by is None)
+        yield
+        page = yield from paginate_steps(
+            [r for _, r in tagged], query, USER_TYPE, presorted=query.sort_by is None
+        )
         return self._page_response(page, [kinds[id(r)] for r in page.records], query, base_url)
 
     def _page_response(
@@ -632,7 +699,11 @@ class ScimService:
         data: _Input,
         rid: str,
         previous: Record | None,
+        *,
+        defaults: bool = True,
     ) -> Record:
+        """The record to store. ``defaults``: apply the User defaults to a POST / PUT body
+        (False for a PATCH result, whose removals must stay removals)."""
         now = self._now()
         meta = {
             "resourceType": rt.name,
@@ -644,9 +715,11 @@ class ScimService:
         }
         record: Record = {"schemas": data.schemas, "id": rid, **data.attributes, "meta": meta}
         if rt is USER_TYPE:
-            if "active" not in record:
-                # Unassigned: the default, active (RFC 7644 §3.5.1 lets PUT apply defaults;
-                # Okta always sends it).
+            if defaults and "active" not in record:
+                # Unassigned in a POST / PUT body: the default, active (RFC 7644 §3.3 and
+                # §3.5.1 let the service provider assign defaults; Okta always sends it).
+                # Not after a PATCH: "remove" of active leaves it unassigned (RFC 7644
+                # §3.5.2.2), which Okta's import and the window read as not deactivated.
                 record["active"] = True
                 record["meta"] = record.pop("meta")
             password = data.password
@@ -660,7 +733,7 @@ class ScimService:
 
     def create(self, rtype: str, body: Any, base_url: str) -> Outcome:
         rt = RESOURCE_TYPES[rtype]
-        data = _parse_input(rt, body)
+        data = _parse_input(rt, require_schemas(body, rt.schema.id, f"{rt.name} to create", "3.3"))
         rid = self._new_id()
         self._check_unique(rtype, data.attributes, None)
         if rt is GROUP_TYPE:
@@ -680,6 +753,7 @@ class ScimService:
         rt = RESOURCE_TYPES[rtype]
         previous = self._require(rtype, rid)
         self._check_if_match(previous, if_match)
+        body = require_schemas(body, rt.schema.id, f"{rt.name} replacement", "3.5.1")
         data = _parse_input(rt, body)
         return self._store_update(rt, previous, data, base_url)
 
@@ -689,12 +763,9 @@ class ScimService:
         rt = RESOURCE_TYPES[rtype]
         previous = self._require(rtype, rid)
         self._check_if_match(previous, if_match)
-        if not isinstance(body, dict):
-            raise InvalidSyntax("The request body must be a JSON object")
+        body = require_schemas(body, PATCH_OP_SCHEMA, "PATCH request", "3.5.2")
         schemas = ci_get(body, "schemas")
-        if schemas is not None and (
-            not isinstance(schemas, list) or PATCH_OP_SCHEMA not in schemas
-        ):
+        if not isinstance(schemas, list) or PATCH_OP_SCHEMA not in schemas:
             raise InvalidSyntax(f"A PATCH request must list the schema {PATCH_OP_SCHEMA}")
         operations_key = ci_key(body, "Operations")
         if operations_key is None:
@@ -704,16 +775,22 @@ class ScimService:
             current["members"] = [dict(m) for m in current["members"]]
         patched = scim_patch.apply(current, body[operations_key], rt)
         data = _parse_input(rt, patched)
-        return self._store_update(rt, previous, data, base_url)
+        return self._store_update(rt, previous, data, base_url, defaults=False)
 
     def _store_update(
-        self, rt: ResourceType, previous: Record, data: _Input, base_url: str
+        self,
+        rt: ResourceType,
+        previous: Record,
+        data: _Input,
+        base_url: str,
+        *,
+        defaults: bool = True,
     ) -> Outcome:
         rid = previous["id"]
         self._check_unique(rt.name, data.attributes, rid)
         if rt is GROUP_TYPE:
             self._check_members(data.attributes, rid)
-        record = self._build(rt, data, rid, previous)
+        record = self._build(rt, data, rid, previous, defaults=defaults)
         unchanged = {k: v for k, v in record.items() if k != "meta" and k != "_password"} == {
             k: v for k, v in previous.items() if k != "meta" and k != "_password"
         } and data.password is None

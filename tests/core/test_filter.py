@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 import pytest
 
 from scim_desktop.core.errors import InvalidFilter, InvalidPath
 from scim_desktop.core.filter import (
+    MAX_FILTER_CLAUSES,
+    MAX_FILTER_DEPTH,
+    MAX_FILTER_LENGTH,
     And,
     Compare,
     Not,
@@ -17,9 +23,13 @@ from scim_desktop.core.filter import (
     compile_filter,
     evaluate,
     evaluate_element,
+    evaluate_steps,
+    filter_size,
     parse,
     parse_path,
 )
+from scim_desktop.core.listing import SORT_RUN, parse_search_request, run_steps, sort_key_fn
+from scim_desktop.core.listing import _sorted_steps as sorted_steps
 from scim_desktop.core.paths import AttrPath
 from scim_desktop.core.schemas import (
     ENTERPRISE_USER_SCHEMA,
@@ -414,10 +424,11 @@ def test_attribute_paths() -> None:
 
 
 def test_long_chains_do_not_recurse_deeply() -> None:
-    text = " or ".join(f'id eq "{i}"' for i in range(3000))
+    last = MAX_FILTER_CLAUSES - 1
+    text = " or ".join(f'id eq "{i}"' for i in range(MAX_FILTER_CLAUSES))
     node = parse(text)
-    assert evaluate(node, {"id": "2999"}, USER_TYPE)
-    assert not evaluate(node, {"id": "3000"}, USER_TYPE)
+    assert evaluate(node, {"id": str(last)}, USER_TYPE)
+    assert not evaluate(node, {"id": str(last + 1)}, USER_TYPE)
     assert repr(node)
     assert node == parse(text)
 
@@ -662,3 +673,123 @@ def test_anything_else_takes_the_parser(text: str) -> None:
     from scim_desktop.core.filter import _parse_simple_eq
 
     assert _parse_simple_eq(text) is None
+
+
+# --- limits (issue 12) ---------------------------------------------------------------------------
+def test_a_filter_at_every_limit_is_accepted() -> None:
+    clauses = " or ".join(f'id eq "{i}"' for i in range(MAX_FILTER_CLAUSES))
+    assert filter_size(parse(clauses)) == MAX_FILTER_CLAUSES
+    nested = "(" * MAX_FILTER_DEPTH + "title pr" + ")" * MAX_FILTER_DEPTH
+    assert parse(nested) == Present(p("title"))
+    long_value = 'title eq "' + "x" * (MAX_FILTER_LENGTH - 11) + '"'
+    assert len(long_value) == MAX_FILTER_LENGTH
+    assert parse(long_value) == Compare(p("title"), "eq", "x" * (MAX_FILTER_LENGTH - 11))
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (
+            " or ".join(["displayName pr"] * (MAX_FILTER_CLAUSES + 1)),
+            f"more than {MAX_FILTER_CLAUSES} clauses",
+        ),
+        # A value filter counts as a clause, and so does every test inside it.
+        (
+            " or ".join(['emails[type eq "work" and value pr]'] * (MAX_FILTER_CLAUSES // 3 + 1)),
+            f"the limit is {MAX_FILTER_CLAUSES}",
+        ),
+        (
+            "(" * (MAX_FILTER_DEPTH + 1) + "title pr" + ")" * (MAX_FILTER_DEPTH + 1),
+            f"the limit is {MAX_FILTER_DEPTH} levels",
+        ),
+        (
+            "not (" * (MAX_FILTER_DEPTH + 1) + "title pr" + ")" * (MAX_FILTER_DEPTH + 1),
+            f"nested more than {MAX_FILTER_DEPTH} levels",
+        ),
+        (
+            'title eq "' + "x" * MAX_FILTER_LENGTH + '"',
+            f"characters long; the limit is {MAX_FILTER_LENGTH} characters",
+        ),
+        # The issue's filter: refused on its length before any tokenizing.
+        (" or ".join(["displayName pr"] * 40_000), "the limit is 16384 characters"),
+    ],
+    ids=["clauses", "value-filter-clauses", "depth", "not-depth", "length", "issue-40000"],
+)
+def test_filters_over_a_limit_are_invalid_filter_naming_it(text: str, fragment: str) -> None:
+    with pytest.raises(InvalidFilter) as caught:
+        parse(text)
+    assert caught.value.scim_type == "invalidFilter"
+    assert fragment in caught.value.detail
+    assert len(caught.value.detail) < 400  # the filter is quoted shortened, not whole
+
+
+def test_patch_paths_have_the_same_limits() -> None:
+    with pytest.raises(InvalidPath, match="the limit is 16384 characters"):
+        parse_path('members[value eq "' + "x" * MAX_FILTER_LENGTH + '"]')
+    inner = " or ".join(['value eq "x"'] * (MAX_FILTER_CLAUSES + 1))
+    with pytest.raises(InvalidPath, match=f"more than {MAX_FILTER_CLAUSES} clauses"):
+        parse_path(f"members[{inner}]")
+
+
+# --- evaluation in steps --------------------------------------------------------------------------
+STEP_FILTERS = [
+    'emails[type eq "work" and value co "example"]',
+    'not (emails[type eq "home"]) and userName sw "b"',
+    'title pr or emails[value ew ".com" or primary eq true] or userName eq "nobody"',
+    'members[value eq "u-7" or value eq "u-99"] and displayName pr',
+    'not (members[value eq "u-3"]) or not (displayName co "a")',
+    " or ".join(f'members[value eq "u-{i}"]' for i in range(40)),
+    'userName eq "bjensen" and not (title pr)',
+]
+STEP_RECORDS: list[dict[str, Any]] = [
+    *USERS.values(),
+    {"displayName": "Big", "members": [{"value": f"u-{i}"} for i in range(5000)]},
+    {"displayName": "Small", "members": [{"value": "u-3"}, {"value": "u-99"}]},
+    {"displayName": "None"},
+]
+
+
+@pytest.mark.parametrize("text", STEP_FILTERS)
+def test_evaluate_steps_answers_as_evaluate_does(text: str) -> None:
+    node = parse(text)
+    for record in STEP_RECORDS:
+        rtype = GROUP_TYPE if "members" in record or "userName" not in record else USER_TYPE
+        steps = evaluate_steps(node, record, rtype)
+        assert run_steps(steps) is evaluate(node, record, rtype), record.get("displayName")
+
+
+def test_evaluate_steps_pauses_inside_a_large_value_filter() -> None:
+    node = parse('members[value eq "u-4999"]')
+    big = STEP_RECORDS[-3]
+    steps = evaluate_steps(node, big, GROUP_TYPE)
+    pauses = 0
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            assert done.value is True
+            break
+        pauses += 1
+    assert pauses >= 4  # 5000 elements, one pause every 1024 element-clauses
+
+
+@pytest.mark.parametrize("sort_by", ["userName", "emails", "title", "meta.created"])
+@pytest.mark.parametrize("descending", [False, True])
+def test_the_sliced_sort_gives_the_order_of_one_sort(sort_by: str, descending: bool) -> None:
+    rng = random.Random(12)
+    records = []
+    for seq in range(SORT_RUN * 2 + 123):  # several runs to merge
+        record: dict[str, Any] = {"_seq": seq, "meta": {"created": f"2024-01-{rng.randint(1, 9)}"}}
+        if rng.random() < 0.9:
+            record["userName"] = rng.choice(["Ann", "bob", "ann", "Cid", "dee"]) + str(seq % 7)
+        if rng.random() < 0.5:
+            record["emails"] = [{"value": rng.choice(["a@x", "B@x", "c@x"]), "primary": True}]
+        if rng.random() < 0.3:
+            record["title"] = rng.choice([3, 1.5, True, "Boss", None])
+        records.append(record)
+    rng.shuffle(records)
+    order = "descending" if descending else "ascending"
+    query = parse_search_request({"sortBy": sort_by, "sortOrder": order}, USER_TYPE)
+    key = sort_key_fn(query, USER_TYPE)
+    expected = sorted(records, key=key, reverse=descending)
+    assert run_steps(sorted_steps(list(records), key, descending)) == expected
