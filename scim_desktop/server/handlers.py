@@ -27,7 +27,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import unquote, unquote_to_bytes
 
 import orjson
@@ -418,6 +418,21 @@ def match_route(pattern: re.Pattern[str], path: str) -> tuple[Route, tuple[str, 
 
 
 # --- the HTTP side ----------------------------------------------------------------------------
+class Admission(NamedTuple):
+    """What :meth:`ScimServer.decide` made of a request's head."""
+
+    route: Route
+    args: tuple[str, ...]
+    #: The error that answers the request (401, 413, or why the path is unreadable), or None.
+    refusal: Exception | None
+    #: The route lacks the (known) method: a 405 once authenticated.
+    not_allowed: bool
+
+
+def _too_large(size: int, limit: int) -> errors.ScimError:
+    return errors.PayloadTooLarge(f"The request body is {size} bytes; the limit is {limit} bytes")
+
+
 class ScimServer:
     """The :class:`~scim_desktop.server.http1.HttpServer` hands every request here; SCIM URLs
     are answered by an :class:`Exchange`, the OAuth endpoints (when on) by the ``fallback``
@@ -439,6 +454,46 @@ class ScimServer:
         #: The request each connection is answering, until it is answered (told when the
         #: client goes away first).
         self._current: dict[Connection, Exchange | ApplicationBridge] = {}
+
+    def admit(self, conn: Connection, request: Request, length: int) -> bool:
+        """Decide on the request's head whether its body is worth reading (issue 12): the
+        route, the method, the declared length against ``--max-body`` and the credentials,
+        before any body byte is read, so an unauthenticated 16 MB upload is never buffered.
+        The decision is kept on the request (``request.admission``); the Exchange answers it
+        without deciding again. OAuth endpoints check their own credentials, in the body."""
+        path = request.target.partition("?")[0]
+        if self.fallback_paths is not None and self.fallback_paths.fullmatch(path):
+            return True
+        try:
+            admission = self.decide(request.method, path, request.headers, length)
+        except Exception as exc:  # an undecodable path: the Exchange answers it
+            admission = Admission(_NOT_FOUND, (), exc, False)
+        request.admission = admission
+        return (
+            admission.refusal is None
+            and not admission.not_allowed
+            and not (admission.route.public or request.method not in _KNOWN_METHODS)
+        )
+
+    def decide(self, method: str, path: str, headers: Mapping[str, str], length: int) -> Admission:
+        """The route of a request and whether it is refused before its endpoint runs: 405
+        for an unknown method (before authentication), 413 for a declared body over the
+        limit, 401 without valid credentials, 405 for a method the route lacks (unless fault
+        rules, which may answer first, are set)."""
+        route, args = match_route(self.routes, path)
+        if method not in _KNOWN_METHODS or route.public:
+            return Admission(route, args, None, False)
+        limit = self.ctx.config.max_body_bytes
+        if length > limit:
+            return Admission(route, args, _too_large(length, limit), False)
+        failure = self.ctx.auth.verify(headers.get("Authorization"))
+        if failure is not None:
+            error = errors.Unauthorized(
+                failure.detail, headers={"WWW-Authenticate": failure.challenge}
+            )
+            return Admission(route, args, error, False)
+        not_allowed = method not in route.methods and not self.ctx.faults.rules
+        return Admission(route, args, None, not_allowed)
 
     def handle(self, conn: Connection, request: Request) -> None:
         path = request.target.partition("?")[0]
@@ -543,6 +598,8 @@ class Exchange:
     _answered = False
     _active = True
     _declared_length = 0
+    #: What ScimServer.admit decided on the head (None: decided here, from the whole request).
+    _admission: Admission | None = None
 
     @property
     def host(self) -> str:
@@ -566,6 +623,8 @@ class Exchange:
         self.body = request.body
         if request.declared_length:
             self._declared_length = request.declared_length
+        if request.admission is not None:
+            self._admission = request.admission
         self.ctx.stats["active"] = self.ctx.stats.get("active", 0) + 1
 
     def run(self) -> None:
@@ -587,27 +646,26 @@ class Exchange:
 
     # --- request side ----------------------------------------------------------------------------
     def _dispatch(self) -> Awaitable[None] | None:
-        route, args = match_route(self.server.routes, self.path)
-        method = self.method
-        if method not in _KNOWN_METHODS:
-            raise self._not_allowed(route)
-        if route.public:
-            return self._run(route, args)
-        # The HTTPServer reads bodies up to drain_cap() (larger ones close the connection);
-        # anything over the configured limit is refused here with a SCIM 413, so clients that
-        # send the whole body before reading still get the error.
+        admission = self._admission
         limit = self.ctx.config.max_body_bytes
-        size = self._declared_length or len(self.body)
-        if size > limit:
-            raise errors.PayloadTooLarge(
-                f"The request body is {size} bytes; the limit is {limit} bytes"
-            )
+        if admission is None:  # not decided on the head (a request handed over directly)
+            size = self._declared_length or len(self.body)
+            admission = self.server.decide(self.method, self.path, self.h, size)
+        route, args, refusal, not_allowed = admission
+        if self.method not in _KNOWN_METHODS:
+            raise self._not_allowed(route)
+        if route.public and refusal is None:
+            return self._run(route, args)
+        if refusal is None and self._declared_length > limit:
+            # A chunked body found too long while reading it (its rest was not read).
+            refusal = _too_large(self._declared_length, limit)
+        if isinstance(refusal, errors.ScimError) and refusal.status == 401:
+            self._classify()  # Okta's step for a failed authentication too
+        if refusal is not None:
+            raise refusal
         self._classify()
-        failure = self.ctx.auth.verify(self.h.get("Authorization"))
-        if failure is not None:
-            raise errors.Unauthorized(
-                failure.detail, headers={"WWW-Authenticate": failure.challenge}
-            )
+        if not_allowed:
+            raise self._not_allowed(route)
         if self.ctx.faults.rules:
             return self._with_fault(route, args)
         return self._run(route, args)

@@ -35,11 +35,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import re
 import socket
 import time
-from collections.abc import Awaitable
+from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -67,6 +68,27 @@ READ_CHUNK = 64 * 1024
 #: After refusing a request, what is still read and dropped before the socket closes.
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 1024 * 1024
+#: What all connections together may be reading and dropping at once (issue 12: forty
+#: refused 16 MB uploads must not cost forty times LINGER_BYTES); past it, a refused
+#: connection closes at once.
+LINGER_POOL = 4 * 1024 * 1024
+#: Seconds a request body may take in all, however steadily it trickles in.
+BODY_TIMEOUT = 60.0
+#: Seconds an answer may take to be written out (a client that never reads is closed).
+WRITE_TIMEOUT = 60.0
+#: Chunked trailer fields allowed per request (their bytes count against max_header_size).
+MAX_TRAILER_FIELDS = 64
+#: Bytes of empty lines (CR, LF) ignored before a request line (RFC 9112 §2.2); more: a 400.
+MAX_LEADING_EMPTY = 8
+#: Connections accepted at once when the listening socket is readable (Tornado's figure).
+ACCEPT_BATCH = 128
+#: Never more connections than this, however high the descriptor limit.
+MAX_CONNECTIONS = 4096
+#: Pauses of the accept loop while descriptors have run out: first, and longest.
+ACCEPT_PAUSE = 0.1
+ACCEPT_PAUSE_MAX = 1.6
+#: Retry-After (seconds) of the 503 a connection over the limit gets.
+BUSY_RETRY_AFTER = 5
 _VERSION_RE = re.compile(r"HTTP/1\.[0-9]")
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: Request targets: no control characters (RFC 9112 §3.2; spaces already split the line).
@@ -159,6 +181,7 @@ class Request:
     """One request as read off the connection."""
 
     __slots__ = (
+        "admission",
         "body",
         "declared_length",
         "head",
@@ -181,6 +204,8 @@ class Request:
         self.body = b""
         #: The body's length when it was too long to read (the body is then empty).
         self.declared_length = 0
+        #: What the handler decided on the head (Handler.admit), kept for when it answers.
+        self.admission: Any = None
         connection = headers.get("Connection", "").lower()
         if version == "HTTP/1.1":
             self.keep_alive = "close" not in connection
@@ -280,9 +305,106 @@ class Handler(Protocol):
     def refused(self, conn: Connection, refusal: Refusal) -> None:
         """A request that could not be read was refused (to record it)."""
 
+    # Optional (HttpServer looks it up once):
+    #   def admit(self, conn: Connection, request: Request, length: int) -> bool
+    # called with each request's head before any body byte is read (``length``: the
+    # Content-Length, -1 for a chunked body, 0 for none). False: the request will be refused
+    # (``handle`` still gets it, with an empty body, to answer and record the refusal), so
+    # its body is not read and the connection ends after the answer.
+
+
+def default_max_connections() -> int:
+    """Connections to serve at most: below the soft RLIMIT_NOFILE (the data file, the journal,
+    logs and the window need descriptors too), and never more than MAX_CONNECTIONS."""
+    try:
+        import resource
+    except ImportError:  # Windows: no descriptor limit of this kind
+        return MAX_CONNECTIONS
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(8, min(MAX_CONNECTIONS, soft - max(32, soft // 8)))
+
+
+class _Acceptor:
+    """Accepts connections on one listening socket, as Tornado's ``add_accept_handler`` does,
+    but survives running out of file descriptors: Tornado's handler raises on EMFILE, the
+    socket stays readable, and the loop spins (issue 12: 5 CPU-s in 5 s and 118,645 log
+    lines). Here accepting pauses (the socket leaves the IOLoop) for ACCEPT_PAUSE, doubling up
+    to ACCEPT_PAUSE_MAX while it keeps failing, with one log line per episode."""
+
+    def __init__(self, server: HttpServer, sock: socket.socket) -> None:
+        self.server = server
+        self.sock = sock
+        self.io_loop = IOLoop.current()
+        self.removed = False
+        self.paused = False
+        self.pause = ACCEPT_PAUSE
+        #: time.monotonic() when descriptors ran out (None: accepting normally).
+        self.starved_since: float | None = None
+        self.io_loop.add_handler(sock, self._on_readable, IOLoop.READ)
+
+    def remove(self) -> None:
+        if not self.removed:
+            self.removed = True
+            if not self.paused:
+                self.io_loop.remove_handler(self.sock)
+
+    def _on_readable(self, fd: Any, events: int) -> None:
+        server = self.server
+        for _ in range(ACCEPT_BATCH):
+            if self.removed or self.paused:
+                return
+            try:
+                connection, address = self.sock.accept()
+            except BlockingIOError:
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self._starved(exc)
+                    return
+                raise
+            if self.starved_since is not None:
+                log.warning(
+                    "Accepting connections again after %.1f s without file descriptors",
+                    time.monotonic() - self.starved_since,
+                )
+                self.starved_since = None
+                self.pause = ACCEPT_PAUSE
+            server.accepted(connection, address)
+
+    def _starved(self, exc: OSError) -> None:
+        if self.starved_since is None:
+            self.starved_since = time.monotonic()
+            log.warning(
+                "Out of file descriptors (%s) with %d connections open: not accepting new "
+                "connections until some close",
+                exc.strerror or exc,
+                len(self.server.connections),
+            )
+        self.paused = True
+        self.io_loop.remove_handler(self.sock)
+        self.io_loop.call_later(self.pause, self._resume)
+        self.pause = min(self.pause * 2, ACCEPT_PAUSE_MAX)
+
+    def _resume(self) -> None:
+        self.paused = False
+        if not self.removed:
+            self.io_loop.add_handler(self.sock, self._on_readable, IOLoop.READ)
+
 
 class HttpServer(TCPServer):
-    """Accepts connections and serves each one with a :class:`Connection`."""
+    """Accepts connections and serves each one with a :class:`Connection`.
+
+    Limits (issue 12), each kept without a timer per request: one sweep every few seconds
+    closes connections past ``idle_timeout`` (waiting for a request head, or a body that
+    stopped moving), ``body_timeout`` (a body that trickles) or ``write_timeout`` (an answer
+    the client does not read); at most ``max_connections`` are open (a new one past it takes
+    the place of the longest-idle keep-alive connection, else gets a 503 and is closed); and
+    refused requests' unread bodies are read and dropped from a budget shared by all
+    connections (LINGER_POOL)."""
 
     def __init__(
         self,
@@ -292,18 +414,102 @@ class HttpServer(TCPServer):
         continue_limit: int | None = None,
         max_header_size: int = MAX_HEADER_SIZE,
         idle_timeout: float = IDLE_TIMEOUT,
+        body_timeout: float = BODY_TIMEOUT,
+        write_timeout: float = WRITE_TIMEOUT,
+        max_connections: int | None = None,
         ssl_options: Any = None,
     ) -> None:
         super().__init__(ssl_options=ssl_options, max_buffer_size=max_body_size + max_header_size)
         self.handler = handler
+        #: Handler.admit, if the handler decides on request heads.
+        self.admit: Callable[[Connection, Request, int], bool] | None = getattr(
+            handler, "admit", None
+        )
         self.max_body_size = max_body_size
         #: A client that waits for "100 Continue" is not asked for a body longer than this
         #: (its handler refuses it unread); others have bodies up to max_body_size read.
         self.continue_limit = max_body_size if continue_limit is None else continue_limit
         self.max_header_size = max_header_size
         self.idle_timeout = idle_timeout
+        self.body_timeout = body_timeout
+        self.write_timeout = write_timeout
+        self.max_connections = (
+            default_max_connections() if max_connections is None else max_connections
+        )
+        #: Bytes refused connections may still read and drop, all together (see _linger_close).
+        self.linger_left = LINGER_POOL
         self.connections: set[Connection] = set()
         self._sweeping = False
+        self._full_since: float | None = None
+        self._busy_answer = self._make_busy_answer()
+
+    # --- accepting -------------------------------------------------------------------------------
+    def add_sockets(self, sockets: Any) -> None:
+        for sock in sockets:
+            self._sockets[sock.fileno()] = sock
+            self._handlers[sock.fileno()] = _Acceptor(self, sock).remove
+
+    def accepted(self, connection: socket.socket, address: Any) -> None:
+        """A new connection: served, unless max_connections are open and no idle one can make
+        room for it (then it gets a 503 with Retry-After and is closed)."""
+        if len(self.connections) >= self.max_connections and not self._close_idlest():
+            if self._full_since is None:
+                self._full_since = time.monotonic()
+                log.warning(
+                    "%d connections open, the limit: new ones get 503 until some close",
+                    len(self.connections),
+                )
+            self._turn_away(connection)
+            return
+        if self._full_since is not None and len(self.connections) < self.max_connections - 1:
+            log.warning(
+                "Serving new connections again after %.1f s at the connection limit",
+                time.monotonic() - self._full_since,
+            )
+            self._full_since = None
+        self._handle_connection(connection, address)
+
+    def _close_idlest(self) -> bool:
+        """Close the keep-alive connection idle the longest (waiting for a next request, none
+        of it received): RFC 9112 §9.6 lets a server close idle connections at any time."""
+        idlest: Connection | None = None
+        for conn in self.connections:
+            since = conn.reading_since
+            if since is None or conn._buf or conn._in_body or conn.stream.closed():
+                continue
+            if idlest is None or since < idlest.reading_since:  # type: ignore[operator]
+                idlest = conn
+        if idlest is None:
+            return False
+        idlest.close()
+        self.connections.discard(idlest)  # its slot is free now (its close callback runs later)
+        return True
+
+    def _make_busy_answer(self) -> bytes:
+        error = errors.ScimError("The server has too many connections open; try again shortly")
+        error.status = 503  # type: ignore[misc]
+        body = orjson.dumps(error.to_body())
+        headers = {
+            "Content-Type": "application/scim+json; charset=utf-8",
+            "Retry-After": str(BUSY_RETRY_AFTER),
+            "Content-Length": str(len(body)),
+            "Connection": "close",
+        }
+        return encode_head(503, headers) + body
+
+    def _turn_away(self, connection: socket.socket) -> None:
+        """Answer 503 on a connection that is not served, without a stream or a buffer (a TLS
+        connection is only closed: the answer would need a handshake first)."""
+        with contextlib.suppress(OSError):
+            if self.ssl_options is None:
+                connection.setblocking(False)
+                connection.send(self._busy_answer)
+                connection.shutdown(socket.SHUT_WR)
+                # Drop what the client already sent, or closing would reset the connection
+                # and could destroy the answer before it is read.
+                with contextlib.suppress(OSError):
+                    connection.recv(READ_CHUNK)
+        connection.close()
 
     async def handle_stream(self, stream: IOStream, address: Any) -> None:
         conn = Connection(self, stream, address)
@@ -319,14 +525,27 @@ class HttpServer(TCPServer):
             conn.close()
             self.connections.discard(conn)
 
+    # --- deadlines -------------------------------------------------------------------------------
     def _sweep_every(self) -> float:
-        return max(0.05, min(self.idle_timeout / 4, 5.0))
+        shortest = min(self.idle_timeout, self.body_timeout, self.write_timeout)
+        return max(0.05, min(shortest / 4, 5.0))
 
     def _sweep(self) -> None:
-        """Close connections that waited too long for (the rest of) their next request."""
+        """Close connections past a deadline: waiting too long for (the rest of) their next
+        request, a body that takes too long in all, or an answer that is not being read."""
         now = time.monotonic()
+        idle, body, write = self.idle_timeout, self.body_timeout, self.write_timeout
         for conn in list(self.connections):
-            if conn.reading_since is not None and now - conn.reading_since > self.idle_timeout:
+            since = conn.reading_since
+            if since is not None and now - since > idle:
+                conn.close()
+            elif conn._in_body and now - conn.body_since > body:
+                log.info(
+                    "Closed a connection from %s: its request body took too long", conn.remote_ip
+                )
+                conn.close()
+            elif conn.writing_since is not None and now - conn.writing_since > write:
+                log.info("Closed a connection from %s: it did not read its answer", conn.remote_ip)
                 conn.close()
         if self.connections:
             IOLoop.current().call_later(self._sweep_every(), self._sweep)
@@ -342,17 +561,27 @@ class HttpServer(TCPServer):
 
 
 class Connection:
-    """One client connection: reads requests one after the other and writes their answers."""
+    """One client connection: reads requests one after the other and writes their answers.
+
+    Answers go out one at a time: the next request is not read before the previous answer
+    is written, so what is queued for a client that does not read is one answer, for at
+    most ``write_timeout`` seconds."""
 
     request: Request | None = None
     #: time.monotonic() since when the next request's head is awaited, or since its body last
     #: moved (None while a request is being answered); see HttpServer._sweep.
     reading_since: float | None = None
+    #: time.monotonic() when the current body started (its head was read).
+    body_since = 0.0
+    #: time.monotonic() since when an answer is waiting to be written out (None: none is).
+    writing_since: float | None = None
     _sent = False
     _waiter: asyncio.Future[None] | None = None
-    _write: Awaitable[None] | None = None
+    _write: asyncio.Future[None] | None = None
     _buf: bytearray
     _in_body = False
+    #: The current request's body (or its rest) was left unread: linger before closing.
+    _unread = False
     #: The start of the request being read (what a refusal records).
     _first_line = b""
 
@@ -394,12 +623,15 @@ class Connection:
             write = self._write
             if write is not None:
                 self._write = None
+                if not write.done():  # most answers are written at once; the rest, timed
+                    self.writing_since = time.monotonic()
                 try:
                     await write  # the answer is on its way: backpressure, and close after it
                 except StreamClosedError:
                     return
+                self.writing_since = None
             if not request.keep_alive:
-                if request.declared_length:
+                if self._unread:
                     await self._linger_close()
                 self.close()
                 return
@@ -418,6 +650,11 @@ class Connection:
         limit = server.max_header_size
         searched = 0
         while True:
+            if not searched and buf and buf[0] in b"\r\n":
+                limit -= self._skip_empty_lines(server.max_header_size - limit)
+                if not buf:
+                    await self._fill()
+                    continue
             end = _HEAD_END.search(buf, searched)
             if end is not None and end.end() <= limit:
                 break
@@ -431,20 +668,8 @@ class Connection:
         del buf[: end.end()]
         if request is None:
             return None
-        self.reading_since = time.monotonic()
-        self._in_body = True
+        self._unread = False
         headers = request.headers
-        limit = server.max_body_size
-        expect = headers.get("Expect")
-        if (
-            expect is not None
-            and expect.lower() == "100-continue"
-            and request.version == "HTTP/1.1"
-            and not buf  # the client is waiting for us before it sends the body
-        ):
-            limit = min(limit, server.continue_limit)
-            if self._continue_for(headers, limit):
-                self.stream.write(_CONTINUE)
         coding = headers.get("Transfer-Encoding")
         length = headers.get("Content-Length")
         if coding is not None:
@@ -454,17 +679,63 @@ class Connection:
                 )
             if coding.strip(" \t").lower() != "chunked":
                 raise HttpError(501, f"Transfer-Encoding {coding!r} is not supported; use chunked")
+            size = -1
+        else:
+            size = 0 if length is None else self._content_length(length)
+        admit = server.admit
+        if admit is not None and not admit(self, request, size):
+            # Refused on its head (issue 12): the body is never read. One that has arrived
+            # whole already is dropped and the connection goes on; else it ends after the
+            # answer, and what the client still sends is read and dropped (_linger_close).
+            if 0 <= size <= len(buf):
+                del buf[:size]
+            else:
+                request.keep_alive = False
+                self._unread = True
+            self.reading_since = None
+            return request
+        self.reading_since = self.body_since = time.monotonic()
+        self._in_body = True
+        limit = server.max_body_size
+        expect = headers.get("Expect")
+        if (
+            expect is not None
+            and expect.lower() == "100-continue"
+            and request.version == "HTTP/1.1"
+            and not buf  # the client is waiting for us before it sends the body
+        ):
+            # RFC 9110 §10.1.1: only once the head passed (admit), and for a body to be read.
+            limit = min(limit, server.continue_limit)
+            if size < 0 or 0 < size <= limit:
+                self.stream.write(_CONTINUE)
+        if size < 0:
             await self._read_chunked(request, limit)
-        elif length is not None:
-            size = self._content_length(length)
-            if size > limit:
-                request.declared_length = size
-                request.keep_alive = False  # the body stays unread: the connection must end
-            elif size:
-                request.body = await self._read_exactly(size)
+        elif size > limit:
+            request.declared_length = size
+            request.keep_alive = False  # the body stays unread: the connection must end
+            self._unread = True
+        elif size:
+            request.body = await self._read_exactly(size)
         self.reading_since = None
         self._in_body = False
         return request
+
+    def _skip_empty_lines(self, skipped: int) -> int:
+        """Drop the CRs and LFs before a request line (``skipped`` of them were already);
+        how many. RFC 9112 §2.2 asks servers to ignore at least one empty line there (some
+        clients send one after a POST body): a few are, and count against the head's size;
+        more are a 400 (each used to cost a turn of the request loop: 4 MB of them took 2.5
+        s of CPU)."""
+        buf = self._buf
+        start = bytes(buf[: MAX_LEADING_EMPTY + 1])
+        count = len(start) - len(start.lstrip(b"\r\n"))
+        if skipped + count > MAX_LEADING_EMPTY:
+            self._first_line = b""
+            raise HttpError(
+                400, f"More than {MAX_LEADING_EMPTY} bytes of empty lines before the request line"
+            )
+        del buf[:count]
+        return count
 
     async def _read_exactly(self, size: int) -> bytes:
         buf = self._buf
@@ -492,16 +763,6 @@ class Connection:
             raise HttpError(400, f"A {what} holds a control character")
         return line
 
-    def _continue_for(self, headers: dict[str, str], limit: int) -> bool:
-        """Whether to ask for the body: there is one, and it is not refused unread."""
-        length = headers.get("Content-Length")
-        if length is None:
-            return "Transfer-Encoding" in headers
-        try:
-            return 0 < self._content_length(length) <= limit
-        except HttpError:
-            return False  # refused below
-
     @staticmethod
     def _content_length(value: str) -> int:
         if "," in value:  # the same length repeated is allowed (RFC 9110 §8.6)
@@ -515,14 +776,24 @@ class Connection:
 
     async def _read_chunked(self, request: Request, limit: int) -> None:
         """A chunked body (RFC 9112 §7.1): sizes in hex, extensions ignored, trailers read and
-        dropped. Past ``limit`` the rest is not read (and the connection will end)."""
+        dropped. Past ``limit`` the rest is not read (and the connection will end).
+        Extensions and trailer fields together may take max_header_size bytes, and there may
+        be MAX_TRAILER_FIELDS trailer fields, as for a head (§7.1.1, §7.1.2): an endless
+        stream of them was read and dropped for as long as it came."""
         parts: list[bytes] = []
         total = 0
+        extra = 0  # bytes of extensions and trailer fields
+        extra_limit = self.server.max_header_size
         while True:
             line = await self._read_line("chunk size line")
-            size_text = line.split(";", 1)[0].strip(" \t")
+            size_text, _, extension = line.partition(";")
+            size_text = size_text.strip(" \t")
             if not size_text or len(size_text) > 16 or not _HEX.issuperset(size_text):
                 raise HttpError(400, f"Malformed chunk size line: {line[:40]!r}")
+            if extension:
+                extra += len(extension)
+                if extra > extra_limit:
+                    raise HttpError(431, f"Chunk extensions exceed {extra_limit} bytes")
             size = int(size_text, 16)
             if size == 0:
                 break
@@ -530,13 +801,21 @@ class Connection:
             if total > limit:
                 request.declared_length = total
                 request.keep_alive = False
+                self._unread = True
                 return
             chunk = await self._read_exactly(size + 2)
             if chunk[-2:] != b"\r\n":
                 raise HttpError(400, "A chunk does not end with CRLF")
             parts.append(chunk[:-2])
-        while await self._read_line("trailer field"):
-            pass
+        fields = 0
+        while line := await self._read_line("trailer field"):
+            fields += 1
+            extra += len(line) + 2
+            if fields > MAX_TRAILER_FIELDS or extra > extra_limit:
+                raise HttpError(
+                    431,
+                    f"The trailer fields exceed {MAX_TRAILER_FIELDS} lines or {extra_limit} bytes",
+                )
         request.body = b"".join(parts)
 
     async def _refuse(self, exc: HttpError) -> None:
@@ -557,32 +836,47 @@ class Connection:
             self.server.handler.refused(self, Refusal(line, exc.status, dict(headers), body))
         except Exception:
             log.exception("Could not record a refused request")
+        self.reading_since = None
+        self._in_body = False
+        self.writing_since = time.monotonic()  # a client that does not read is swept
         try:
             await self.stream.write(encode_head(exc.status, headers) + body)
         except StreamClosedError:
             return
+        self.writing_since = None
         await self._linger_close()
 
     async def _linger_close(self) -> None:
         """Close a connection whose client may still be sending (a refused or unread body):
         closing a socket with unread data resets it, and the client could lose the answer
-        it was sent. So: end our side, then read and drop what still comes for a moment."""
+        it was sent. So: end our side, then read and drop what still comes for a moment,
+        up to LINGER_BYTES, and only as far as the budget all connections share allows
+        (past it the connection closes at once: a flood of refused uploads is not read)."""
         self._buf.clear()
-        if not isinstance(self.stream, SSLIOStream):
-            with contextlib.suppress(OSError):
-                self.stream.socket.shutdown(socket.SHUT_WR)
-        deadline = time.monotonic() + LINGER_SECONDS
-        dropped = 0
-        with contextlib.suppress(StreamClosedError, TimeoutError):
-            while dropped < LINGER_BYTES:
-                timeout = deadline - time.monotonic()
-                if timeout <= 0:
-                    break
-                chunk = await asyncio.wait_for(
-                    self.stream.read_bytes(READ_CHUNK, partial=True), timeout
-                )
-                dropped += len(chunk)
-        self.close()
+        server = self.server
+        allowance = min(LINGER_BYTES, server.linger_left)
+        if allowance <= 0:
+            self.close()
+            return
+        server.linger_left -= allowance
+        try:
+            if not isinstance(self.stream, SSLIOStream):
+                with contextlib.suppress(OSError):
+                    self.stream.socket.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + LINGER_SECONDS
+            dropped = 0
+            with contextlib.suppress(StreamClosedError, TimeoutError):
+                while dropped < allowance:
+                    timeout = deadline - time.monotonic()
+                    if timeout <= 0:
+                        break
+                    chunk = await asyncio.wait_for(
+                        self.stream.read_bytes(READ_CHUNK, partial=True), timeout
+                    )
+                    dropped += len(chunk)
+        finally:
+            server.linger_left += allowance
+            self.close()
 
     # --- answers -------------------------------------------------------------------------------
     def send(self, status: int, headers: dict[str, str], body: bytes | None) -> None:

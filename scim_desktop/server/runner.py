@@ -38,10 +38,10 @@ from scim_desktop.core.resources import Outcome, ScimService
 from scim_desktop.server.app import make_app
 from scim_desktop.server.auth import Authenticator
 from scim_desktop.server.events import EventSink, NullSink, ResourceChanged
-from scim_desktop.server.handlers import ServerContext, drain_cap, publish_changes
+from scim_desktop.server.handlers import ServerContext, publish_changes
 from scim_desktop.server.http1 import HttpServer
 from scim_desktop.server.oauth_handlers import OAuthRuntime
-from scim_desktop.server.tls import TlsError, prepare_tls
+from scim_desktop.server.tls import TlsError, prepare_tls, quiet_tls_errors
 from scim_desktop.store import DurableStore
 from scim_desktop.store.lock import DataFileInUse, DataFileLock
 from scim_desktop.tunnel.process import TunnelError, TunnelProcess
@@ -100,6 +100,27 @@ def bind(host: str, port: int) -> list[socket.socket]:
         raise ServerStartError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
+def raise_fd_limit() -> None:
+    """Raise the soft RLIMIT_NOFILE to the hard limit: every connection is a descriptor, and
+    the default soft limit (1024 on Linux, 256 on macOS) is what a client flood exhausts
+    first. macOS refuses more than OPEN_MAX (10240) even when the hard limit is unlimited."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or (hard != resource.RLIM_INFINITY and soft >= hard):
+        return
+    for value in (hard, 10240):
+        if value != resource.RLIM_INFINITY and value <= soft:
+            return
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (value, hard))
+            return
+        except (ValueError, OSError):
+            continue
+
+
 class ServerThread:
     """Runs the SCIM server; ``start()`` returns once it listens (or raises why it can't)."""
 
@@ -122,6 +143,8 @@ class ServerThread:
         self.port: int = 0
         self.warnings: list[str] = []
         self.context: ServerContext | None = None
+        #: The HTTP server while running (its connections and limits).
+        self.http_server: HttpServer | None = None
         self.store: DurableStore | None = None
         #: TLS: the certificate in use, its SHA-256 fingerprint, and whether it was generated
         #: by this start (None without TLS).
@@ -531,6 +554,7 @@ class ServerThread:
         sockets: list[socket.socket] = []
         store: DurableStore | None = None
         lock = DataFileLock(self.config.db_path)
+        raise_fd_limit()  # before HttpServer sizes its connection limit from it
         try:
             ssl_context = None
             if self.config.tls is not None:
@@ -542,6 +566,7 @@ class ServerThread:
                     raise ServerStartError(str(exc)) from None
                 self.tls_fingerprint = fingerprint
                 self.tls_generated = generated
+                quiet_tls_errors()
             sockets = bind(self.config.host, self.config.port)
             try:
                 lock.acquire()
@@ -570,10 +595,9 @@ class ServerThread:
             app = make_app(ctx)
             server = HttpServer(
                 app,
-                # The handlers enforce the configured limit with a SCIM 413; this only stops
-                # absurd bodies from being read (they are answered 413 and the connection ends).
-                max_body_size=drain_cap(self.config.max_body_bytes),
-                continue_limit=self.config.max_body_bytes,
+                # Bodies over the limit are refused on the head (ScimServer.admit) or, chunked,
+                # once past it; either way not read, answered 413, and the connection ends.
+                max_body_size=self.config.max_body_bytes,
                 ssl_options=ssl_context,
             )
             server.add_sockets(sockets)
@@ -590,6 +614,7 @@ class ServerThread:
         self.warnings = list(store.warnings) + (oauth.warnings if oauth else [])
         self.oauth = oauth
         self.context = ctx
+        self.http_server = server
         self.store = store
         self._loop = tornado.ioloop.IOLoop.current()
         self._stop_requested = asyncio.Event()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import logging
 import os
 import socket
 import ssl
@@ -28,6 +29,8 @@ from scim_desktop.config import TlsConfig, write_private_file
 VALIDITY_DAYS = 825
 #: Make a new certificate when the current one has less than this left.
 RENEW_BEFORE = dt.timedelta(days=14)
+
+log = logging.getLogger("scim_desktop.server.http")
 
 
 class TlsError(RuntimeError):
@@ -193,3 +196,33 @@ def prepare_tls(config: TlsConfig, host: str) -> tuple[ssl.SSLContext, str, bool
             f"Cannot read the TLS key {config.key_path}: {exc.strerror or exc}"
         ) from None
     return context, fingerprint, generated
+
+
+class _HandshakeErrors(logging.Filter):
+    """Tornado logs a failed TLS handshake as ``SSL Error on 12 ('127.0.0.1', 5555): [SSL:
+    HTTP_REQUEST] http request (_ssl.c:1000)`` (tornado.general, WARNING), and offers no hook
+    to say it otherwise. This filter replaces those records with one plain line each: plain
+    http sent to the https port is the usual case (a client configured with http://)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if record.msg != "SSL Error on %s %s: %s" or not isinstance(args, tuple) or len(args) != 3:
+            return True
+        peer, error = args[1], args[2]
+        client = peer[0] if isinstance(peer, tuple) and peer else str(peer)
+        reason = getattr(error, "reason", None)
+        if reason == "HTTP_REQUEST":
+            log.warning("plain http request to the https port from %s", client)
+        else:
+            log.warning("TLS handshake with %s failed: %s", client, reason or error)
+        return False
+
+
+_FILTER = _HandshakeErrors()
+
+
+def quiet_tls_errors() -> None:
+    """Log failed TLS handshakes as one clear line (idempotent)."""
+    logger = logging.getLogger("tornado.general")
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
