@@ -15,6 +15,7 @@ import platformdirs
 
 from scim_desktop.core.faults import FaultRule
 from scim_desktop.core.oauth import DEFAULT_SCOPE, redirect_pattern_error
+from scim_desktop.store.private import make_private_dir, open_private, tighten_file
 from scim_desktop.tunnel.providers import PROVIDERS
 
 APP_NAME = "scim-desktop"
@@ -221,20 +222,17 @@ class ServerConfig:
 
 
 def load_or_create_token(path: Path) -> str:
-    """The token kept at ``path``, or a new random one saved there (mode 0600)."""
+    """The token kept at ``path``, or a new random one saved there (mode 0600). A kept file
+    readable by others (an older version wrote it 0644) is made private."""
     try:
         token = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         token = ""
     if token and not any(c.isspace() for c in token):
+        tighten_file(path)
         return token
     token = secrets.token_urlsafe(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(token + "\n")
-    os.replace(tmp, path)
+    write_private_file(path, (token + "\n").encode())
     return token
 
 
@@ -247,6 +245,7 @@ def load_or_create_password_key(path: Path) -> bytes:
     except (OSError, ValueError):
         key = b""
     if len(key) == 32:
+        tighten_file(path)
         return key
     key = secrets.token_bytes(32)
     write_private_file(path, key.hex().encode() + b"\n")
@@ -255,16 +254,17 @@ def load_or_create_password_key(path: Path) -> bytes:
 
 def write_private_file(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync,
-    ``os.replace``), readable by the owner only (mode 0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    ``os.replace``), readable by the owner only (mode 0600). The temp file is new
+    (``O_EXCL``, a random name) and 0600 from its creation: no moment when others can read
+    it. A missing folder is created 0700."""
+    make_private_dir(path.parent, tighten_existing=False)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)  # the file may have existed with wider permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

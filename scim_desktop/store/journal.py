@@ -40,6 +40,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from scim_desktop.store.private import open_private
+
 log = logging.getLogger(__name__)
 
 Entry = dict[str, Any]
@@ -388,7 +390,8 @@ class Journal:
                 self._sizes.pop(older, None)
             path = segment_path(self._db_path, segment)
             existed = path.exists()
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_BINARY, 0o644)
+            # 0600: a segment holds user details and password digests like the data file.
+            fd = open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_BINARY)
             self._fds[segment] = fd
             self._sizes[segment] = os.fstat(fd).st_size
             if not existed:

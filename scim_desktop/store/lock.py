@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import IO
 
+from scim_desktop.store.private import make_private_dir, open_private
+
 
 class DataFileInUse(RuntimeError):
     pass
@@ -24,8 +26,10 @@ class DataFileLock:
     def acquire(self) -> None:
         """Take the lock or raise :class:`DataFileInUse`. Released by :meth:`release` or when
         the process ends (also on a crash: the OS drops advisory locks)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
+        make_private_dir(self.path.parent, tighten_existing=False)
+        # 0600 like every file beside the data (it names the process that holds the data).
+        fd = open_private(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+        fh = open(fd, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
         try:
             if sys.platform == "win32":
                 import msvcrt

@@ -58,6 +58,7 @@ from scim_desktop.store.journal import (
     read_entries,
 )
 from scim_desktop.store.memory import RTYPES, MemoryRepository
+from scim_desktop.store.private import make_private_dir, open_private, secure_data_folder
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class AtomicOrjsonStorage(Storage):
         super().__init__()
         self.path = Path(path)
         if create_dirs:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.path.parent, tighten_existing=False)
 
     def read(self) -> dict[str, dict[str, Any]] | None:
         """The document, or None when the file is missing or empty. Raises OSError or
@@ -130,7 +131,10 @@ class AtomicOrjsonStorage(Storage):
         """Replace the file with ``data`` atomically (see the class docstring)."""
         tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(6)}.tmp")
         try:
-            with open(tmp, "xb") as f:
+            # Created 0600 (it becomes the data file): never readable by others, not even
+            # while it is written.
+            fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            with open(fd, "wb") as f:
                 unsynced = 0
                 for piece in _encode_document(data):
                     f.write(piece)
@@ -511,7 +515,9 @@ class DurableStore:
 
     @classmethod
     def _open(cls, path: Path, policy: FoldPolicy) -> DurableStore:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # The folder 0700 and every file of the data 0600, also those an older version left
+        # readable by others (they hold user details and password digests).
+        secure_data_folder(path)
         warnings: list[str] = []
         for stale in path.parent.glob(f".{path.name}.*.tmp"):
             # Temp files of a fold that crashed before its os.replace.
@@ -916,7 +922,8 @@ def _save_dropped(path: Path, dropped: dict[str, list[Record]]) -> str:
     count = sum(len(v) for v in dropped.values())
     ids = ", ".join(str(r.get("id")) for v in dropped.values() for r in v[:5])
     try:
-        with open(target, "xb") as f:
+        fd = open_private(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        with open(fd, "wb") as f:
             f.write(orjson.dumps(dropped, option=orjson.OPT_INDENT_2))
             f.flush()
             os.fsync(f.fileno())
