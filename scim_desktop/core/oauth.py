@@ -87,6 +87,18 @@ _WILDCARD = r"[A-Za-z0-9\-._~]+"
 
 
 # --- errors ---------------------------------------------------------------------------------
+#: RFC 6749 §4.1.2.1, §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
+_DESCRIPTION_MAP = str.maketrans({"§": "section ", '"': "'", "\\": "/", "\n": " ", "\t": " "})
+
+
+def error_description(text: str) -> str:
+    """``text`` in the characters an OAuth ``error_description`` may hold (RFC 6749 §5.2):
+    "§" spelled out, quotes and backslashes swapped, anything else outside printable ASCII
+    (also from client input quoted in a message) as "?"."""
+    text = text.translate(_DESCRIPTION_MAP)
+    return "".join(c if " " <= c <= "~" else "?" for c in text)
+
+
 class OAuthError(Exception):
     """An RFC 6749 error response: ``error`` is one of the registered codes (§5.2:
     invalid_request, invalid_client, invalid_grant, unauthorized_client,
@@ -101,6 +113,7 @@ class OAuthError(Exception):
         status: int = 400,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        description = error_description(description)
         super().__init__(description)
         self.error = error
         self.description = description
@@ -327,8 +340,12 @@ class AccessCheck:
 
     ok: bool
     token_id: str | None = None
-    #: Why it was refused, for ``error_description`` and the SCIM error detail.
+    #: Why it was refused, for ``error_description`` and the SCIM error detail (a fixed
+    #: ASCII sentence: it goes into the WWW-Authenticate header, RFC 6750 §3).
     reason: str = ""
+    #: For a revoked token: why it was revoked (e.g. a replayed refresh token), for the
+    #: SCIM error detail.
+    revoked_reason: str = ""
 
 
 def _hash(value: str) -> str:
@@ -676,7 +693,7 @@ class OAuthServer:
         if self.spend_codes(values, error.description):
             error.description += (
                 "; the authorization code in this request can no longer be used "
-                "(RFC 6749 §10.5): authorize again"
+                "(RFC 6749 section 10.5): authorize again"
             )
 
     def spend_codes(self, values: Iterable[str], why: str) -> int:
@@ -912,8 +929,9 @@ class OAuthServer:
         if token is None or token.kind != "access":
             return AccessCheck(False, None, "The access token is unknown")
         if token.revoked_at is not None:
-            why = f": {token.revoked_reason}" if token.revoked_reason else ""
-            return AccessCheck(False, token.id, f"The access token was revoked{why}")
+            return AccessCheck(
+                False, token.id, "The access token was revoked", token.revoked_reason
+            )
         if token.expires_at is not None and now >= token.expires_at:
             return AccessCheck(False, token.id, "The access token expired")
         if self._answers:
@@ -1151,6 +1169,7 @@ __all__ = [
     "client_display_name",
     "compile_redirect_pattern",
     "describe_request",
+    "error_description",
     "find_codes",
     "origin_key",
     "pkce_matches",

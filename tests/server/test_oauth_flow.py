@@ -175,6 +175,8 @@ def assert_oauth_error(reply: Reply, status: int, error: str) -> dict:
     assert reply.headers["Cache-Control"] == "no-store"
     body = reply.json
     assert body["error"] == error and body["error_description"]
+    # RFC 6749 §5.2: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
+    assert re.fullmatch(r"[\x20\x21\x23-\x5b\x5d-\x7e]+", body["error_description"])
     return body
 
 

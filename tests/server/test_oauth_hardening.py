@@ -75,11 +75,11 @@ def test_a_replayed_refresh_token_revokes_the_family(oauth_server, web, db_path)
     replay = refresh(web, first["refresh_token"])
     body = assert_oauth_error(replay, 400, "invalid_grant")
     assert "already used" in body["error_description"]
-    assert "RFC 9700 §4.14.2" in body["error_description"]
+    assert "RFC 9700 section 4.14.2" in body["error_description"]
     # The current access token and the current refresh token no longer work...
     status, detail = scim_status(oauth_server, third["access_token"])
     assert status == 401
-    assert detail.startswith("The access token was revoked: a rotated refresh token")
+    assert detail.startswith("The access token was revoked")
     current = assert_oauth_error(refresh(web, third["refresh_token"]), 400, "invalid_grant")
     assert "revoked" in current["error_description"]
     # ... nor any earlier one of the family; the other authorization is untouched.
