@@ -89,7 +89,10 @@ ACCEPT_PAUSE = 0.1
 ACCEPT_PAUSE_MAX = 1.6
 #: Retry-After (seconds) of the 503 a connection over the limit gets.
 BUSY_RETRY_AFTER = 5
-_VERSION_RE = re.compile(r"HTTP/1\.[0-9]")
+#: HTTP/1.0 and HTTP/1.1 only (RFC 9112 §2.3); any other version is a 505 (RFC 9110 §15.6.6).
+#: That includes HTTP/1.2 and the like, which §2.3 would let a server read as 1.1 (a SHOULD):
+#: no client sends one, and refusing keeps each version's rules (keep-alive, Host) exact.
+_VERSION_RE = re.compile(r"HTTP/1\.[01]")
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: Request targets: no control characters (RFC 9112 §3.2; spaces already split the line).
 #: Bytes beyond ASCII are kept as Tornado keeps them (Latin-1 characters).
@@ -240,7 +243,8 @@ def parse_head(data: bytes) -> Request | None:
         raise HttpError(400, "The request target is empty or holds characters that are not allowed")
     if not _VERSION_RE.fullmatch(version):
         raise HttpError(
-            505 if version.startswith("HTTP/") else 400, f"{version[:20]!r} is not HTTP/1.x"
+            505 if version.startswith("HTTP/") else 400,
+            f"{version[:20]!r} is not supported: send HTTP/1.1 (or HTTP/1.0)",
         )
     block = head[end + 1 :]
     fields = _FIELD_RE.findall(block)
@@ -253,14 +257,19 @@ def parse_head(data: bytes) -> Request | None:
         if value and value[-1] in " \t":
             value = value.rstrip(" \t")
         headers[name] = f"{headers[name]},{value}" if name in headers else value
+    # RFC 9112 §3.2: a 400 for an HTTP/1.1 request without Host, and for any request with more
+    # than one (repeated fields were joined with ","; no host name holds a comma). Checked
+    # before an absolute-form target's authority replaces Host: the client must send both.
+    host = headers.get("Host")
+    if host is None:
+        if version == "HTTP/1.1":
+            raise HttpError(400, "An HTTP/1.1 request needs exactly one Host header field")
+    elif "," in host:
+        raise HttpError(400, "A request may have only one Host header field")
+    if version != "HTTP/1.1" and "Transfer-Encoding" in headers:
+        raise HttpError(400, "Transfer-Encoding is not allowed in an HTTP/1.0 request")  # §6.1
     if target[0] != "/" and target != "*":
         target = _origin_form(target, headers)
-    if version == "HTTP/1.1":
-        host = headers.get("Host")
-        if host is None or "," in host:  # RFC 9112 §3.2: exactly one
-            raise HttpError(400, "An HTTP/1.1 request needs exactly one Host header field")
-    elif "Transfer-Encoding" in headers:  # RFC 9112 §6.1: faulty framing from HTTP/1.0
-        raise HttpError(400, "Transfer-Encoding is not allowed in an HTTP/1.0 request")
     return Request(method, target, version, headers, text)
 
 
@@ -290,8 +299,9 @@ def _origin_form(target: str, headers: dict[str, str]) -> str:
     match = _AUTHORITY_RE.match(rest)
     assert match is not None  # the pattern matches any text
     authority, remainder = match.group(1).rpartition("@")[2], match.group(2)
-    if authority:
-        headers["Host"] = authority
+    if not authority or authority[0] == ":":  # RFC 9110 §4.2.1: MUST reject an empty host
+        raise HttpError(400, "The request target's URL has no host")
+    headers["Host"] = authority
     return remainder if remainder.startswith("/") else "/" + remainder
 
 
