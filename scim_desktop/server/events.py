@@ -235,21 +235,36 @@ def redact_params(text: str, found: list[str] | None = None) -> str:
     if not text:
         return text
     parts = text.split("&")
+    changed = False
     for i, part in enumerate(parts):
         name, sep, value = part.partition("=")
         if not sep:
             continue
-        lowered = unquote_plus(name).strip().lower()
+        lowered = _form_text(name).strip().lower()
         if lowered in _SECRET_PARAMS:
             parts[i] = f"{name}={REDACTED}"
+            changed = True
             if found is not None:
                 found.append(unquote_plus(value))
         elif lowered == "filter" and value:
-            decoded = unquote_plus(value)
+            if not _mentions(value, _SECRET_KEYS) and not _ENCODED_LETTER_RE.search(value):
+                continue  # (decoding costs more than the rest: Okta sends a filter often)
+            decoded = _form_text(value)
             hidden = redact_filter(decoded, found=found)
             if hidden is not decoded:
                 parts[i] = f"{name}={quote(hidden, safe='')}"
-    return "&".join(parts)
+                changed = True
+    return "&".join(parts) if changed else text
+
+
+#: A percent-encoded ASCII letter: how a secret's name could hide in a form-encoded value.
+_ENCODED_LETTER_RE = re.compile(r"%(?:4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a])", re.IGNORECASE)
+
+
+def _form_text(text: str) -> str:
+    """A form-encoded name or value, decoded (only when it has something to decode: a
+    query is redacted on every request)."""
+    return unquote_plus(text) if "%" in text or "+" in text else text
 
 
 def redact_url(url: str) -> str:
@@ -387,13 +402,56 @@ def _path_secret(path: str, keys: frozenset[str]) -> tuple[bool, bool]:
 _SAME: Any = object()  # "nothing to redact here": the walk copies only what it changes
 
 
-def _redact_value(value: Any, keys: frozenset[str], found: list[str] | None) -> Any:
+_PLAIN, _SECRET, _PATH, _VALUE, _TEXT = range(5)
+
+
+class _Keys:
+    """The names that are secrets in one kind of body, and what each JSON key seen so far is
+    (keys repeat from request to request, so each is judged once: a dict lookup after)."""
+
+    def __init__(self, names: frozenset[str]) -> None:
+        self.names = names
+        self.kinds: dict[str, int] = {}
+        #: Keys known to be plain: an object whose keys all are is only walked into.
+        self.plain: set[str] = set()
+
+    def kind(self, key: str) -> int:
+        kind = self.kinds.get(key)
+        if kind is None:
+            lowered = key.lower().strip()
+            if _names_secret(key, self.names):
+                kind = _SECRET
+            elif lowered == "path":  # the engine takes the one spelled "path" in any case
+                kind = _PATH
+            elif lowered == "value":
+                kind = _VALUE
+            elif lowered in ("filter", "detail"):
+                # A .search body's filter (RFC 7644 §3.4.3); a SCIM Error's detail quoting one.
+                kind = _TEXT
+            else:
+                kind = _PLAIN
+            if len(self.kinds) >= 4096:  # clients invent keys: bounded
+                self.kinds.clear()
+                self.plain.clear()
+            self.kinds[key] = kind
+            if kind == _PLAIN:
+                self.plain.add(key)
+        return kind
+
+
+_SCIM_KEYS = _Keys(_SECRET_KEYS)
+_OAUTH_BODY_KEYS = _Keys(_OAUTH_KEYS)
+
+
+def _redact_value(value: Any, keys: _Keys, found: list[str] | None) -> Any:
     """``value`` with its secrets replaced, or ``_SAME`` when it holds none."""
     if isinstance(value, dict):
         return _redact_object(value, keys, found)
     if isinstance(value, list):
         out: list[Any] | None = None
         for i, item in enumerate(value):
+            if not isinstance(item, dict | list):
+                continue
             new = _redact_value(item, keys, found)
             if new is not _SAME:
                 if out is None:
@@ -403,35 +461,49 @@ def _redact_value(value: Any, keys: frozenset[str], found: list[str] | None) -> 
     return _SAME
 
 
-def _redact_object(obj: dict[str, Any], keys: frozenset[str], found: list[str] | None) -> Any:
+def _redact_object(obj: dict[str, Any], keys: _Keys, found: list[str] | None) -> Any:
+    out: dict[str, Any] | None = None
+    if keys.plain.issuperset(obj):  # the common case (name, emails[...]): one C call
+        for key, item in obj.items():
+            if isinstance(item, dict | list):
+                new = _redact_value(item, keys, found)
+                if new is not _SAME:
+                    if out is None:
+                        out = dict(obj)
+                    out[key] = new
+        return _SAME if out is None else out
+    known = keys.kinds.get
+    kinds = [known(key) for key in obj]
+    if None in kinds:
+        kinds = [keys.kind(key) for key in obj]
     # A PATCH operation whose path names a secret: its value is the secret. Every key spelled
     # "path" in any case counts (the engine takes one of them: ci_get).
     hide_value = hide_path = False
-    for key, item in obj.items():
-        if isinstance(item, str) and key.lower().strip() == "path":
-            target, literals = _path_secret(item, keys)
-            hide_value, hide_path = hide_value or target, hide_path or literals
-    out: dict[str, Any] | None = None
-    for key, item in obj.items():
-        lowered = key.lower().strip()
-        if _names_secret(key, keys) or (hide_value and lowered == "value"):
+    if _PATH in kinds:
+        for key, item in obj.items():
+            if isinstance(item, str) and keys.kind(key) == _PATH:
+                target, literals = _path_secret(item, keys.names)
+                hide_value, hide_path = hide_value or target, hide_path or literals
+    for kind, (key, item) in zip(kinds, obj.items(), strict=True):
+        if kind == _SECRET or (hide_value and kind == _VALUE):
             new: Any = REDACTED
             if found is not None:
                 _collect(item, found)
-        elif isinstance(item, str) and (
-            (hide_path and lowered == "path")
-            # A .search body's filter (RFC 7644 §3.4.3); a SCIM Error's detail quoting one.
-            or lowered in ("filter", "detail")
-        ):
-            if lowered == "path":
-                new = _hide_literals(item, found)
-            else:
-                new = redact_filter(item, keys, found)
-            if new is item:
+        elif kind in (_PLAIN, _VALUE):
+            if not isinstance(item, dict | list):
                 continue
-        else:
             new = _redact_value(item, keys, found)
             if new is _SAME:
+                continue
+        elif not isinstance(item, str):  # a path, filter or detail that is not text
+            continue
+        elif kind == _PATH:
+            if not hide_path:
+                continue
+            new = _hide_literals(item, found)
+        else:
+            new = redact_filter(item, keys.names, found)
+            if new is item:
                 continue
         if out is None:
             out = dict(obj)
@@ -467,19 +539,18 @@ def _unescape(text: str) -> str:
     return _UNICODE_ESCAPE_RE.sub(lambda m: chr(int(m.group(1), 16)), text)
 
 
-def _redact_text(text: str, keys: frozenset[str], found: list[str] | None) -> str:
+def _redact_text(text: str, keys: _Keys, found: list[str] | None) -> str:
     """A body that is not JSON: a form where JSON was expected gets the form treatment;
     broken JSON loses the values of secret keys (escapes decoded) and, when it mentions a
     secret at all, every PATCH ``value``, ``path`` and ``filter``."""
     if text.lstrip()[:1] not in ("{", "[") and "=" in text:
         return redact_params(text, found)
-    if not _mentions(_unescape(text), keys):
+    if not _mentions(_unescape(text), keys.names):
         return text
 
     def pair(m: re.Match[str]) -> str:
-        key = _unescape(m.group(1))
-        lowered = key.lower().strip()
-        if _names_secret(key, keys) or lowered in ("value", "path", "filter"):
+        # A secret, and every PATCH value, path, filter (or error detail) near one.
+        if keys.kind(_unescape(m.group(1))) != _PLAIN:
             if found is not None:
                 found.append(_unescape(m.group(3).strip('"')))
             return f'"{m.group(1)}"{m.group(2)}"{REDACTED}"'
@@ -488,7 +559,7 @@ def _redact_text(text: str, keys: frozenset[str], found: list[str] | None) -> st
     return _PAIR_RE.sub(pair, text)
 
 
-def _redact_json(body: bytes, keys: frozenset[str], found: list[str] | None) -> str:
+def _redact_json(body: bytes, keys: _Keys, found: list[str] | None) -> str:
     """Parse, redact by meaning, re-encode only when something was redacted. Never raises:
     a record must be built whatever the body."""
     try:
@@ -506,6 +577,7 @@ def _redact_json(body: bytes, keys: frozenset[str], found: list[str] | None) -> 
 
 #: Bytes without any of these (after lower()) cannot name a SCIM secret...
 _SECRET_HINTS = (b"password", b"secret", b"token")
+_KELVIN = "\u212a".encode()
 
 
 def redact_body(body: bytes, found: list[str] | None = None) -> str:
@@ -517,15 +589,18 @@ def redact_body(body: bytes, found: list[str] | None = None) -> str:
     lowered = body.lower()  # one C pass; far faster than an IGNORECASE regex over 60 KB
     if (
         not any(hint in lowered for hint in _SECRET_HINTS)
-        # ...unless a key is spelled with escapes ("p\u0061ssword") or non-ASCII characters
-        # that lower() may fold (the Kelvin sign K is k): those bodies are parsed too.
-        and b"\\u" not in lowered
-        and body.isascii()
+        # ...unless a key may be spelled with escapes ("p\u0061ssword") or with the one
+        # non-ASCII character str.lower() turns into a letter of a secret name (the Kelvin
+        # sign, "to\u212aen"; the only other, U+0130, lowers to "i" plus a combining dot, so
+        # it can never equal an ASCII name): those bodies are parsed too.
+        # (A one-byte search is a memchr, ~30x faster than a longer needle: it goes first.)
+        and (b"\\" not in lowered or b"\\u" not in lowered)
+        and (body.isascii() or _KELVIN not in body)
     ):
         # Nothing that could be a secret (the common case, e.g. every list page): skip the
         # parse and walk, which would cost more than serving the request.
         return _cut(body.decode("utf-8", errors="replace"))
-    return _redact_json(body, _SECRET_KEYS, found)
+    return _redact_json(body, _SCIM_KEYS, found)
 
 
 #: Secrets shorter than this are scrubbed only where quoted ("abc"), not as bare text.
@@ -552,7 +627,7 @@ def redact_oauth_body(body: bytes) -> str:
     if not body:
         return ""
     if body.lstrip()[:1] in (b"{", b"["):
-        return _redact_json(body, _OAUTH_KEYS, None)
+        return _redact_json(body, _OAUTH_BODY_KEYS, None)
     return redact_form(body)
 
 

@@ -147,8 +147,11 @@ def test_a_key_spelled_with_json_escapes_is_still_the_password(
     reply = scim.post("/Users", raw=raw)
     assert reply.status == 201, reply.raw
     assert password_digest(scim_server, reply.body["id"])
+    # The Kelvin sign lowers to "k": "refresh_to\u212aen" is refresh_token to str.lower().
+    kelvin = '{"userName": "k@example.com", "refresh_to\u212aen": "KELVIN-SECRET"}'
+    scim.post("/Users", raw=kelvin.encode())
     finish(scim_server, sinks)
-    sinks.assert_hidden("ESCAPED-SECRET")
+    sinks.assert_hidden("ESCAPED-SECRET", "KELVIN-SECRET")
 
 
 def test_pathless_urn_and_value_filter_paths(
@@ -238,6 +241,7 @@ def test_query_string_credentials_and_password_filters(
     assert reply.status == 200
     query = filter_query('password eq "QUERY-SECRET-3"')
     scim.get(f"/Users?{query}")
+    scim.get("/Users?filter=p%61ssw%4Frd%20eq%20%22QUERY-SECRET-4%22")  # letters encoded
     search = {
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
         "filter": 'userName eq "a" or password eq "SEARCH-SECRET"',
@@ -248,7 +252,7 @@ def test_query_string_credentials_and_password_filters(
     first = sinks.records[0]
     assert first.query == "access_token=***&Token=***&count=5"
     assert "/scim/v2/Users?access_token=***&Token=***&count=5 200" in sinks.outputs()["text log"]
-    assert '"userName eq \\"a\\" or password eq \\"***\\""' in sinks.records[2].request_body
+    assert '"userName eq \\"a\\" or password eq \\"***\\""' in sinks.records[3].request_body
 
 
 def test_secret_headers_are_hidden(
