@@ -195,8 +195,8 @@ def find_codes(data: bytes | str) -> list[str]:
     """Every string in a request part (query, body of any media type) that has the form of
     an authorization code of this server, also inside JSON strings written with escapes.
     Bounded: at most ``_SCAN_LIMIT`` characters are searched."""
+    data = data[:_SCAN_LIMIT]  # before decoding: a refused body may be megabytes long
     text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
-    text = text[:_SCAN_LIMIT]
     found = _CODE_RE.findall(text)
     if "\\" in text and len(text) <= _JSON_SCAN_LIMIT:
         try:
