@@ -40,7 +40,7 @@ import logging
 import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, Protocol
 
 import orjson
@@ -461,19 +461,23 @@ class HttpServer(TCPServer):
 
     def accepted(self, connection: socket.socket, address: Any) -> None:
         """A new connection: served, unless max_connections are open and no idle one can make
-        room for it (then it gets a 503 with Retry-After and is closed)."""
-        if len(self.connections) >= self.max_connections and not self._close_idlest():
+        room for it (then it gets a 503 with Retry-After and is closed). One log line when
+        the limit is reached, one when the server is well below it again."""
+        count = len(self.connections)
+        if count >= self.max_connections:
             if self._full_since is None:
                 self._full_since = time.monotonic()
                 log.warning(
-                    "%d connections open, the limit: new ones get 503 until some close",
-                    len(self.connections),
+                    "%d connections open, the limit: idle ones are closed to make room for new "
+                    "ones, which get a 503 when none is idle",
+                    count,
                 )
-            self._turn_away(connection)
-            return
-        if self._full_since is not None and len(self.connections) < self.max_connections - 1:
+            if not self._close_idlest():
+                self._turn_away(connection)
+                return
+        elif self._full_since is not None and count < self.max_connections * 0.9:
             log.warning(
-                "Serving new connections again after %.1f s at the connection limit",
+                "Below the connection limit again after %.1f s",
                 time.monotonic() - self._full_since,
             )
             self._full_since = None
@@ -521,12 +525,17 @@ class HttpServer(TCPServer):
                     connection.recv(READ_CHUNK)
         connection.close()
 
-    async def handle_stream(self, stream: IOStream, address: Any) -> None:
+    def handle_stream(self, stream: IOStream, address: Any) -> Awaitable[None]:
+        # Counted at once, not when the coroutine first runs: a batch of accepts happens
+        # before any of them starts, and the connection limit must see every one.
         conn = Connection(self, stream, address)
         self.connections.add(conn)
         if not self._sweeping:
             self._sweeping = True
             IOLoop.current().call_later(self._sweep_every(), self._sweep)
+        return self._serve(conn)
+
+    async def _serve(self, conn: Connection) -> None:
         try:
             await conn.serve()
         except Exception:  # a bug here must not stop the server; the connection goes
