@@ -248,7 +248,7 @@ def head_lines(draw: st.DrawFn, framing: list[str], tidy: bool = False) -> tuple
     lines = [lines[0]] + [head_fields[i] for i in order]
     if any(line[:1] in (" ", "\t") for line in lines[1:2]):
         quirks.discard("obs-fold")  # a fold at the start of the fields: both refuse it
-    leading = often([""], ["\r\n", "\n"], odds=8)
+    leading = often([""], ["\r\n", "\n", "\r\n\r\n"], odds=8)
     if leading:
         quirks.add("leading-empty-line")
     text = leading + "".join(line + end() for line in lines) + end()
