@@ -25,7 +25,7 @@ import gzip
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import unquote, unquote_to_bytes
@@ -62,6 +62,7 @@ from scim_desktop.server.http1 import (
     Request,
     http_date,
 )
+from scim_desktop.server.slices import run_in_slices
 
 log = logging.getLogger("scim_desktop.server")
 
@@ -186,10 +187,18 @@ def _rtype(name: str) -> str:
     return _RESOURCE_NAMES[name.lower()]
 
 
-def _list_users_or_groups(ex: Exchange, collection: str) -> None:
+def _list_users_or_groups(ex: Exchange, collection: str) -> Awaitable[None] | None:
     rtype = _rtype(collection)
     query = parse_list_query(ex.query_args(), RESOURCE_TYPES[rtype])
-    ex.respond(200, ex.ctx.service.list(rtype, query, ex.base_url))
+    return _in_slices(ex, ex.ctx.service.list_steps(rtype, query, ex.base_url))
+
+
+def _in_slices(
+    ex: Exchange, steps: Generator[None, None, dict[str, Any]]
+) -> Awaitable[None] | None:
+    """Answer a listing computed in steps: at once when it is quick, else in slices that
+    leave the IOLoop to other clients in between (scim_desktop.server.slices)."""
+    return run_in_slices(steps, lambda body: ex.respond(200, body), lambda: ex._closed, Finished)
 
 
 def _create(ex: Exchange, collection: str) -> None:
@@ -197,17 +206,17 @@ def _create(ex: Exchange, collection: str) -> None:
     ex.respond_outcome(201, outcome)
 
 
-def _search(ex: Exchange, collection: str) -> None:
+def _search(ex: Exchange, collection: str) -> Awaitable[None] | None:
     """``POST /Users/.search`` and ``/Groups/.search`` (RFC 7644 §3.4.3)."""
     rtype = _rtype(collection)
     query = parse_search_request(ex.json_body(), RESOURCE_TYPES[rtype])
-    ex.respond(200, ex.ctx.service.list(rtype, query, ex.base_url))
+    return _in_slices(ex, ex.ctx.service.list_steps(rtype, query, ex.base_url))
 
 
-def _root_search(ex: Exchange) -> None:
+def _root_search(ex: Exchange) -> Awaitable[None] | None:
     """``POST /.search``: Users and Groups together."""
     query = parse_search_request(ex.json_body(), RESOURCE_TYPES["User"])
-    ex.respond(200, ex.ctx.service.search_all(query, ex.base_url))
+    return _in_slices(ex, ex.ctx.service.search_all_steps(query, ex.base_url))
 
 
 def _get_resource(ex: Exchange, collection: str, rid: str) -> None:

@@ -167,12 +167,12 @@ def test_unexpected_exception_is_500_scim_error_and_server_survives(server, clie
         raise RuntimeError("boom")
 
     service = server.context.service
-    original = service.list
-    server.call(setattr, service, "list", explode).result(5)
+    original = service.list_steps
+    server.call(setattr, service, "list_steps", explode).result(5)
     try:
         resp = client.get("/Users")
     finally:
-        server.call(setattr, service, "list", original).result(5)
+        server.call(setattr, service, "list_steps", original).result(5)
     body = assert_scim_error(resp, 500)
     assert "boom" not in body["detail"] and "Traceback" not in resp.raw.decode()
     assert client.get("/Users").status == 200
