@@ -19,7 +19,7 @@ import pytest
 
 from scim_desktop.config import AuthConfig, ServerConfig
 from scim_desktop.gui.export import har_bytes, to_curl, to_jsonl
-from scim_desktop.server.events import MultiSink, RequestRecord
+from scim_desktop.server.events import MultiSink, RequestRecord, dumps_json
 from scim_desktop.server.log_sinks import JsonLinesSink, TextSink
 from scim_desktop.server.runner import ServerThread
 from tests.conftest import TOKEN, RecordingSink
@@ -351,3 +351,18 @@ def test_a_failing_sink_does_not_starve_the_others(
     finish(scim_server, sinks)
     assert len(sinks.records) == 2
     assert len(sinks.outputs()["jsonl log"].splitlines()) == 2
+
+
+def test_record_serialization_never_refuses_a_value() -> None:
+    """What orjson refuses is written as text; everything else as orjson writes it."""
+    value = {"big": 10**24, "small": -(2**70), "ok": 2**63, "s": "a\ud800b", "n": [1, {2: 3}]}
+    with pytest.raises(TypeError):
+        orjson.dumps(value)
+    assert orjson.loads(dumps_json(value)) == {
+        "big": str(10**24),
+        "small": str(-(2**70)),
+        "ok": 2**63,
+        "s": "a?b",
+        "n": [1, {"2": 3}],
+    }
+    assert dumps_json({"x": 1}) == b'{"x":1}'
