@@ -785,7 +785,8 @@ class Connection:
     @staticmethod
     def _content_length(value: str) -> int:
         if "," in value:  # the same length repeated is allowed (RFC 9110 §8.6)
-            values = {v.strip() for v in value.split(",")}
+            # OWS is SP and HTAB only: str.strip() would also drop \xa0 and \x85.
+            values = {v.strip(" \t") for v in value.split(",")}
             if len(values) != 1:
                 raise HttpError(400, f"Conflicting Content-Length values: {value[:80]!r}")
             value = values.pop()
@@ -806,7 +807,8 @@ class Connection:
         while True:
             line = await self._read_line("chunk size line")
             size_text, _, extension = line.partition(";")
-            size_text = size_text.strip(" \t")
+            # RFC 9112 §7.1: the hex digits first; whitespace (BWS) only after them.
+            size_text = size_text.rstrip(" \t")
             if not size_text or len(size_text) > 16 or not _HEX.issuperset(size_text):
                 raise HttpError(400, f"Malformed chunk size line: {line[:40]!r}")
             if extension:
@@ -835,6 +837,10 @@ class Connection:
                     431,
                     f"The trailer fields exceed {MAX_TRAILER_FIELDS} lines or {extra_limit} bytes",
                 )
+            # RFC 9112 §7.1.2: field lines as in a head (obs-fold refused, §5.2).
+            name, colon, _ = line.partition(":")
+            if not colon or not _TOKEN_RE.fullmatch(name):
+                raise HttpError(400, "A trailer field line is not 'name: value'")
         request.body = b"".join(parts)
 
     async def _refuse(self, exc: HttpError) -> None:
