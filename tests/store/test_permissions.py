@@ -171,7 +171,10 @@ def test_make_private_dir(tmp_path: Path, loose_umask: None) -> None:
         make_private_dir(tmp_path / "file")
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a folder to another user")
+@pytest.mark.skipif(
+    getattr(os, "geteuid", lambda: -1)() != 0,  # (no geteuid on Windows)
+    reason="needs root to give a folder to another user",
+)
 def test_what_cannot_be_changed_is_reported_once_and_the_server_still_starts(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
