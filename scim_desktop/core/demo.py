@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from scim_desktop.core.errors import ScimError
+from scim_desktop.core.paths import ci_get
 from scim_desktop.core.resources import Outcome, ScimService
+from scim_desktop.core.schemas import GROUP_TYPE, PATCH_OP_SCHEMA, USER_TYPE
 
 
 def load_dataset(service: ScimService, data: dict[str, Any], base_url: str) -> Outcome:
@@ -19,6 +21,10 @@ def load_dataset(service: ScimService, data: dict[str, Any], base_url: str) -> O
         if existing is not None:
             ids[existing["userName"].lower()] = existing["id"]
             continue
+        if isinstance(body, dict) and ci_get(body, "schemas") is None:
+            # Requests must list their schemas (RFC 7644 §3.3); a hand-written data set may
+            # leave them out, and is still loaded.
+            body = {"schemas": [USER_TYPE.schema.id], **body}
         try:
             outcome = service.create("User", body, base_url)
         except ScimError:
@@ -38,11 +44,11 @@ def load_dataset(service: ScimService, data: dict[str, Any], base_url: str) -> O
             if found:
                 gid = found[0]["id"]
                 ops = [{"op": "add", "path": "members", "value": members}]
-                body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"]}
+                body = {"schemas": [PATCH_OP_SCHEMA]}
                 outcome = service.patch("Group", gid, {**body, "Operations": ops}, base_url)
             else:
                 body = {
-                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "schemas": [GROUP_TYPE.schema.id],
                     "displayName": name,
                     "members": members,
                 }

@@ -361,3 +361,17 @@ def test_cli_refuses_a_fault_rule_that_could_never_fire_in_one_line(
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert "fault spec:" in lines[0] and ("FOO" in lines[0] or "unclosed" in lines[0])
     assert not db.exists()
+
+
+def test_a_demo_data_set_without_schemas_still_loads(server: Any, client: ScimClient) -> None:
+    # Requests must list their schemas; the window's demo loader adds them for data sets
+    # written without (core/demo.py), so a hand-written set keeps working.
+    data = {
+        "users": [{"userName": "plain@example.com", "displayName": "Plain"}],
+        "groups": [{"displayName": "Plain group", "members": ["plain@example.com"]}],
+    }
+    outcome = server.apply(lambda svc: load_dataset(svc, data, server.base_url)).result(30)
+    assert [c.kind for c in outcome.changes][:2] == ["created", "created"]
+    query = filter_query('displayName eq "Plain group"')
+    group = client.get(f"/Groups?{query}").body
+    assert group["totalResults"] == 1 and group["Resources"][0]["members"][0]["display"] == "Plain"
