@@ -82,7 +82,11 @@ class Authenticator:
             "The access token expired": "; refresh it at the token URL (grant_type=refresh_token)",
             "The access token was revoked": "; authorize again or refresh",
         }.get(check.reason, "")
-        # RFC 6750 §3: error="invalid_token" for expired, revoked or unknown tokens.
+        if check.revoked_reason:  # e.g. a replayed refresh token revoked the whole family
+            hint = f" ({check.revoked_reason}){hint}"
+        # RFC 6750 §3: error="invalid_token" for expired, revoked or unknown tokens. The
+        # revocation reason goes into the SCIM detail only: the header value stays the fixed
+        # ASCII sentence (RFC 6749 §5.2's character set).
         return AuthFailure(
             check.reason + hint,
             f'Bearer realm="SCIM Desktop", error="invalid_token", '

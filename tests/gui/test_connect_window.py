@@ -92,6 +92,8 @@ def test_oauth_dialog_lists_and_revokes_tokens(qtbot, tmp_path) -> None:
         )
         dialog.revoke_all.click()
         qtbot.waitUntil(lambda: "0 active" in dialog.status.text(), timeout=5000)
+        # The status cell says why the token was revoked.
+        assert dialog.table.item(0, 2).toolTip() == "revoked in the window (Revoke all)"
         scim = urllib.request.Request(
             server.base_url + "/Users", headers={"Authorization": f"Bearer {access}"}
         )

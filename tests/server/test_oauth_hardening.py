@@ -80,6 +80,7 @@ def test_a_replayed_refresh_token_revokes_the_family(oauth_server, web, db_path)
     status, detail = scim_status(oauth_server, third["access_token"])
     assert status == 401
     assert detail.startswith("The access token was revoked")
+    assert "RFC 9700" in detail  # the 401 detail says why the family was revoked
     current = assert_oauth_error(refresh(web, third["refresh_token"]), 400, "invalid_grant")
     assert "revoked" in current["error_description"]
     # ... nor any earlier one of the family; the other authorization is untouched.

@@ -139,6 +139,8 @@ class OAuthDialog(QDialog):
                 item = QTableWidgetItem(text)
                 if col == 2 and tok.status != "active":
                     item.setForeground(theme.muted_color())
+                    if tok.reason:  # why it was revoked (e.g. a replayed refresh token)
+                        item.setToolTip(tok.reason)
                 self.table.setItem(row, col, item)
             revoke = QPushButton("Revoke")
             revoke.setEnabled(tok.status == "active")
