@@ -489,14 +489,13 @@ def _redact_object(obj: dict[str, Any], keys: _Keys, found: list[str] | None) ->
             new: Any = REDACTED
             if found is not None:
                 _collect(item, found)
-        elif kind in (_PLAIN, _VALUE):
+        elif kind in (_PLAIN, _VALUE) or not isinstance(item, str):
+            # (A path, filter or detail that is not text is walked into like anything else.)
             if not isinstance(item, dict | list):
                 continue
             new = _redact_value(item, keys, found)
             if new is _SAME:
                 continue
-        elif not isinstance(item, str):  # a path, filter or detail that is not text
-            continue
         elif kind == _PATH:
             if not hide_path:
                 continue

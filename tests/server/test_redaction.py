@@ -175,6 +175,7 @@ def test_pathless_urn_and_value_filter_paths(
         {"op": "replace", "path": 'password[value eq "FILTER-SECRET-1"]', "value": "FS-2"},
         {"op": "replace", "path": 'emails[password eq "FILTER-SECRET-3"]', "value": "x"},
         {"op": "replace", "path": 'password[value eq "FILTER-SECRET-4', "value": "FS-5"},
+        {"op": "replace", "path": {"password": "NESTED-SECRET"}, "value": "x"},
     ]
     for op in refused:
         reply = scim.patch(f"/Users/{uid}", {"schemas": [PATCH], "Operations": [op]})
@@ -187,10 +188,11 @@ def test_pathless_urn_and_value_filter_paths(
         "FILTER-SECRET",
         "FS-2",
         "FS-5",
+        "NESTED-SECRET",
     )
     # Only the secrets went: the rest of each body is as sent.
     patches = [r for r in sinks.records if r.method == "PATCH"]
-    assert len(patches) == 7
+    assert len(patches) == 8
     assert f'"path":" {USER}:password "' in patches[2].request_body
     assert '"path":"emails[password eq \\"***\\"]"' in patches[5].request_body
 
