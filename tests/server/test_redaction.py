@@ -16,10 +16,12 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scim_desktop.config import AuthConfig, ServerConfig
 from scim_desktop.gui.export import har_bytes, to_curl, to_jsonl
-from scim_desktop.server.events import MultiSink, RequestRecord, dumps_json
+from scim_desktop.server.events import MultiSink, RequestRecord, dumps_json, redact_body
 from scim_desktop.server.log_sinks import JsonLinesSink, TextSink
 from scim_desktop.server.runner import ServerThread
 from tests.conftest import TOKEN, RecordingSink
@@ -368,3 +370,41 @@ def test_record_serialization_never_refuses_a_value() -> None:
         "n": [1, {"2": 3}],
     }
     assert dumps_json({"x": 1}) == b'{"x":1}'
+
+
+# --- any spelling the engine accepts ----------------------------------------------------------
+def _spelling(draw: st.DrawFn, name: str) -> str:
+    """``name`` as JSON key text: each letter in either case, maybe as a \\u escape."""
+    out = []
+    for ch in name:
+        ch = draw(st.sampled_from([ch.lower(), ch.upper()]))
+        out.append(f"\\u{ord(ch):04x}" if draw(st.booleans()) else ch)
+    return "".join(out)
+
+
+@st.composite
+def secret_bodies(draw: st.DrawFn) -> str:
+    """A body that hands the engine the password ``SECRET-VALUE`` in one of the ways it
+    takes one (as JSON text, escapes and case as a client may send them)."""
+    key = _spelling(draw, "password")
+    urn = _spelling(draw, USER)
+    value = _spelling(draw, "value")
+    path = _spelling(draw, "path")
+    qualified = draw(st.sampled_from([key, f"{urn}:{key}", f" {key} "]))
+    shape = draw(st.integers(0, 3))
+    if shape == 0:  # a create or replace
+        return f'{{"userName": "u", "{qualified}": "SECRET-VALUE"}}'
+    if shape == 1:  # inside the core schema's object
+        return f'{{"{urn}": {{"{key}": "SECRET-VALUE"}}}}'
+    if shape == 2:  # a PATCH operation with a path
+        op = f'"op": "replace", "{path}": "{qualified}", "{value}": "SECRET-VALUE"'
+        return f'{{"Operations": [{{{op}}}]}}'
+    return f'{{"Operations": [{{"op": "add", "{value}": {{"{qualified}": "SECRET-VALUE"}}}}]}}'
+
+
+@settings(max_examples=300, deadline=None)
+@given(secret_bodies())
+def test_no_spelling_of_a_password_is_recorded(body: str) -> None:
+    parsed = json.loads(body)  # valid JSON, as the engine would read it
+    assert parsed
+    assert "SECRET-VALUE" not in redact_body(body.encode())
