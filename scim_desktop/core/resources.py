@@ -13,7 +13,6 @@ is right behind a tunnel and after a rename.
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 import hmac
 import os
@@ -770,9 +769,10 @@ class ScimService:
         operations_key = ci_key(body, "Operations")
         if operations_key is None:
             raise InvalidSyntax("A PATCH request needs 'Operations' (RFC 7644 §3.5.2)")
-        current = {k: copy.deepcopy(v) for k, v in previous.items() if k[:1] != "_"}
-        if rt is GROUP_TYPE and "members" in current:
-            current["members"] = [dict(m) for m in current["members"]]
+        # apply() works on its own deep copy and never changes its input, so the stored
+        # record is handed over as it is (a second deep copy here cost ~1 s per PATCH of a
+        # group with 100,000 members).
+        current = {k: v for k, v in previous.items() if k[:1] != "_"}
         patched = scim_patch.apply(current, body[operations_key], rt)
         data = _parse_input(rt, patched)
         return self._store_update(rt, previous, data, base_url, defaults=False)
