@@ -236,6 +236,18 @@ def test_the_largest_allowed_filter_is_answered_correctly(server: Any, client: S
     assert both.body["totalResults"] == 3
 
 
+def test_an_error_found_after_a_long_scan_is_still_a_scim_error(
+    server: Any, client: ScimClient
+) -> None:
+    load_users(server, 3000)
+    text = " or ".join(["title pr"] * MAX_FILTER_CLAUSES)
+    # The cursor is read after the scan, which ran in slices: the error comes from the
+    # awaited part of the request and is answered like any other.
+    reply = client.post("/Users/.search", search_body(text, cursor="not-a-cursor"))
+    assert_scim_error(reply, 400, "invalidCursor")
+    assert client.get("/Users?startIndex=1&count=1").status == 200
+
+
 def test_sorting_every_user_gives_the_full_order(server: Any, client: ScimClient) -> None:
     load_users(server, 20_000)  # more than one sorted run: runs are merged
     page = client.get("/Users?sortBy=displayName&sortOrder=descending&startIndex=9999&count=3")
