@@ -263,20 +263,27 @@ _BODY_BYTES = [b"q", b"w", b"x", b"y", b"z", b";", b":", b"\r\n", b"\n"]
 
 
 @st.composite
-def framed_request(draw: st.DrawFn) -> Sent:
+def framed_request(draw: st.DrawFn, tidy: bool = False) -> Sent:
     """A whole request: head, framing (none, Content-Length, chunked, both, other codings) and
     body (never hex digits, so a chunk's data is not mistaken for a size line when a
-    difference is explained)."""
+    difference is explained). ``tidy``: a valid request (odd but allowed spellings only)."""
+
+    def often(common: list[str], rare: list[str], odds: int = 4) -> str:
+        return _often(draw, common, rare, odds, tidy)
+
     body = b"".join(draw(st.lists(st.sampled_from(_BODY_BYTES), max_size=30)))
     body += b"w" * draw(st.sampled_from([0, 0, 0, 11, 300, 5000]))  # hex letters in sizes
-    kind = draw(st.sampled_from(["none", "length", "length", "chunked", "chunked", "odd"]))
+    kind = draw(
+        st.sampled_from(
+            ["none", "length", "length", "chunked", "chunked", "odd"][: 5 if tidy else 6]
+        )
+    )
     quirks: set[str] = set()
     framing: list[str] = []
     payload = b""
     if kind == "length":
         n = len(body)
-        value = _often(
-            draw,
+        value = often(
             [str(n)],
             [f"0{n}", f"{n}, {n}", f"{n},{n + 1}", f"+{n}", "", "9" * 18, "9" * 19, f"{n},\xa0{n}"],
         )
@@ -289,12 +296,12 @@ def framed_request(draw: st.DrawFn) -> Sent:
         framing.append(f"Content-Length: {value}")
         payload = body
     elif kind == "chunked":
-        framing.append(f"Transfer-Encoding: {_often(draw, ['chunked'], ['Chunked', ' chunked'])}")
-        payload, chunk_quirks = draw(_chunked(body))
+        framing.append(f"Transfer-Encoding: {often(['chunked'], ['Chunked', ' chunked'])}")
+        payload, chunk_quirks = draw(_chunked(body, tidy))
         quirks |= chunk_quirks
     elif kind == "odd":
         odd = draw(st.sampled_from(["both", "gzip", "twice", "gzip-chunked"]))
-        chunked, chunk_quirks = draw(_chunked(body))
+        chunked, chunk_quirks = draw(_chunked(body, tidy))
         if odd == "both":
             framing += ["Transfer-Encoding: chunked", f"Content-Length: {len(chunked)}"]
             quirks |= chunk_quirks | {"te-and-length"}
@@ -306,7 +313,7 @@ def framed_request(draw: st.DrawFn) -> Sent:
             framing.append("Transfer-Encoding: gzip, chunked")
         payload = chunked
     # Mostly a head without faults of its own, so that the framing's are seen.
-    head, head_quirks = draw(head_lines(framing, tidy=draw(st.integers(0, 3)) > 0))
+    head, head_quirks = draw(head_lines(framing, tidy=tidy or draw(st.integers(0, 3)) > 0))
     quirks |= head_quirks
     if kind in ("chunked", "odd") and "HTTP/1.0" in head.lstrip("\r\n").split("\n", 1)[0]:
         quirks.add("te-http10")
@@ -314,42 +321,44 @@ def framed_request(draw: st.DrawFn) -> Sent:
 
 
 @st.composite
-def _chunked(draw: st.DrawFn, body: bytes) -> tuple[bytes, set[str]]:
+def _chunked(draw: st.DrawFn, body: bytes, tidy: bool) -> tuple[bytes, set[str]]:
     quirks: set[str] = set()
+
+    def often(common: list[str], rare: list[str], odds: int = 4) -> str:
+        return _often(draw, common, rare, odds, tidy)
+
     out = bytearray()
     cuts = sorted(draw(st.lists(st.integers(0, len(body)), max_size=3)))
     pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True) if b > a]
     for piece in [*pieces, b""]:
-        if not piece and draw(st.integers(0, 9)) == 0:
+        if not piece and not tidy and draw(st.integers(0, 9)) == 0:
             # A chunk beyond the body limit instead of the last chunk (the client stops there).
             return bytes(out) + b"f" * 16 + b"\r\n", quirks | {"body-over-limit"}
         size = f"{len(piece):x}"
-        size = _often(
-            draw, [size, size.upper(), "0" + size], ["0" * 17 + size, " " + size, "g", ""], 10
-        )
+        size = often([size, size.upper(), "0" + size], ["0" * 17 + size, " " + size, "g", ""], 10)
         if size.startswith("0" * 17):
             quirks.add("chunk-size-long")
         elif size.startswith(" "):
             quirks.add("chunk-size-leading-ws")
-        ext = _often(draw, [""], [";a=b", ";a", ';a="q r"', " ;a", "\t;a=b", ";a\x01", " "])
+        ext = often([""], [";a=b", ";a", ';a="q r"', " ;a", "\t;a=b", ";a\x01", " "])
         if ext[:1] in (" ", "\t") and ext.strip():
             quirks.add("chunk-ext-bws")
         if "\x01" in ext:
             quirks.add("ctl-in-chunk-line")
-        out += (size + ext).encode("latin-1") + _often(draw, ["\r\n"], ["\n"], 12).encode()
+        out += (size + ext).encode("latin-1") + often(["\r\n"], ["\n"], 12).encode()
         if piece:
-            out += piece + _often(draw, ["\r\n"], ["\n", "xx"], 12).encode()
+            out += piece + often(["\r\n"], ["\n", "xx"], 12).encode()
     for _ in range(draw(st.integers(0, 2))):
-        line = _often(draw, ["X-T: 1", "X-Sum:a"], ["no colon", " folded", "X-T: \x01"])
+        line = often(["X-T: 1", "X-Sum:a"], ["no colon", " folded", "X-T: \x01"])
         if line in ("no colon", " folded"):
             quirks.add("trailer-malformed")
         if "\x01" in line:
             quirks.add("ctl-in-chunk-line")
-        end = _often(draw, ["\r\n"], ["\n"], 8)
+        end = often(["\r\n"], ["\n"], 8)
         if end == "\n":
             quirks.add("bare-lf-in-trailers")
         out += line.encode("latin-1") + end.encode()
-    end = _often(draw, ["\r\n"], ["\n"], 8)
+    end = often(["\r\n"], ["\n"], 8)
     if end == "\n":
         quirks.add("bare-lf-in-trailers")
     out += end.encode()
@@ -358,9 +367,12 @@ def _chunked(draw: st.DrawFn, body: bytes) -> tuple[bytes, set[str]]:
 
 @st.composite
 def pipeline(draw: st.DrawFn) -> list[Sent]:
-    """One to four requests sent back to back; sometimes the client stops mid-way through
-    the last one (at a random byte)."""
-    sent = draw(st.lists(framed_request(), min_size=1, max_size=4))
+    """One to four requests sent back to back, all valid or one of them possibly not (so that
+    the boundaries after odd but valid framings are seen); sometimes the client stops mid-way
+    through the last one (at a random byte)."""
+    count = draw(st.integers(1, 4))
+    odd = draw(st.sampled_from([None, *range(count)]))
+    sent = [draw(framed_request(tidy=i != odd)) for i in range(count)]
     if draw(st.integers(0, 5)) == 0:
         last = sent[-1]
         at = draw(st.integers(0, max(0, len(last.data) - 1)))

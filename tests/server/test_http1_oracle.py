@@ -149,31 +149,26 @@ LENIENT: dict[str, Rule] = {
     ),
 }
 
-#: What we accept although h11 refuses it, and should not: body framing outside parse_head
-#: (Connection._read_chunked, Connection._content_length). Each also has a strict xfail test
-#: below, so the entry goes once it is fixed.
-KNOWN_DEFECTS: dict[str, Rule] = {
+#: Framing faults the oracle found accepted by the body framing code (Connection._read_chunked,
+#: Connection._content_length) and that are now refused, as by h11: kept as examples.
+FOUND_AND_FIXED: dict[str, Rule] = {
     "length-nbsp": Rule(
         400,
         "RFC 9110 §8.6: Content-Length is digits, a list of them separated by ',' and OWS "
-        "(SP/HTAB); _content_length strips with str.strip, which also drops \\xa0 and \\x85",
+        "(SP/HTAB); str.strip also dropped \\xa0 and \\x85",
         b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1,\xa01\r\n\r\nq",
     ),
     "chunk-size-leading-ws": Rule(
         400,
-        "RFC 9112 §7.1: chunk-size = 1*HEXDIG, nothing before it; _read_chunked strips "
-        "whitespace on both sides (BWS is allowed only before ';')",
+        "RFC 9112 §7.1: chunk-size = 1*HEXDIG, nothing before it (BWS only before ';')",
         b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n 1\r\nq\r\n0\r\n\r\n",
     ),
     "trailer-malformed": Rule(
         400,
-        "RFC 9112 §7.1.2: trailer-section = *( field-line CRLF ), and obs-fold is refused as in "
-        "the head (§5.2); _read_chunked checks only control characters in trailer lines",
+        "RFC 9112 §7.1.2: trailer-section = *( field-line CRLF ), obs-fold refused (§5.2)",
         b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nno colon\r\n\r\n",
     ),
 }
-
-EXPLAINED = STRICTER.keys() | LENIENT.keys() | KNOWN_DEFECTS.keys()
 
 
 # --- running our side ---------------------------------------------------------------------------
@@ -253,7 +248,7 @@ def explain_refusal(quirks: frozenset[str], status: int, h11_status: int | None,
     (a transfer coding it does not know, checked before all else) we may answer 400."""
     if status == h11_status or (status, h11_status) == (400, 501):
         return
-    if h11_status is not None and quirks & (LENIENT.keys() | KNOWN_DEFECTS.keys()):
+    if h11_status is not None and quirks & LENIENT.keys():
         return  # h11 stops at what we let pass; we refuse the request for another fault
     reasons = [q for q in quirks if q in STRICTER and STRICTER[q].status == status]
     assert reasons, (
@@ -262,7 +257,7 @@ def explain_refusal(quirks: frozenset[str], status: int, h11_status: int | None,
 
 
 def explain_acceptance(quirks: frozenset[str], h11_error: str, what: str) -> None:
-    reasons = quirks & (LENIENT.keys() | KNOWN_DEFECTS.keys())
+    reasons = quirks & LENIENT.keys()
     assert reasons, f"{what}: we accept, h11 refuses ({h11_error}); quirks {sorted(quirks)}"
 
 
@@ -314,8 +309,6 @@ def test_framing_and_pipelines_are_read_as_h11_reads_them(sent: list[Sent]) -> N
             return
         assert served.got is not None
         if not h11_has:
-            if oracle.closed and oracle.requests[-1].version == "HTTP/1.0":
-                return  # h11 never keeps an HTTP/1.0 connection; we honour keep-alive
             explain_acceptance(request.quirks, oracle.error, f"request {i} of {what}")
             return  # the rest of the stream means nothing to h11
         assert comparable(served.got) == comparable(served_as(oracle.requests[i])), (
@@ -323,6 +316,8 @@ def test_framing_and_pipelines_are_read_as_h11_reads_them(sent: list[Sent]) -> N
         )
         h11_keeps = i < len(oracle.requests) - 1 or not oracle.closed
         if served.keep_alive != h11_keeps:
+            # h11 never keeps an HTTP/1.0 connection open; we honour Connection: keep-alive
+            # (RFC 9112 Appendix C.2.2), and what follows means nothing to h11.
             assert served.got.version == "HTTP/1.0" and served.keep_alive, f"request {i}: {what}"
             return
     if len(seen) < len(oracle.requests):
@@ -356,10 +351,9 @@ def test_each_lenient_rule_is_a_real_difference(quirk: str) -> None:
     assert [s.status for s in seen] == [0] and seen[0].got is not None
 
 
-@pytest.mark.parametrize("quirk", sorted(KNOWN_DEFECTS))
-@pytest.mark.xfail(strict=True, reason="accepted by the body framing code; see KNOWN_DEFECTS")
-def test_known_defects_are_refused(quirk: str) -> None:
-    seen, h11_reads = _verdicts(KNOWN_DEFECTS[quirk].example)
+@pytest.mark.parametrize("quirk", sorted(FOUND_AND_FIXED))
+def test_framing_faults_the_oracle_found_are_refused(quirk: str) -> None:
+    seen, h11_reads = _verdicts(FOUND_AND_FIXED[quirk].example)
     assert not h11_reads
     assert [s.status for s in seen] == [400]
 
