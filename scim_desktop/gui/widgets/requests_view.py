@@ -14,7 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 from PySide6.QtCore import QEvent, QItemSelection, QModelIndex, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QFontMetrics, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -35,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from scim_desktop import __version__
 from scim_desktop.gui import theme
-from scim_desktop.gui.export import to_har, to_jsonl
+from scim_desktop.gui.export import har_bytes, to_jsonl
 from scim_desktop.gui.models.requests import (
     COL_DURATION,
     COL_FAULT,
@@ -437,8 +436,7 @@ class RequestsView(QWidget):
         def work() -> None:
             try:
                 if fmt == "har":
-                    har = to_har(records, __version__)
-                    data = orjson.dumps(har, option=orjson.OPT_INDENT_2)
+                    data = har_bytes(records, __version__)  # never refused by orjson
                 else:
                     data = to_jsonl(records).encode("utf-8")
                 tmp = path.with_name(path.name + ".part")
