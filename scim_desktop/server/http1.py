@@ -12,16 +12,23 @@ writes HTTP/1.1 here, still on Tornado's IOLoop, TCPServer (TLS included) and IO
   431), request line and header fields checked (RFC 9112 §3, §5; a malformed one is a 400),
   header names normalized as Tornado does (``content-type`` -> ``Content-Type``), repeated
   fields joined with ",";
+- the handler's ``admit`` decides on each head, before any body byte is read, whether the
+  body is worth reading (issue 12: unauthenticated uploads were buffered whole); a refused
+  request is answered at once, its body never read;
 - bodies framed by Content-Length or ``Transfer-Encoding: chunked`` (both at once, or another
-  transfer coding, is refused: RFC 9112 §6.1, §6.3), ``Expect: 100-continue`` honoured, bodies
-  up to ``max_body_size`` read (to a client waiting for ``100 Continue``: up to
-  ``continue_limit``); a longer one is not read, and the handler is told its declared
-  length so it can answer a SCIM 413 before the connection closes;
+  transfer coding, is refused: RFC 9112 §6.1, §6.3), ``Expect: 100-continue`` honoured once
+  the head was admitted, bodies up to ``max_body_size`` read (to a client waiting for ``100
+  Continue``: up to ``continue_limit``); a longer one is not read, and the handler is told its
+  declared length so it can answer a SCIM 413 before the connection closes; what a client
+  still sends after such a refusal is read and dropped from a budget all connections share;
 - keep-alive (HTTP/1.1 unless ``Connection: close``; HTTP/1.0 only with ``Connection:
   keep-alive``), pipelined requests answered in order, each response written with one
   ``write`` (head and body together, ``TCP_NODELAY`` set once per connection);
-- a connection that is idle, or sends its request too slowly, for ``idle_timeout`` seconds is
-  closed by one sweep every few seconds (not a timer per request);
+- a connection that is idle, or sends its request too slowly, for ``idle_timeout`` seconds,
+  whose body takes longer than ``body_timeout``, or whose answer is not read within
+  ``write_timeout``, is closed by one sweep every few seconds (not a timer per request);
+- connections are accepted by this module's own handler (Tornado's spins when descriptors run
+  out), at most ``max_connections`` of them (see :class:`HttpServer`);
 - protocol errors are answered with a SCIM Error body (RFC 7644 §3.12) and ``Connection:
   close``, never a bare Tornado 400.
 
@@ -35,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import re
 import socket
@@ -50,6 +56,7 @@ from tornado.iostream import IOStream, SSLIOStream, StreamClosedError
 from tornado.tcpserver import TCPServer
 
 from scim_desktop.core import errors
+from scim_desktop.server.accepting import Acceptor, default_max_connections
 
 log = logging.getLogger("scim_desktop.server.http")
 
@@ -80,13 +87,6 @@ WRITE_TIMEOUT = 60.0
 MAX_TRAILER_FIELDS = 64
 #: Bytes of empty lines (CR, LF) ignored before a request line (RFC 9112 §2.2); more: a 400.
 MAX_LEADING_EMPTY = 8
-#: Connections accepted at once when the listening socket is readable (Tornado's figure).
-ACCEPT_BATCH = 128
-#: Never more connections than this, however high the descriptor limit.
-MAX_CONNECTIONS = 4096
-#: Pauses of the accept loop while descriptors have run out: first, and longest.
-ACCEPT_PAUSE = 0.1
-ACCEPT_PAUSE_MAX = 1.6
 #: Retry-After (seconds) of the 503 a connection over the limit gets.
 BUSY_RETRY_AFTER = 5
 #: HTTP/1.0 and HTTP/1.1 only (RFC 9112 §2.3); any other version is a 505 (RFC 9110 §15.6.6).
@@ -323,88 +323,6 @@ class Handler(Protocol):
     # its body is not read and the connection ends after the answer.
 
 
-def default_max_connections() -> int:
-    """Connections to serve at most: below the soft RLIMIT_NOFILE (the data file, the journal,
-    logs and the window need descriptors too), and never more than MAX_CONNECTIONS."""
-    try:
-        import resource
-    except ImportError:  # Windows: no descriptor limit of this kind
-        return MAX_CONNECTIONS
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft == resource.RLIM_INFINITY:
-        return MAX_CONNECTIONS
-    return max(8, min(MAX_CONNECTIONS, soft - max(32, soft // 8)))
-
-
-class _Acceptor:
-    """Accepts connections on one listening socket, as Tornado's ``add_accept_handler`` does,
-    but survives running out of file descriptors: Tornado's handler raises on EMFILE, the
-    socket stays readable, and the loop spins (issue 12: 5 CPU-s in 5 s and 118,645 log
-    lines). Here accepting pauses (the socket leaves the IOLoop) for ACCEPT_PAUSE, doubling up
-    to ACCEPT_PAUSE_MAX while it keeps failing, with one log line per episode."""
-
-    def __init__(self, server: HttpServer, sock: socket.socket) -> None:
-        self.server = server
-        self.sock = sock
-        self.io_loop = IOLoop.current()
-        self.removed = False
-        self.paused = False
-        self.pause = ACCEPT_PAUSE
-        #: time.monotonic() when descriptors ran out (None: accepting normally).
-        self.starved_since: float | None = None
-        self.io_loop.add_handler(sock, self._on_readable, IOLoop.READ)
-
-    def remove(self) -> None:
-        if not self.removed:
-            self.removed = True
-            if not self.paused:
-                self.io_loop.remove_handler(self.sock)
-
-    def _on_readable(self, fd: Any, events: int) -> None:
-        server = self.server
-        for _ in range(ACCEPT_BATCH):
-            if self.removed or self.paused:
-                return
-            try:
-                connection, address = self.sock.accept()
-            except BlockingIOError:
-                return
-            except ConnectionAbortedError:
-                continue
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    self._starved(exc)
-                    return
-                raise
-            if self.starved_since is not None:
-                log.warning(
-                    "Accepting connections again after %.1f s without file descriptors",
-                    time.monotonic() - self.starved_since,
-                )
-                self.starved_since = None
-                self.pause = ACCEPT_PAUSE
-            server.accepted(connection, address)
-
-    def _starved(self, exc: OSError) -> None:
-        if self.starved_since is None:
-            self.starved_since = time.monotonic()
-            log.warning(
-                "Out of file descriptors (%s) with %d connections open: not accepting new "
-                "connections until some close",
-                exc.strerror or exc,
-                len(self.server.connections),
-            )
-        self.paused = True
-        self.io_loop.remove_handler(self.sock)
-        self.io_loop.call_later(self.pause, self._resume)
-        self.pause = min(self.pause * 2, ACCEPT_PAUSE_MAX)
-
-    def _resume(self) -> None:
-        self.paused = False
-        if not self.removed:
-            self.io_loop.add_handler(self.sock, self._on_readable, IOLoop.READ)
-
-
 class HttpServer(TCPServer):
     """Accepts connections and serves each one with a :class:`Connection`.
 
@@ -457,7 +375,7 @@ class HttpServer(TCPServer):
     def add_sockets(self, sockets: Any) -> None:
         for sock in sockets:
             self._sockets[sock.fileno()] = sock
-            self._handlers[sock.fileno()] = _Acceptor(self, sock).remove
+            self._handlers[sock.fileno()] = Acceptor(self, sock).remove
 
     def accepted(self, connection: socket.socket, address: Any) -> None:
         """A new connection: served, unless max_connections are open and no idle one can make
