@@ -167,3 +167,20 @@ def test_accepting_pauses_when_descriptors_run_out(processes: list[Process]) -> 
     assert server.request().startswith(b"HTTP/1.1 200 ")
     server.wait_for(re.compile(r"(Accepting connections again)"))
     assert "Traceback" not in "\n".join(server.lines)
+
+
+def test_start_up_raises_the_soft_descriptor_limit_to_the_hard_one() -> None:
+    code = (
+        "import resource\n"
+        "from scim_desktop.server.runner import raise_fd_limit\n"
+        "raise_fd_limit()\n"
+        "print(*resource.getrlimit(resource.RLIMIT_NOFILE))\n"
+    )
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 256))
+
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, preexec_fn=limit, timeout=60
+    )
+    assert out.stdout.split() == ["256", "256"], out.stderr
