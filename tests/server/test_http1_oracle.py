@@ -292,7 +292,7 @@ def _sent_at(sent: list[Sent], offset: int) -> Sent:
     return sent[-1]
 
 
-@settings(FAST, max_examples=150)
+@settings(FAST, max_examples=200)
 @given(pipeline())
 def test_framing_and_pipelines_are_read_as_h11_reads_them(sent: list[Sent]) -> None:
     data = b"".join(one.data for one in sent)
