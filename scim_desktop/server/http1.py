@@ -532,6 +532,9 @@ class Connection:
         else:
             self.remote_ip = "0.0.0.0"
         self._buf = bytearray()  # received, not yet read as a request
+        # Waiting for its first request from now on (so also idle, for the connection limit,
+        # before its coroutine first runs).
+        self.reading_since = time.monotonic()
         stream.set_close_callback(self._on_close)
         stream.set_nodelay(True)  # each answer goes out in one write
 
