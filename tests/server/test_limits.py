@@ -356,7 +356,7 @@ def test_past_the_connection_limit_an_idle_connection_makes_room() -> None:
         # Now every connection holds part of a request: none is idle.
         for _, w in [*conns[1:], (reader, writer)]:
             w.write(b"GET /partial HTTP/1.1\r\n")
-        await asyncio.sleep(0.2)
+        await asyncio_wait_for(lambda: all(c._buf for c in server.connections))
         r5, w5 = await asyncio.open_connection("127.0.0.1", port)
         w5.write(b"GET /late HTTP/1.1\r\nHost: x\r\n\r\n")
         busy = await until_closed(r5)
