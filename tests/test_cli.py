@@ -375,3 +375,22 @@ def test_the_window_module_does_not_import_the_command_line() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['scim_desktop.options']"
+
+
+def test_layers_import_only_what_is_below_them() -> None:
+    """core/ loads no Qt, Tornado or TinyDB; store/ and server/ no Qt; the command line
+    (parsing included) no Qt either, so ``serve`` works where Qt cannot load."""
+    script = (
+        "import importlib, pkgutil, sys\n"
+        "import scim_desktop.core as core\n"
+        "for m in pkgutil.iter_modules(core.__path__):\n"
+        "    importlib.import_module('scim_desktop.core.' + m.name)\n"
+        "seen = {n.split('.')[0] for n in sys.modules}\n"
+        "print('core', sorted(seen & {'PySide6', 'tornado', 'tinydb'}))\n"
+        "import scim_desktop.store, scim_desktop.server.runner, scim_desktop.cli\n"
+        "scim_desktop.cli.build_parser().parse_args(['serve'])\n"
+        "print('below gui', 'PySide6' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["core []", "below gui False"]
