@@ -89,6 +89,9 @@ MAX_TRAILER_FIELDS = 64
 MAX_LEADING_EMPTY = 8
 #: Retry-After (seconds) of the 503 a connection over the limit gets.
 BUSY_RETRY_AFTER = 5
+#: At the connection limit with no idle connection to close, how long new connections get a
+#: 503 before the connections are looked through again.
+IDLE_SCAN_PAUSE = 0.1
 #: HTTP/1.0 and HTTP/1.1 only (RFC 9112 §2.3); any other version is a 505 (RFC 9110 §15.6.6).
 #: That includes HTTP/1.2 and the like, which §2.3 would let a server read as 1.1 (a SHOULD):
 #: no client sends one, and refusing keeps each version's rules (keep-alive, Host) exact.
@@ -369,6 +372,7 @@ class HttpServer(TCPServer):
         self.connections: set[Connection] = set()
         self._sweeping = False
         self._full_since: float | None = None
+        self._no_idle_until = 0.0
         self._busy_answer = self._make_busy_answer()
 
     # --- accepting -------------------------------------------------------------------------------
@@ -402,19 +406,29 @@ class HttpServer(TCPServer):
         self._handle_connection(connection, address)
 
     def _close_idlest(self) -> bool:
-        """Close the keep-alive connection idle the longest (waiting for a next request, none
-        of it received): RFC 9112 §9.6 lets a server close idle connections at any time."""
-        idlest: Connection | None = None
-        for conn in self.connections:
-            since = conn.reading_since
-            if since is None or conn._buf or conn._in_body or conn.stream.closed():
-                continue
-            if idlest is None or since < idlest.reading_since:  # type: ignore[operator]
-                idlest = conn
-        if idlest is None:
+        """Make room at the connection limit: close the keep-alive connections idle the
+        longest (waiting for a next request, none of it received; RFC 9112 §9.6 lets a server
+        close those at any time), a sixteenth of the limit at once so the scan over every
+        connection is not made again for each new one. False when none is idle (then the
+        scan is not repeated for IDLE_SCAN_PAUSE seconds: each new connection gets a 503)."""
+        now = time.monotonic()
+        if now < self._no_idle_until:
             return False
-        idlest.close()
-        self.connections.discard(idlest)  # its slot is free now (its close callback runs later)
+        idle = [
+            conn
+            for conn in self.connections
+            if conn.reading_since is not None
+            and not conn._buf
+            and not conn._in_body
+            and not conn.stream.closed()
+        ]
+        if not idle:
+            self._no_idle_until = now + IDLE_SCAN_PAUSE
+            return False
+        idle.sort(key=lambda conn: conn.reading_since)  # type: ignore[arg-type, return-value]
+        for conn in idle[: max(1, self.max_connections // 16)]:
+            conn.close()
+            self.connections.discard(conn)  # its slot is free now (its close callback is later)
         return True
 
     def _make_busy_answer(self) -> bytes:
@@ -469,21 +483,30 @@ class HttpServer(TCPServer):
 
     def _sweep(self) -> None:
         """Close connections past a deadline: waiting too long for (the rest of) their next
-        request, a body that takes too long in all, or an answer that is not being read."""
+        request, a body that takes too long in all, or an answer that is not being read (one
+        log line per sweep for the last two, however many connections)."""
         now = time.monotonic()
         idle, body, write = self.idle_timeout, self.body_timeout, self.write_timeout
+        slow_bodies = unread = 0
         for conn in list(self.connections):
             since = conn.reading_since
             if since is not None and now - since > idle:
                 conn.close()
             elif conn._in_body and now - conn.body_since > body:
-                log.info(
-                    "Closed a connection from %s: its request body took too long", conn.remote_ip
-                )
+                slow_bodies += 1
                 conn.close()
             elif conn.writing_since is not None and now - conn.writing_since > write:
-                log.info("Closed a connection from %s: it did not read its answer", conn.remote_ip)
+                unread += 1
                 conn.close()
+        if slow_bodies or unread:
+            log.info(
+                "Closed %d connections whose request body took over %g s, and %d that did not "
+                "read their answer within %g s",
+                slow_bodies,
+                body,
+                unread,
+                write,
+            )
         if self.connections:
             IOLoop.current().call_later(self._sweep_every(), self._sweep)
         else:
