@@ -225,15 +225,19 @@ def gui(args: argparse.Namespace) -> int:
         args.log = "text"
         return serve(args)
     try:
-        from scim_desktop.gui.app import run_gui
+        from scim_desktop.gui.app import platform_problem, run_gui
+
+        problem = platform_problem()
     except ImportError as exc:
+        problem = f"Qt cannot load: {exc}"
+    if problem is not None:
         if args.screenshot:
             # A picture of the window cannot come from the headless server.
-            print(f"scim-desktop: error: Qt cannot load ({exc})", file=sys.stderr)
+            print(f"scim-desktop: error: {problem}", file=sys.stderr)
             return EXIT_START_FAILED
         print(
-            f"scim-desktop: the desktop window cannot start ({exc}); starting the headless "
-            "server instead (scim-desktop serve).",
+            f"scim-desktop: the desktop window cannot start ({problem}). Starting the "
+            "headless server instead (scim-desktop serve).",
             file=sys.stderr,
         )
         args.log = "text"

@@ -25,9 +25,11 @@ BASE_URL_RE = re.compile(r"Base URL:\s+(\S+)")
 class Served:
     """A running ``scim-desktop serve`` process and what it printed."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str] | None = None, command: str = "serve"
+    ) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "scim_desktop", "serve", *args],
+            [sys.executable, "-m", "scim_desktop", *([command] if command else []), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -394,3 +396,44 @@ def test_layers_import_only_what_is_below_them() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == ["core []", "below gui False"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Qt's xcb plugin: Linux only")
+def test_a_window_qt_cannot_show_falls_back_to_the_headless_server(tmp_path: Path) -> None:
+    """Qt aborts the process when its X11 plugin cannot load (a Debian 12 desktop without
+    libxcb-cursor0); the command line checks first, says why and what to install, and serves
+    headless instead. Here the plugin Qt would find first (QT_PLUGIN_PATH) is unloadable."""
+    platforms = tmp_path / "plugins" / "platforms"
+    platforms.mkdir(parents=True)
+    (platforms / "libqxcb.so").write_text("not a shared library\n")
+    # Empty values count as unset (conftest asks for offscreen; the host may run Wayland).
+    env = {
+        "QT_QPA_PLATFORM": "",
+        "WAYLAND_DISPLAY": "",
+        "DISPLAY": ":97",
+        "XDG_SESSION_TYPE": "x11",
+        "QT_PLUGIN_PATH": str(tmp_path / "plugins"),
+    }
+    options = ["--port", "0", "--no-auth", "--db", str(tmp_path / "d.json")]
+    s = Served(options, env, command="")  # no subcommand: the window
+    try:
+        assert s.base_url().startswith("http://127.0.0.1:")
+        notice = s.wait_for(re.compile(r"(the desktop window cannot start .*)"), "stderr")
+        assert "Qt cannot load its X11 platform plugin" in notice
+        assert "sudo apt-get install" in notice and "libxcb-cursor0" in notice
+        assert "Starting the headless server instead" in notice
+        assert s.stop() == 0
+    finally:
+        if s.proc.poll() is None:
+            s.proc.kill()
+    # A screenshot cannot come from the headless server: one error line, exit 1.
+    shot = subprocess.run(
+        [sys.executable, "-m", "scim_desktop", *options, "--screenshot", str(tmp_path / "w.png")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+    lines = [line for line in shot.stderr.splitlines() if line.strip()]
+    assert shot.returncode == 1 and len(lines) == 1, shot.stderr
+    assert lines[0].startswith("scim-desktop: error: Qt cannot load its X11 platform plugin")

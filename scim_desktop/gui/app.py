@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import logging.handlers
+import os
 import signal
 import sys
 import tempfile
@@ -14,6 +15,8 @@ from pathlib import Path
 from types import TracebackType
 
 from PySide6.QtCore import (
+    QLibrary,
+    QLibraryInfo,
     QMessageLogContext,
     QSettings,
     QTimer,
@@ -148,6 +151,42 @@ def install_qt_message_filter() -> None:
         sys.stderr.flush()
 
     qInstallMessageHandler(handler)
+
+
+def platform_problem() -> str | None:
+    """Why Qt's X11 (xcb) platform plugin cannot load here, in words; None when it can, or
+    when the window will not use xcb (another platform, not Linux).
+
+    Qt does not fail softly there: without, say, libxcb-cursor0 (which a stock Debian 12
+    desktop lacks) it prints "could not load the Qt platform plugin" and aborts the process.
+    Loading the plugin library first, the way Qt will, turns that into a sentence the
+    command line can show before it falls back to the headless server.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    requested = os.environ.get("QT_QPA_PLATFORM", "").split(";")[0].split(":")[0].strip()
+    if requested and requested != "xcb":
+        return None
+    wayland = os.environ.get("WAYLAND_DISPLAY") and os.environ.get("XDG_SESSION_TYPE") == "wayland"
+    if not requested and (wayland or not os.environ.get("DISPLAY")):
+        return None  # Qt picks Wayland (or nothing to show on): not this check's business
+    # Where Qt looks for plugins: QT_PLUGIN_PATH first, then its own folder.
+    folders = [Path(p) for p in os.environ.get("QT_PLUGIN_PATH", "").split(os.pathsep) if p]
+    folders.append(Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath)))
+    plugins = [f / "platforms" / "libqxcb.so" for f in folders]
+    plugin = next((p for p in plugins if p.is_file()), None)
+    if plugin is None:
+        return "Qt has no xcb platform plugin"
+    library = QLibrary(str(plugin))
+    if library.load():
+        return None
+    # The same packages the self-test and the .deb name (selftest.py only imports config).
+    from scim_desktop.selftest import QT_XCB_PACKAGES
+
+    return (
+        f"Qt cannot load its X11 platform plugin: {library.errorString()}; on Debian or "
+        f"Ubuntu, sudo apt-get install {QT_XCB_PACKAGES}"
+    )
 
 
 def run_gui(args: argparse.Namespace) -> int:
