@@ -400,7 +400,7 @@ def test_layers_import_only_what_is_below_them() -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Qt's xcb plugin: Linux only")
 def test_a_window_qt_cannot_show_falls_back_to_the_headless_server(tmp_path: Path) -> None:
-    """Qt aborts the process when its X11 plugin cannot load (a Debian 12 desktop without
+    """Qt aborts the process when its X11 plugin cannot load (e.g. a desktop without
     libxcb-cursor0); the command line checks first, says why and what to install, and serves
     headless instead. Here the plugin Qt would find first (QT_PLUGIN_PATH) is unloadable."""
     platforms = tmp_path / "plugins" / "platforms"

@@ -157,8 +157,8 @@ def platform_problem() -> str | None:
     """Why Qt's X11 (xcb) platform plugin cannot load here, in words; None when it can, or
     when the window will not use xcb (another platform, not Linux).
 
-    Qt does not fail softly there: without, say, libxcb-cursor0 (which a stock Debian 12
-    desktop lacks) it prints "could not load the Qt platform plugin" and aborts the process.
+    Qt does not fail softly there: without, say, libxcb-cursor0 (which Qt needs since 6.5
+    and many desktops lack) it prints "could not load the Qt platform plugin" and aborts the process.
     Loading the plugin library first, the way Qt will, turns that into a sentence the
     command line can show before it falls back to the headless server.
     """
