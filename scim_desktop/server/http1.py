@@ -212,11 +212,16 @@ class Request:
         self.declared_length = 0
         #: What the handler decided on the head (Handler.admit), kept for when it answers.
         self.admission: Any = None
-        connection = headers.get("Connection", "").lower()
+        connection = headers.get("Connection")
+        # RFC 9110 §7.6.1: a comma-separated list of case-insensitive tokens ("x-close" is
+        # not "close").
+        options = (
+            {token.strip(" \t").lower() for token in connection.split(",")} if connection else ()
+        )
         if version == "HTTP/1.1":
-            self.keep_alive = "close" not in connection
+            self.keep_alive = "close" not in options
         else:
-            self.keep_alive = "keep-alive" in connection
+            self.keep_alive = "keep-alive" in options
 
     def tornado_headers(self) -> httputil.HTTPHeaders:
         """The header fields as Tornado's HTTPHeaders (for a tornado.web.Application)."""

@@ -472,3 +472,24 @@ def test_stopping_ends_answers_that_are_still_waiting(db_path, sink: RecordingSi
         assert sock.recv(100) == b""  # closed without an answer
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize(
+    ("version", "connection", "keep_alive"),
+    [
+        ("HTTP/1.1", None, True),
+        ("HTTP/1.1", "close", False),
+        ("HTTP/1.1", "Keep-Alive, CLOSE", False),
+        ("HTTP/1.1", "x-close", True),  # a token, not a substring (RFC 9110 §7.6.1)
+        ("HTTP/1.0", None, False),
+        ("HTTP/1.0", "keep-alive", True),
+        ("HTTP/1.0", "TE,  Keep-Alive ", True),
+        ("HTTP/1.0", "not-keep-alive", False),
+    ],
+)
+def test_connection_options_are_tokens(
+    version: str, connection: str | None, keep_alive: bool
+) -> None:
+    field = f"Connection: {connection}\r\n" if connection is not None else ""
+    req = parse_head(f"GET / {version}\r\nHost: x\r\n{field}\r\n".encode())
+    assert req is not None and req.keep_alive is keep_alive
