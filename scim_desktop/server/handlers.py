@@ -708,7 +708,8 @@ class Exchange:
         if isinstance(exc, errors.ScimError):
             error = exc
         else:
-            log.error("Unexpected error in %s %s", self.method, self.uri, exc_info=exc)
+            # The path only: a query string may carry a credential (?access_token=...).
+            log.error("Unexpected error in %s %s", self.method, self.path, exc_info=exc)
             error = errors.InternalError(
                 "Internal server error; the server log has the details. The server keeps running."
             )
@@ -784,7 +785,7 @@ class Exchange:
         except errors.ScimError:
             self._okta_request = self._okta_step = None  # a bad query: the endpoint says so
         except Exception:  # labelling must never break serving
-            log.exception("Could not classify %s %s", self.method, self.uri)
+            log.exception("Could not classify %s %s", self.method, self.path)  # no query: see _fail
             self._okta_request = self._okta_step = None
 
     async def _with_fault(self, route: Route, args: tuple[str, ...]) -> None:

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from scim_desktop.config import TlsConfig, write_private_file
+from scim_desktop.config import TlsConfig, make_private_dir, write_private_file
 
 #: Apple platforms refuse TLS server certificates valid for more than 825 days.
 VALIDITY_DAYS = 825
@@ -109,9 +109,10 @@ def generate_self_signed(
         serialization.NoEncryption(),
     )
     folder = cert_path.parent
-    folder.mkdir(parents=True, exist_ok=True)
     if folder == key_path.parent:
-        os.chmod(folder, 0o700)
+        make_private_dir(folder)  # the key's folder: 0700 from the moment it exists
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
     write_private_file(key_path, key_pem)
     write_private_file(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     os.chmod(cert_path, 0o644)  # the certificate is public; only the key is secret
