@@ -8,9 +8,9 @@ never touched: Debian and Ubuntu refuse `pip install` into theirs (PEP 668,
 "externally-managed-environment"). Where the venv module cannot install pip (Debian's python3
 without the python3-venv package has no ensurepip), the venv is made without pip and pip is
 installed into it from its wheel on the package index your pip configuration names (PyPI by
-default). The project is installed editable, again only when pyproject.toml changed, so a
-second start takes a second. The exit status is the app's or pytest's; pytest's 5 ("no tests
-ran") is a failure too. Delete .venv to start from scratch.
+default). The project is installed editable once, and again only when pyproject.toml
+changes, so later starts take well under a second. The exit status is the app's or
+pytest's; pytest's 5 ("no tests ran") is a failure too. Delete .venv to start from scratch.
 
 Standard library only, and it runs (to say what is missing) on older Pythons.
 """
