@@ -58,6 +58,7 @@ def test_generated_certificate_is_trusted_for_127_0_0_1(db_path: Path) -> None:
         assert server.tls_generated is True
         assert server.tls_fingerprint == file_fingerprint(tls.cert_path)
         assert oct(tls.key_path.stat().st_mode & 0o777) == "0o600"
+        assert oct(tls.key_path.parent.stat().st_mode & 0o777) == "0o700"
         status, headers, raw = https(server, tls.cert_path, "GET", "/scim/v2/Users")
         assert status == 200
         status, headers, raw = https(
