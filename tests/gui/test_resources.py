@@ -723,7 +723,10 @@ def test_json_editor_refuses_a_stale_version(
     dialog = users_view.edit_json(bob["id"])
     assert dialog is not None
     # Okta changes the user while the editor is open.
-    patch = {"Operations": [{"op": "replace", "value": {"title": "Okta's change"}}]}
+    patch = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "value": {"title": "Okta's change"}}],
+    }
     assert http(controller, lambda c: c.patch(f"/Users/{bob['id']}", patch)).status == 200
     dialog.editor.setPlainText(orjson.dumps(dict(bob, title="Mine")).decode())
     qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
