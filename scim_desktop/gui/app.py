@@ -158,9 +158,9 @@ def platform_problem() -> str | None:
     when the window will not use xcb (another platform, not Linux).
 
     Qt does not fail softly there: without, say, libxcb-cursor0 (which Qt needs since 6.5
-    and many desktops lack) it prints "could not load the Qt platform plugin" and aborts the process.
-    Loading the plugin library first, the way Qt will, turns that into a sentence the
-    command line can show before it falls back to the headless server.
+    and many desktops lack) it prints "could not load the Qt platform plugin" and aborts
+    the process. Loading the plugin library first, the way Qt will, turns that into a
+    sentence the command line can show before it falls back to the headless server.
     """
     if not sys.platform.startswith("linux"):
         return None
