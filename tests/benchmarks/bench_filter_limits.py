@@ -11,6 +11,8 @@ temporary database), creates the users over HTTP, then measures, while another c
 - the largest filter the limits allow that costs the most: MAX_FILTER_CLAUSES clauses of
   ``title pr`` (no user has a title, so every clause is tested on every user);
 - the same filter sent by ``--hostile`` clients at once (their slices take turns);
+- a value filter of MAX_FILTER_CLAUSES clauses over a group of (up to) 3,000 members: one
+  record that costs much on its own, evaluated in steps;
 - ``sortBy=userName`` over all users (the sort runs in slices too);
 
 and prints each one's time and the other client's longest wait (one GET by id) meanwhile,
@@ -38,11 +40,15 @@ from scim_desktop.server.slices import SLICE_S
 from tests.benchmarks import bench_server as bs
 
 SEARCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+
+
+def dumps(body: dict[str, Any]) -> bytes:
+    return json.dumps(body).encode()
 
 
 def search(req: bs.Requests, body: dict[str, Any]) -> bytes:
-    data = json.dumps({"schemas": [SEARCH_SCHEMA], **body}).encode()
-    return req.with_body("POST", "/Users/.search", data)
+    return req.with_body("POST", "/Users/.search", dumps({"schemas": [SEARCH_SCHEMA], **body}))
 
 
 class Waits:
@@ -135,6 +141,24 @@ async def measure(users: int, hostile: int, concurrency: int) -> None:
             print(
                 f"  {hostile} clients send it at once: statuses {statuses}, the last answered "
                 f"after {ms(slowest)}; other client's longest wait {ms(longest)} ({gets} GETs)"
+            )
+
+            # One record that is costly on its own: a group of (up to) 3,000 members under a
+            # value filter of all the clauses allowed (evaluated in steps, not in one go).
+            members = [{"value": rid} for rid, _ in target.users[:3000]]
+            group = {"schemas": [GROUP_SCHEMA], "displayName": "Everyone", "members": members}
+            status, _, _ = await timed(conns[1], req.with_body("POST", "/Groups", dumps(group)))
+            inner = " or ".join(f'value eq "missing-{k}"' for k in range(MAX_FILTER_CLAUSES - 1))
+            value_filter = req.with_body(
+                "POST",
+                "/Groups/.search",
+                dumps({"schemas": [SEARCH_SCHEMA], "filter": f"members[{inner}]"}),
+            )
+            (status, _, took), longest, gets = await waits.during(timed(conns[1], value_filter))
+            print(
+                f"  value filter of {MAX_FILTER_CLAUSES} clauses over a group of {len(members):,} "
+                f"members: {status} in {ms(took)}; other client's longest wait {ms(longest)} "
+                f"({gets} GETs)"
             )
 
             sort = req.get("/Users?sortBy=userName&sortOrder=descending&startIndex=1&count=100")
