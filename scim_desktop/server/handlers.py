@@ -35,7 +35,7 @@ import tornado.web
 
 from scim_desktop.config import ServerConfig
 from scim_desktop.core import errors
-from scim_desktop.core.faults import FaultEngine, FaultRequest, relative_path
+from scim_desktop.core.faults import METHODS, FaultEngine, FaultRequest, relative_path
 from scim_desktop.core.listing import list_response, parse_list_query, parse_search_request
 from scim_desktop.core.okta import OktaClassifier, OktaRequest, Step
 from scim_desktop.core.projection import make_projection, project
@@ -71,8 +71,9 @@ _JSON_TYPES = ("application/scim+json", "application/json")
 _RESOURCE_NAMES = {"users": "User", "groups": "Group"}
 #: What a Host / X-Forwarded-Host may be: a name or address with an optional port.
 _HOST_RE = re.compile(r"[A-Za-z0-9.\-_]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
-#: Methods HTTP/1.1 servers here know; anything else is 405 before authentication.
-_KNOWN_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+#: Methods HTTP/1.1 servers here know (the ones fault rules may name); anything else is 405
+#: before authentication.
+_KNOWN_METHODS = METHODS
 #: Control characters replaced in query parameters (as Tornado's get_argument does).
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0e-\x1f]")
 #: Compress only bodies at least this long (the gzip header and trailer cost ~20 bytes).
