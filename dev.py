@@ -372,9 +372,35 @@ def _pyside_folder(python: Path) -> Path | None:
     return Path(done.stdout.strip()).parent if done.returncode == 0 else None
 
 
-def qt_libraries_hint(missing: list[str]) -> str:
+def _debian_packages(missing: list[str]) -> tuple[list[str], list[str]]:
+    """The Debian packages that bring ``missing``, and the libraries no known package brings."""
     packages = sorted({DEBIAN_PACKAGES.get(lib, "") for lib in missing} - {""})
-    unknown = [lib for lib in missing if lib not in DEBIAN_PACKAGES]
+    return packages, [lib for lib in missing if lib not in DEBIAN_PACKAGES]
+
+
+def install_qt_libraries(missing: list[str]) -> bool:
+    """As root on Debian or Ubuntu (a CI machine, a container), install the packages that bring
+    ``missing`` with apt-get, saying so; True when that worked. Anyone else is told the
+    command instead (qt_libraries_hint): this never asks for a password."""
+    packages, unknown = _debian_packages(missing)
+    if os.name == "nt" or os.geteuid() != 0 or unknown or not packages:
+        return False
+    if not shutil.which("apt-get"):
+        return False
+    say(f"Qt needs system libraries; running as root, so installing: {' '.join(packages)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+    ):
+        if subprocess.run(command, env=env).returncode != 0:
+            say(f"{' '.join(command)} failed")
+            return False
+    return True
+
+
+def qt_libraries_hint(missing: list[str]) -> str:
+    packages, unknown = _debian_packages(missing)
     text = (
         "the tests open Qt windows (offscreen), and Qt needs system libraries this machine "
         f"lacks: {', '.join(missing)}."
@@ -421,6 +447,8 @@ def main(argv: list[str]) -> int:
         install_project(python, {"test"} if testing else set())
         if testing:
             missing = missing_qt_libraries(python)
+            if missing and install_qt_libraries(missing):
+                missing = missing_qt_libraries(python)
             if missing:
                 raise Failure(qt_libraries_hint(missing))
     except Failure as exc:

@@ -280,3 +280,20 @@ def test_the_test_command_passes_pytests_exit_status_on(
     assert done.returncode == status, done.stdout + done.stderr
     assert ("that is a failure, not a pass" in done.stderr) is (status == 5)
     assert "installing" not in done.stderr  # the stamp matched: nothing was installed
+
+
+def test_qt_libraries_are_installed_only_by_root_and_only_known_packages(
+    dev: ModuleType, monkeypatch
+) -> None:
+    """As root (CI, a container) dev.py apt-installs the packages Qt lacks; anyone else, or a
+    library no known package brings, gets the command to run instead: never a password prompt.
+    The cases here stop before apt-get would run."""
+    ran: list[list[str]] = []
+    monkeypatch.setattr(dev.subprocess, "run", lambda cmd, **kw: ran.append(cmd))
+    assert dev.install_qt_libraries(["libunheard-of.so.7"]) is False
+    monkeypatch.setattr(dev.os, "geteuid", lambda: 1000)
+    assert dev.install_qt_libraries(["libEGL.so.1"]) is False
+    assert ran == []
+    hint = dev.qt_libraries_hint(["libEGL.so.1"])
+    if shutil.which("apt-get"):
+        assert "sudo apt-get install libegl1" in hint
