@@ -27,8 +27,10 @@ What cannot be known from one request alone comes from the history, which is bou
 
 The classifier is split by resource, each part a mixin of :class:`OktaClassifier` over the
 shared history tables (``okta_common._State``): ``okta_users`` (/Users), ``okta_groups``
-(/Groups), ``okta_spec`` (the SPEC test suite), ``okta_retry`` (429s and retries);
-``okta_steps`` holds the step table and records. This module keeps the public API: import from here.
+(/Groups), ``okta_spec`` (the SPEC test suite), ``okta_entitlements`` (discovery reads,
+catalog imports, grants and revokes; :meth:`OktaClassifier.set_catalog`), ``okta_retry``
+(429s and retries); ``okta_steps`` holds the step table and records. This module keeps the
+public API: import from here.
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ from scim_desktop.core.okta_common import (
     _shorten,
     _State,
     _target,
+)
+from scim_desktop.core.okta_entitlements import (
+    ENTITLEMENT_STEPS,
+    _CatalogTarget,
+    _EntitlementSteps,
+    grants_on_page,
 )
 from scim_desktop.core.okta_groups import _GroupSteps
 from scim_desktop.core.okta_retry import _RetryRules, _Throttle, retry_wait
@@ -86,7 +94,7 @@ __all__ = [
 
 
 # --- the classifier ----------------------------------------------------------------------------
-class OktaClassifier(_UserSteps, _GroupSteps, _SpecSteps, _RetryRules, _State):
+class OktaClassifier(_UserSteps, _GroupSteps, _SpecSteps, _EntitlementSteps, _RetryRules, _State):
     """Labels requests with Okta lifecycle steps (OKTA.md) using a short, bounded history.
 
     Call :meth:`classify` when a request arrives and :meth:`note_response` once it is answered
@@ -106,10 +114,15 @@ class OktaClassifier(_UserSteps, _GroupSteps, _SpecSteps, _RetryRules, _State):
         self._links: _Recent[str, str] = _Recent(size, min(LINK_WINDOW_S, max_age_s))
         self._link_read: _Recent[str, bool] = _Recent(size, max_age_s)  # ids read for a link
         self._checked: _Recent[str, bool] = _Recent(size, max_age_s)  # lower userName checked
-        self._totals: _Recent[str, int] = _Recent(4, max_age_s)  # users/groups -> totalResults
+        # users / groups / a catalog endpoint (lower-case) -> totalResults
+        self._totals: _Recent[str, int] = _Recent(64, max_age_s)
         self._last_test_credentials: float | None = None
         self._spec_users: _Recent[str, tuple[str, str]] = _Recent(size, max_age_s)
         self._spec_ids: _Recent[str, bool] = _Recent(size, max_age_s)
+        # Entitlements: the catalog's endpoints (set_catalog) and the values' names.
+        self._catalog: dict[str, tuple[str, str]] = {}
+        self._catalog_targets: dict[str, _CatalogTarget | None] = {}
+        self._values: _Recent[str, str] = _Recent(size, max_age_s)
         # Retries can come hours later (300 s doubled 9 times): entries expire on their own.
         self._throttled: _Recent[tuple[Any, ...], _Throttle] = _Recent(size, math.inf)
 
@@ -200,6 +213,7 @@ class OktaClassifier(_UserSteps, _GroupSteps, _SpecSteps, _RetryRules, _State):
             self._totals,
             self._spec_users,
             self._spec_ids,
+            self._values,
         ):
             recent.prune(now)
         for key in [k for k in self._throttled if self._expired(k, now)]:
@@ -224,6 +238,8 @@ class OktaClassifier(_UserSteps, _GroupSteps, _SpecSteps, _RetryRules, _State):
         now = req.time
         target = _target(req.path)
         sid = step.id
+        if sid in ("import_entitlements", "read_entitlement_value"):
+            self._remember_entitlements(req, step, body)
         if target.kind in ("users", "groups"):
             if isinstance(ci_get(body, "Resources"), list):
                 for resource in ci_get(body, "Resources"):
@@ -305,6 +321,10 @@ class OktaClassifier(_UserSteps, _GroupSteps, _SpecSteps, _RetryRules, _State):
             return self._success_note(req, step, status, body)
         if status == 401:
             return "401: Okta reports the credentials as invalid." + shown
+        if sid in ENTITLEMENT_STEPS:
+            note = self._entitlement_error_note(req, step, status, body)
+            if note:
+                return note
         if status == 404 and sid == "create_user_existence_check":
             return (
                 "404 is tolerated here as 'not found' (200 with totalResults 0 is expected): "
@@ -348,13 +368,25 @@ class OktaClassifier(_UserSteps, _GroupSteps, _SpecSteps, _RetryRules, _State):
             if total == 0:
                 return "Not found: Okta creates the group next (POST /Groups)."
             return "Found: Okta links the push group to it and updates it by id."
-        if sid in ("import_users", "import_groups") and isinstance(total, int):
-            start = max(_int(_q(req.query, "startIndex")) or 1, 1)
-            count = _int(_q(req.query, "count"))
-            size = count if count is not None and count > 0 else IMPORT_PAGE_SIZE
-            if start - 1 + size < total:
-                return f"totalResults is {total}: Okta asks next for startIndex={start + size}."
-            return f"totalResults is {total}: this is the last page."
+        if sid in ("import_users", "import_groups", "import_entitlements"):
+            notes: list[str] = []
+            if isinstance(total, int):
+                start = max(_int(_q(req.query, "startIndex")) or 1, 1)
+                count = _int(_q(req.query, "count"))
+                size = count if count is not None and count > 0 else IMPORT_PAGE_SIZE
+                if start - 1 + size < total:
+                    notes.append(
+                        f"totalResults is {total}: Okta asks next for startIndex={start + size}."
+                    )
+                else:
+                    notes.append(f"totalResults is {total}: this is the last page.")
+            if sid == "import_users":
+                notes.append(grants_on_page(body))
+            elif sid == "import_entitlements":
+                notes.append(self._entitlement_success_note(req, step, body))
+            return " ".join(n for n in notes if n)
+        if sid in ENTITLEMENT_STEPS:
+            return self._entitlement_success_note(req, step, body)
         if status == 204 and sid.endswith("_user_patch"):
             return "204 is allowed by the RFC, but Okta's tooling checks 200 with the resource."
         return ""
@@ -363,6 +395,13 @@ class OktaClassifier(_UserSteps, _GroupSteps, _SpecSteps, _RetryRules, _State):
     def _classify(self, req: OktaRequest) -> Step:
         method = req.method.upper()
         target = _target(req.path)
+        if self._catalog and target.kind in ("unknown", "discovery"):
+            # Only while a catalog is served (OKTA.md, "Entitlements, ..."): Okta's
+            # discovery reads and the catalog endpoints, whatever the User-Agent (Okta's
+            # Runscope entitlements test sends the SPEC test's).
+            found = self._entitlement_step(req, method, target)
+            if found is not None:
+                return found
         if SPEC_USER_AGENT.lower() in (req.user_agent or "").lower():
             return self._spec_step(self._spec_key(req, target), req, target)
         if target.kind == "discovery":

@@ -273,9 +273,17 @@ class _State:
             return None
 
     def _import_page(
-        self, req: OktaRequest, kind: str, start: int | None, count: int | None
+        self,
+        req: OktaRequest,
+        kind: str,
+        start: int | None,
+        count: int | None,
+        step_id: str | None = None,
+        **fields: Any,
     ) -> Step:
-        """OKTA.md, "Import users": page = (startIndex - 1) // count + 1, startIndex 1-based."""
+        """OKTA.md, "Import users": page = (startIndex - 1) // count + 1, startIndex 1-based.
+        ``kind`` keys the remembered totalResults; ``step_id`` (import_users or import_groups
+        by ``kind`` when None) and ``fields`` are for other paged imports (entitlements)."""
         first = max(start if start is not None else 1, 1)
         size = count if count is not None and count > 0 else IMPORT_PAGE_SIZE
         page = (first - 1) // size + 1
@@ -287,5 +295,6 @@ class _State:
             notes.append(f"Okta always sends startIndex and count {_PAGE_HINT}.")
         elif count != IMPORT_PAGE_SIZE:
             notes.append(f"count={count} is not Okta's page size {_PAGE_HINT}.")
-        step_id = "import_users" if kind == "users" else "import_groups"
-        return _make(step_id, " ".join(notes), page=page, start=first, count=size)
+        if step_id is None:
+            step_id = "import_users" if kind == "users" else "import_groups"
+        return _make(step_id, " ".join(notes), page=page, start=first, count=size, **fields)

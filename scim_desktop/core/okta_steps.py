@@ -194,6 +194,51 @@ STEPS: dict[str, tuple[str, str]] = {
         "SPEC test: {what}",
         'Okta\'s SPEC test suite (User-Agent "OKTA SCIM Integration") {detail}',
     ),
+    # OKTA.md, "Entitlements, roles and custom attributes (Okta Identity Governance)". These
+    # steps are given only while the server serves a catalog (OktaClassifier.set_catalog).
+    "read_resource_types": (
+        "Okta reads the app's resource types{which}",
+        "With entitlement management on, Okta starts by reading the resource types the app "
+        "declares (GET /ResourceTypes, RFC 7643 §6): each type whose schema is "
+        "urn:okta:scim:schemas:core:1.0:Role or ...:Entitlement becomes a category on the app's "
+        "Governance tab (its name shown, its id used), whose endpoint Okta then imports; "
+        "extension URNs it does not know it reads from /Schemas first. It expects 200 with the "
+        "resource types.",
+    ),
+    "read_extension_schemas": (
+        "Okta reads the extension schemas{which}",
+        "Okta reads the schemas of the extensions it does not already know (it knows Role, "
+        "Entitlement, core User and Enterprise User; RFC 7643 §7): the attributes of a user "
+        "extension become attributes of the app's user profile (with user-schema discovery on, "
+        "admins can no longer add attributes in the Profile Editor), and a type's extension "
+        "object is read from its values. It expects 200 with the schemas.",
+    ),
+    "import_entitlements": (
+        "Okta imports {type} values, page {page}",
+        "Okta imports the values of {type} from {endpoint} page by page (startIndex={start}, "
+        "count={count}) until totalResults is reached, like a user import; each value (id, "
+        "displayName, optional description) becomes a value of {type} on the app's Governance "
+        "tab that admins and access requests can grant. It expects a ListResponse with a 1-based "
+        "startIndex, JSON integers, itemsPerPage the real page size and the same order on every "
+        "page.",
+    ),
+    "read_entitlement_value": (
+        "Okta reads {type} value {value}",
+        "Okta reads one value of {type} ({endpoint}/{{id}}); it expects 200 with the value (id, "
+        "displayName, schemas naming the type's URN), or 404 with a SCIM Error when it is gone.",
+    ),
+    "grant_entitlement": (
+        "Okta grants {values} to {user}",
+        "Okta grants {what} to {who} ({how}); the grant comes from an admin, an access request "
+        "or a policy in Okta Identity Governance. It expects 200 with the user showing the grant "
+        "in {attrs}.",
+    ),
+    "revoke_entitlement": (
+        "Okta revokes {values} from {user}",
+        "Okta revokes {what} from {who} ({how}); the grant was removed in Okta (by an admin, an "
+        "access certification or an expired request). It expects 200 with the user no longer "
+        "showing it in {attrs}.",
+    ),
     # OKTA.md, "Connection and headers".
     "discovery": (
         "Discovery: {what}",

@@ -18,9 +18,9 @@ from scim_desktop.core.okta_common import (
     _operations,
     _patch_attr,
     _q,
-    _State,
     _Target,
 )
+from scim_desktop.core.okta_entitlements import _EntitlementSteps
 from scim_desktop.core.okta_steps import (
     TEST_CREDENTIALS_MAX_COUNT,
     OktaRequest,
@@ -31,7 +31,7 @@ from scim_desktop.core.okta_steps import (
 from scim_desktop.core.paths import ci_get
 
 
-class _UserSteps(_State):
+class _UserSteps(_EntitlementSteps):
     """The /Users part of :class:`~scim_desktop.core.okta.OktaClassifier`."""
 
     # /Users
@@ -120,13 +120,15 @@ class _UserSteps(_State):
             return _make("deactivate_user_put", note, who=who)
         if active is True and was is False:
             return _make("reactivate_user_put", who=who)
+        grant, note = self._put_grant_step(req, who, body, before)
+        if grant is not None:
+            return grant
         if password:
-            return _make("password_sync_put", who=who)
+            return _make("password_sync_put", note, who=who)
         changed = _changed_attrs(before, body)
-        note = ""
         if changed:
             note = f"Changed: {', '.join(changed[:6])}{' …' if len(changed) > 6 else ''}."
-        elif before is None:
+        elif before is None and not note:
             note = "No earlier read of this user was seen (Okta reads before it PUTs)."
         return _make("update_user_put", note, who=who)
 
@@ -170,6 +172,9 @@ class _UserSteps(_State):
             return _make("reactivate_user_patch", " ".join(notes), who=who)
         if password:
             return _make("password_sync_patch", " ".join(notes), who=who)
+        grant = self._patch_grant_step(req, who) if others else None
+        if grant is not None:
+            return grant
         return _make("update_user_patch", attrs=", ".join(others[:5]) or "nothing", who=who)
 
 

@@ -926,6 +926,10 @@ def test_every_step_is_reached(request: pytest.FixtureRequest) -> None:
     for name in FLOW_FIXTURES:
         seen |= set(ids(classify_sequence(request.getfixturevalue(name))))
     seen |= {"update_user_patch"}  # covered by test_other_user_patch_is_not_usual
+    # Entitlement steps need a catalog (set_catalog): their flow is in test_okta_entitlements.
+    from tests.core.test_okta_entitlements import run_entitlement_flow
+
+    seen |= set(ids(run_entitlement_flow()))
     assert seen == set(STEPS)
 
 
