@@ -24,6 +24,8 @@ What cannot be known from one request alone comes from the history, which is bou
   retries"); the 429 answer itself gets the wait Okta applies before retrying.
 * ``GET /Groups?startIndex=1&count=100`` right after the small ``GET /Users`` of the "Test API
   Credentials" button belongs to that test, otherwise it is an import page.
+* A ``PUT /Users/{id}`` whose ``roles`` or ``entitlements`` differ from the user as last seen
+  grants or revokes them (OKTA.md, "Entitlements, roles and custom attributes").
 
 The classifier is split by resource, each part a mixin of :class:`OktaClassifier` over the
 shared history tables (``okta_common._State``): ``okta_users`` (/Users), ``okta_groups``

@@ -196,15 +196,15 @@ class _EntitlementSteps(_State):
                     continue
                 values = val if isinstance(val, list) else [] if val is None else [val]
                 hows.append(f"op {op} " + (f"on path {shown}" if path else f"of {shown}"))
-                if op == "add":
+                if op in ("add", "replace"):
                     granted += [(attr, v) for v in values]
-                elif op == "replace":
-                    granted += [(attr, v) for v in values]
+                if op == "replace":
                     notes.append(
                         "Okta grants with op add and revokes with op remove and a value filter; "
                         f"a replace drops every {attr} value it does not list."
                     )
                 elif op == "remove":
+                    # roles[value eq "x"], also with "and type eq ..." (only the values count).
                     ids = _member_ids(filt)
                     if ids:
                         revoked += [(attr, {"value": v}) for v in ids]
@@ -325,20 +325,31 @@ class _EntitlementSteps(_State):
         resources = ci_get(body, "Resources")
         if sid == "read_resource_types":
             types = resources if isinstance(resources, list) else [body]
-            okta_types = []
+            okta_types: list[str] = []
+            unknown: list[str] = []
             for rtype in types:
+                for ext in ci_get(rtype, "schemaExtensions") or ():
+                    urn = ci_get(ext, "schema")
+                    if isinstance(urn, str) and urn.lower() not in KNOWN_SCHEMAS:
+                        unknown.append(urn)
                 schema = ci_get(rtype, "schema")
                 if isinstance(schema, str) and schema.lower() in (
                     ROLE_URN.lower(),
                     ENTITLEMENT_URN.lower(),
                 ):
                     okta_types.append(f"{ci_get(rtype, 'name')} ({ci_get(rtype, 'endpoint')})")
+            schemas = (
+                f"Okta reads /Schemas for the extensions it does not know "
+                f"({', '.join(dict.fromkeys(unknown))}). "
+                if unknown
+                else ""
+            )
             if not okta_types:
                 return (
-                    "No type declares Okta's Role or Entitlement schema: the Governance tab "
-                    "stays empty."
+                    f"{schemas}No type declares Okta's Role or Entitlement schema: the "
+                    "Governance tab stays empty."
                 )
-            return f"Okta imports the values of {', '.join(okta_types)} next."
+            return f"{schemas}Okta imports the values of {', '.join(okta_types)} next."
         if sid == "import_entitlements":
             notes: list[str] = []
             per_page = ci_get(body, "itemsPerPage")

@@ -50,9 +50,16 @@ def role_page(values: list[dict[str, Any]], total: int, start: int = 1) -> dict[
     return page
 
 
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 RESOURCE_TYPES = list_response(
     [
-        {"id": "User", "name": "User", "endpoint": "/Users", "schema": "urn:...:User"},
+        {
+            "id": "User",
+            "name": "User",
+            "endpoint": "/Users",
+            "schema": "urn:ietf:params:scim:schemas:core:2.0:User",
+            "schemaExtensions": [{"schema": ENTERPRISE}, {"schema": USER_EXT}],
+        },
         {"id": "Role", "name": "Role", "endpoint": "/Roles", "schema": ROLE_URN},
         {"id": "License", "name": "License", "endpoint": "/Licenses", "schema": ENTITLEMENT_URN},
     ]
@@ -138,9 +145,11 @@ def test_resource_types() -> None:
     assert listing.label == "Okta reads the app's resource types"
     assert one.label == "Okta reads the app's resource types (Role)"
     # What Okta does with the answer: imports the types with its URNs, not User.
-    assert "Okta imports the values of Role (/Roles), License (/Licenses) next." in (
-        listing.explanation
-    )
+    assert (
+        f"Okta reads /Schemas for the extensions it does not know ({USER_EXT}). "
+        "Okta imports the values of Role (/Roles), License (/Licenses) next."
+    ) in listing.explanation
+    assert "/Schemas" not in one.explanation.split("resource types.", 1)[1]
     assert "Governance tab" in listing.explanation
     assert "Okta imports the values of Role (/Roles) next." in one.explanation
 
@@ -372,6 +381,13 @@ def test_revoke_by_patch_names_the_value_from_the_import() -> None:
     assert step.id == "revoke_entitlement"
     assert step.label == f"Okta revokes Administrator from user {JANE_ID}"
     assert 'roles[value eq "role-admin"]' in step.explanation
+
+
+def test_revoke_with_a_value_and_type_filter() -> None:
+    path = 'entitlements[value eq "lic-pro" and type eq "License"]'
+    (step,) = classify_sequence([to_jane("PATCH", patch({"op": "remove", "path": path}))])
+    assert step.id == "revoke_entitlement"
+    assert step.label == f"Okta revokes lic-pro from user {JANE_ID}"
 
 
 def test_revoke_without_a_value_filter_is_flagged() -> None:
