@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scim_desktop.core.okta import STEPS, OktaClassifier, Step, classify_sequence
+from scim_desktop.core.okta import STEPS, OktaClassifier, OktaRequest, Step, classify_sequence
 from scim_desktop.core.okta_entitlements import ENTITLEMENT_STEPS
 from tests.core.test_okta import (
     JANE_ID,
@@ -525,3 +525,28 @@ def test_new_steps_are_in_the_table() -> None:
     assert set(STEPS) >= ENTITLEMENT_STEPS
     # The whole story reaches every entitlement step (and reads Jane, nothing else).
     assert set(ids(run_entitlement_flow())) == ENTITLEMENT_STEPS | {"read_user"}
+
+
+def test_odd_requests_never_raise_with_a_catalog() -> None:
+    bodies: list[Any] = [None, [], "text", 3, {"roles": "x"}, {"Operations": [1, None]}]
+    bodies += [patch({"op": "remove", "path": "roles[value eq"}), patch({"op": "add"})]
+    bodies += [patch({"op": "add", "path": "roles", "value": "role-admin"})]
+    bodies += [patch({"op": "add", "value": {"roles": 5, "entitlements": [None, 3, {}]}})]
+    bodies += [{"roles": [None, "role-admin", {"value": 7}], "entitlements": {}}]
+    paths = ["/Roles", "/Roles/", "/roles/x/y", "/Roles/r1", "/ResourceTypes/", "/Schemas/x/y"]
+    paths += [f"/Users/{JANE_ID}", "/Licenses", "/scim/v2/Licenses/l1"]
+    queries = [{}, {"startIndex": "x", "count": "-5"}, {"count": "0"}, {"filter": "(("}]
+    answers: list[Any] = [None, [], {"Resources": "x", "itemsPerPage": "1"}, {"Resources": [3]}]
+    engine = classifier()
+    _jane_known(engine, roles=[ADMIN])
+    t = 10_000.0
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        for path in paths:
+            for query in queries:
+                for body in bodies:
+                    for status, answer in zip((200, 429, 400, 503), answers, strict=True):
+                        t += 1
+                        req = OktaRequest(method, path, query, body, SPEC_UA, t)
+                        step = engine.classify(req)
+                        assert step.id in STEPS
+                        assert engine.note_response(req, step, status, "1", answer).id == step.id
