@@ -41,7 +41,15 @@ def _settle(seconds: float) -> None:
     _pump_until(lambda: False, seconds)
 
 
-TABS = {"requests": 0, "users": 1, "groups": 2, "faults": 3, "connect": 4}
+#: --screenshot-tab names -> the window's attribute holding that tab.
+TABS = {
+    "requests": "requests",
+    "users": "users",
+    "groups": "groups",
+    "governance": "governance",
+    "faults": "faults",
+    "connect": "guide",
+}
 
 
 class ScreenshotError(Exception):
@@ -132,7 +140,7 @@ def _capture(window: MainWindow, path: Path, demo: bool, tab: str = "requests") 
     if demo and tab == "faults":
         window.faults._buttons["503-groups"].click()  # show a switch on and the banner
         _settle(0.8)
-    window.tabs.setCurrentIndex(TABS.get(tab, 0))
+    window.tabs.setCurrentWidget(getattr(window, TABS.get(tab, "requests")))
     if tab == "groups" and window.groups.model.rowCount():
         window.groups.table.selectRow(0)
     # Past the change highlight's fade (2 s), unless the log itself is the subject.

@@ -712,11 +712,74 @@ def _runs(rows: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
+#: Schemas of a user that are not custom extensions (RFC 7643 §4.1, §4.3).
+BUILT_IN_USER_SCHEMAS = frozenset(
+    {
+        "urn:ietf:params:scim:schemas:core:2.0:User",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+    }
+)
+
+
+def grant_names(user: dict[str, Any], attribute: str) -> str:
+    """A user's roles or entitlements as compact text ("Administrator, Viewer"): each
+    grant's display, else its value (Okta sends both)."""
+    items = user.get(attribute)
+    if not isinstance(items, list) or not items:
+        return ""
+    return ", ".join(
+        _text(g.get("display")) or _text(g.get("value")) for g in items if isinstance(g, dict)
+    )
+
+
+def custom_attributes(user: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """A user's custom extension attributes (schema URN, name, value): every object under a
+    URN key other than the core and enterprise schemas (RFC 7643 §3.3), e.g. the catalog's
+    user schema extensions."""
+    out: list[tuple[str, str, Any]] = []
+    for key, value in user.items():
+        if key.startswith("urn:") and key not in BUILT_IN_USER_SCHEMAS and isinstance(value, dict):
+            out.extend((key, name, v) for name, v in value.items())
+    return out
+
+
+def custom_text(user: dict[str, Any]) -> str:
+    """Custom attributes as compact text ("costCenterCode: CC-1001")."""
+    return " · ".join(
+        f"{name}: {', '.join(map(str, value)) if isinstance(value, list) else value}"
+        for _urn, name, value in custom_attributes(user)
+    )
+
+
 class UsersModel(ResourceTableModel):
     RTYPE = "User"
-    COLUMNS = ("userName", "Name", "Email", "Active", "externalId", "Groups", "Created", "Modified")
-    USERNAME, NAME, EMAIL, ACTIVE, EXTERNAL_ID, GROUPS, CREATED, MODIFIED = range(8)
-    TOOLTIP_COLUMNS = frozenset({USERNAME, NAME, EMAIL, GROUPS})
+    COLUMNS = (
+        "userName",
+        "Name",
+        "Email",
+        "Active",
+        "externalId",
+        "Groups",
+        "Roles",
+        "Entitlements",
+        "Custom attributes",
+        "Created",
+        "Modified",
+    )
+    (
+        USERNAME,
+        NAME,
+        EMAIL,
+        ACTIVE,
+        EXTERNAL_ID,
+        GROUPS,
+        ROLES,
+        ENTITLEMENTS,
+        CUSTOM,
+        CREATED,
+        MODIFIED,
+    ) = range(11)
+    TOOLTIP_COLUMNS = frozenset({USERNAME, NAME, EMAIL, GROUPS, ROLES, ENTITLEMENTS, CUSTOM})
 
     def _cells_for(self, user: dict[str, Any]) -> tuple[Any, ...]:
         meta = user.get("meta") if isinstance(user.get("meta"), dict) else {}
@@ -737,6 +800,9 @@ class UsersModel(ResourceTableModel):
             "✓" if user.get("active", True) is not False else "✗",
             _text(user.get("externalId")),
             group_names,
+            grant_names(user, "roles"),
+            grant_names(user, "entitlements"),
+            custom_text(user),
             format_time(meta.get("created")),
             format_time(meta.get("lastModified")),
         )
@@ -745,7 +811,7 @@ class UsersModel(ResourceTableModel):
         if column == self.ACTIVE:
             # The same green / red the request log uses for 2xx / 5xx.
             return theme.status_color(200 if resource.get("active", True) is not False else 500)
-        if column in (self.EXTERNAL_ID, self.CREATED, self.MODIFIED):
+        if column in (self.EXTERNAL_ID, self.CUSTOM, self.CREATED, self.MODIFIED):
             return theme.muted_color()
         return None
 

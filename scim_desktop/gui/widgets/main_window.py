@@ -37,6 +37,7 @@ from scim_desktop.gui.bridge import QtEventSink
 from scim_desktop.gui.controller import ServerController
 from scim_desktop.gui.widgets.connection import ConnectGuide, ConnectionBar, SettingsDialog
 from scim_desktop.gui.widgets.faults_panel import FaultsPanel
+from scim_desktop.gui.widgets.governance_view import GovernanceView
 from scim_desktop.gui.widgets.groups_view import GroupsView
 from scim_desktop.gui.widgets.json_editor import deliver
 from scim_desktop.gui.widgets.oauth_dialog import OAuthDialog
@@ -172,11 +173,13 @@ class MainWindow(QMainWindow):
         self.requests.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.users = UsersView(self.controller)
         self.groups = GroupsView(self.controller, users_model=self.users.model)
+        self.governance = GovernanceView(self.controller, self.users.model)
         self.faults = FaultsPanel(self.controller)
         self.guide = ConnectGuide()
         self.tabs.addTab(self.requests, "Requests")
         self.tabs.addTab(self.users, "Users")
         self.tabs.addTab(self.groups, "Groups")
+        self.tabs.addTab(self.governance, "Governance")
         self.tabs.addTab(self.faults, "Faults")
         self.tabs.addTab(self.guide, "Connect to Okta")
         layout.addWidget(self.tabs, 1)
@@ -279,6 +282,7 @@ class MainWindow(QMainWindow):
     def _on_state(self, state: str) -> None:
         url = self.controller.server.base_url if self.controller.server else ""
         self.connection.set_state(state, url)
+        self.governance.server_stopped()
         self._update_status()
 
     # --- sharing with Okta (tunnel) -------------------------------------------------------------
@@ -333,6 +337,7 @@ class MainWindow(QMainWindow):
         self.faults.server_started()
         self.users.load_snapshot()
         self.groups.load_snapshot()
+        self.governance.server_started()
         if server.warnings:
             self.notice.show_notice("⚠ " + " ".join(server.warnings))
         self._update_status()
@@ -410,6 +415,7 @@ class MainWindow(QMainWindow):
         self.requests.add_events(events)
         self.users.apply_events(events)
         self.groups.apply_events(events)
+        self.governance.apply_events(events)
         n = sum(1 for e in events if isinstance(e, RequestRecord))
         if n:
             self._rate_window.append((time.monotonic(), n))
@@ -429,10 +435,11 @@ class MainWindow(QMainWindow):
         self._update_tab_titles()
 
     def _update_tab_titles(self, *args: Any) -> None:
-        self.tabs.setTabText(1, f"Users ({self.users.model.rowCount():,})")
-        self.tabs.setTabText(2, f"Groups ({self.groups.model.rowCount():,})")
+        tab = self.tabs.indexOf
+        self.tabs.setTabText(tab(self.users), f"Users ({self.users.model.rowCount():,})")
+        self.tabs.setTabText(tab(self.groups), f"Groups ({self.groups.model.rowCount():,})")
         active = len(self.faults.active)
-        self.tabs.setTabText(3, f"Faults ⚡{active}" if active else "Faults")
+        self.tabs.setTabText(tab(self.faults), f"Faults ⚡{active}" if active else "Faults")
 
     # --- demo controls ---------------------------------------------------------------------------
     def load_demo(self) -> None:

@@ -619,7 +619,8 @@ class UsersView(ResourceViewBase):
         self.add_dialog: AddUserDialog | None = None
         self.search.setPlaceholderText("Search users…")
         self.search.setToolTip(
-            "Matches every column (userName, name, email, externalId, groups…) and the id; "
+            "Matches every column (userName, name, email, externalId, groups, roles, "
+            "entitlements, custom attributes…) and the id; "
             "several words must all match"
         )
 
@@ -661,7 +662,9 @@ class UsersView(ResourceViewBase):
         layout.addWidget(self.table, 1)
 
         m = UsersModel
-        self.table.set_column_widths((250, 170, 250, 60, 170, 230, 128, 128), stretch=m.GROUPS)
+        self.table.set_column_widths(
+            (230, 160, 230, 60, 150, 180, 170, 200, 180, 128, 128), stretch=m.GROUPS
+        )
         delete = QAction("Delete", self.table)
         delete.setShortcut(QKeySequence.StandardKey.Delete)
         delete.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
