@@ -189,6 +189,7 @@ class Request:
     __slots__ = (
         "admission",
         "body",
+        "body_limit",
         "declared_length",
         "head",
         "headers",
@@ -212,6 +213,11 @@ class Request:
         self.declared_length = 0
         #: What the handler decided on the head (Handler.admit), kept for when it answers.
         self.admission: Any = None
+        #: Set by Handler.admit to read less than ``max_body_size`` of this request's body: a
+        #: longer one is left unread like one over ``max_body_size`` (endpoints anyone may
+        #: call, such as OAuth's token endpoint, need only small bodies; without it each
+        #: unauthenticated connection could make the server buffer ``--max-body`` bytes).
+        self.body_limit: int | None = None
         connection = headers.get("Connection")
         # RFC 9110 §7.6.1: a comma-separated list of case-insensitive tokens ("x-close" is
         # not "close").
@@ -328,7 +334,8 @@ class Handler(Protocol):
     # called with each request's head before any body byte is read (``length``: the
     # Content-Length, -1 for a chunked body, 0 for none). False: the request will be refused
     # (``handle`` still gets it, with an empty body, to answer and record the refusal), so
-    # its body is not read and the connection ends after the answer.
+    # its body is not read and the connection ends after the answer. True: its body is read,
+    # up to ``max_body_size`` or the smaller ``request.body_limit`` admit may set.
 
 
 class HttpServer(TCPServer):
@@ -665,6 +672,8 @@ class Connection:
         self.reading_since = self.body_since = time.monotonic()
         self._in_body = True
         limit = server.max_body_size
+        if request.body_limit is not None:
+            limit = min(limit, request.body_limit)
         expect = headers.get("Expect")
         if (
             expect is not None

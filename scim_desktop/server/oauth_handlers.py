@@ -54,6 +54,11 @@ log = logging.getLogger("scim_desktop.server")
 JSON_TYPE = "application/json;charset=UTF-8"
 HTML_TYPE = "text/html; charset=utf-8"
 FORM_TYPE = "application/x-www-form-urlencoded"
+#: The largest body the OAuth endpoints take (a token request or the consent form is a few
+#: hundred bytes). Anyone may call them, so ``--max-body`` (set high for big groups) must not
+#: decide how much an unauthenticated client makes the server buffer; ``ScimServer.admit``
+#: sets it as the request's ``body_limit`` so a longer body is never read.
+MAX_OAUTH_BODY = 64 * 1024
 _HIDDEN_RE = re.compile(r'(name="(?:csrf|request)" value=")[^"]*"')
 
 
@@ -210,7 +215,7 @@ class OAuthHandler(tornado.web.RequestHandler):
         self.set_header("Pragma", "no-cache")
 
     def prepare(self) -> None:
-        limit = self.ctx.config.max_body_bytes
+        limit = min(self.ctx.config.max_body_bytes, MAX_OAUTH_BODY)
         # A body too long to read reaches here empty, with its declared length.
         size = max(len(self.request.body), getattr(self.request.connection, "declared_length", 0))
         if size > limit:
