@@ -227,6 +227,19 @@ def redact_headers(headers: Any) -> dict[str, str]:
     return out
 
 
+#: Parameters named like a secret that only name a kind of one (RFC 7009 §2.1).
+_NOT_SECRET_PARAMS = frozenset({"token_type_hint"})
+
+
+def _is_secret_param(lowered: str) -> bool:
+    """A parameter is secret by name: OAuth's (``_SECRET_PARAMS``) and, as for header
+    fields, any name with ``token``, ``secret``, ``password``, ``api_key``... in it
+    (``?api_key=`` or ``?x-auth-token=`` on a SCIM URL was logged in clear)."""
+    if lowered in _SECRET_PARAMS:
+        return True
+    return lowered not in _NOT_SECRET_PARAMS and _is_secret_header(lowered)
+
+
 def redact_params(text: str, found: list[str] | None = None) -> str:
     """An ``application/x-www-form-urlencoded`` string (a query string or a form body) with
     the values of secret parameters (OAuth's, ``access_token``, ``token``, ``password``)
@@ -241,7 +254,7 @@ def redact_params(text: str, found: list[str] | None = None) -> str:
         if not sep:
             continue
         lowered = _form_text(name).strip().lower()
-        if lowered in _SECRET_PARAMS:
+        if _is_secret_param(lowered):
             parts[i] = f"{name}={REDACTED}"
             changed = True
             if found is not None:

@@ -259,6 +259,36 @@ def test_query_string_credentials_and_password_filters(
     assert '"userName eq \\"a\\" or password eq \\"***\\""' in sinks.records[3].request_body
 
 
+def test_query_parameters_named_like_secrets_are_hidden(
+    scim_server: ServerThread, scim: ScimClient, sinks: Sinks
+) -> None:
+    """As for header fields: any parameter whose name holds token, secret, password or
+    api_key (``?api_key=`` was logged in clear); ``token_type_hint`` only names a kind."""
+    query = "api_key=PARAM-SECRET-1&X-Auth-Token=PARAM-SECRET-2&client%2Dsecret=PARAM-SECRET-3"
+    reply = scim.get(f"/Users?{query}&token_type_hint=refresh_token&count=2")
+    assert reply.status == 200
+    finish(scim_server, sinks)
+    sinks.assert_hidden("PARAM-SECRET")
+    (record,) = sinks.records
+    assert record.query == (
+        "api_key=***&X-Auth-Token=***&client%2Dsecret=***&token_type_hint=refresh_token&count=2"
+    )
+
+
+def test_a_password_beside_a_body_nested_past_the_walk_is_hidden(
+    scim_server: ServerThread, scim: ScimClient, sinks: Sinks
+) -> None:
+    """A body nested deeper than the redaction walk goes (orjson parses 1,024 levels, Python
+    recurses about 1,000) still loses its password: the walk's RecursionError falls back to
+    the text redaction."""
+    deep = '{"a":' * 1000 + "1" + "}" * 1000
+    body = f'{{"schemas":["{USER}"],"userName":"deep","password":"DEEP-SECRET-1","name":{deep}}}'
+    reply = scim.request("POST", "/Users", raw=body.encode())
+    assert reply.status in (201, 400)
+    finish(scim_server, sinks)
+    sinks.assert_hidden("DEEP-SECRET")
+
+
 def test_secret_headers_are_hidden(
     scim_server: ServerThread, scim: ScimClient, sinks: Sinks
 ) -> None:
