@@ -22,6 +22,11 @@ USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 OKTA_USER_AGENT = "Okta SCIM Client 1.0.0"
+#: The schemas Okta's entitlement management reads types of (its OIG guide).
+ROLE_SCHEMA = "urn:okta:scim:schemas:core:1.0:Role"
+ENTITLEMENT_SCHEMA = "urn:okta:scim:schemas:core:1.0:Entitlement"
+#: Okta reads entitlement values in pages of this size, like a user import.
+ENTITLEMENT_PAGE = 100
 
 PEOPLE = [
     ("Jane", "Doe"),
@@ -54,6 +59,7 @@ class OktaSimulator:
         pause_s: float = 0.0,
         stop: threading.Event | None = None,
         timeout: float = 65.0,
+        governance: bool | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         self._https = parts.scheme == "https"
@@ -75,6 +81,9 @@ class OktaSimulator:
         self.pause_s = pause_s
         self.stop = stop or threading.Event()
         self.timeout = timeout
+        #: Run the entitlement (OIG) part of the demo: True / False, or None to run it when
+        #: the server declares entitlement types in /ResourceTypes.
+        self.governance = governance
         self._conn: http.client.HTTPConnection | None = None
 
     # --- transport ---------------------------------------------------------------------------
@@ -205,10 +214,130 @@ class OktaSimulator:
     def _patch_group(self, gid: str, ops: list[dict[str, Any]]) -> None:
         self.request("PATCH", f"/Groups/{gid}", {"schemas": [PATCH_SCHEMA], "Operations": ops})
 
+    # --- entitlement management (Okta Identity Governance) ---------------------------------------
+    def discover_entitlements(self) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """Okta's discovery when entitlement management is on: GET /ResourceTypes, GET
+        /Schemas (for the extension URNs it does not know), then every declared role or
+        entitlement endpoint: the Runscope check (``count=1&startIndex=1``) and the import
+        in pages of 100. Returns each type with its values; [] without any."""
+        listed = self.request("GET", "/ResourceTypes").body or {}
+        types = [
+            t
+            for t in listed.get("Resources") or []
+            if isinstance(t, dict)
+            and t.get("schema") in (ROLE_SCHEMA, ENTITLEMENT_SCHEMA)
+            and isinstance(t.get("endpoint"), str)
+        ]
+        if not types:
+            return []
+        self.request("GET", "/Schemas")
+        found = []
+        for rtype in types:
+            endpoint = "/" + rtype["endpoint"].lstrip("/")
+            self.request("GET", f"{endpoint}?count=1&startIndex=1")
+            found.append((rtype, self.import_values(endpoint)))
+        return found
+
+    def import_values(self, endpoint: str) -> list[dict[str, Any]]:
+        """Every value of one entitlement endpoint, paged like a user import."""
+        values: list[dict[str, Any]] = []
+        start = 1
+        while not self.stop.is_set():
+            page = self.request(
+                "GET", f"{endpoint}?startIndex={start}&count={ENTITLEMENT_PAGE}"
+            ).body
+            if not isinstance(page, dict):
+                break
+            resources = [r for r in page.get("Resources") or [] if isinstance(r, dict)]
+            values += resources
+            start += ENTITLEMENT_PAGE
+            if not resources or start > page.get("totalResults", 0):
+                break
+        return values
+
+    def _patch_user(self, uid: str, ops: list[dict[str, Any]]) -> SimResult:
+        return self.request(
+            "PATCH", f"/Users/{uid}", {"schemas": [PATCH_SCHEMA], "Operations": ops}
+        )
+
+    def grant(self, user: dict[str, Any], rtype: dict[str, Any], value: dict[str, Any]) -> None:
+        """Grant one value the way Okta does: PATCH add on ``roles`` or ``entitlements``."""
+        if rtype.get("schema") == ROLE_SCHEMA:
+            item = {"value": value["id"], "display": value.get("displayName", value["id"])}
+            self._patch_user(user["id"], [{"op": "add", "path": "roles", "value": [item]}])
+        else:
+            item = {
+                "value": value["id"],
+                "display": value.get("displayName", value["id"]),
+                "type": rtype.get("name") or rtype.get("id"),
+            }
+            self._patch_user(user["id"], [{"op": "add", "path": "entitlements", "value": [item]}])
+
+    def revoke(self, user: dict[str, Any], rtype: dict[str, Any], value: dict[str, Any]) -> None:
+        """Revoke one value: PATCH remove with a value filter, as Okta sends it."""
+        attribute = "roles" if rtype.get("schema") == ROLE_SCHEMA else "entitlements"
+        path = f'{attribute}[value eq "{value["id"]}"]'
+        self._patch_user(user["id"], [{"op": "remove", "path": path}])
+
+    def put_grants(
+        self, user: dict[str, Any], grants: list[tuple[dict[str, Any], dict[str, Any]]]
+    ) -> None:
+        """Okta's other way: a PUT of the whole user carrying its roles and entitlements."""
+        current = self.request("GET", f"/Users/{user['id']}").body
+        if not isinstance(current, dict):
+            return
+        roles = [
+            {"value": v["id"], "display": v.get("displayName", v["id"])}
+            for t, v in grants
+            if t.get("schema") == ROLE_SCHEMA
+        ]
+        entitlements = [
+            {
+                "value": v["id"],
+                "display": v.get("displayName", v["id"]),
+                "type": t.get("name") or t.get("id"),
+            }
+            for t, v in grants
+            if t.get("schema") != ROLE_SCHEMA
+        ]
+        body = {k: v for k, v in current.items() if k != "meta"}
+        self.request(
+            "PUT", f"/Users/{user['id']}", {**body, "roles": roles, "entitlements": entitlements}
+        )
+
+    def run_governance(
+        self, users: list[dict[str, Any]], say: Callable[[str], None] | None = None
+    ) -> bool:
+        """Discovery, then a few grants and revokes over ``users``. False (after the one GET
+        /ResourceTypes) when the server declares no entitlement types."""
+        say = say or (lambda text: None)
+        say("Reading the app's entitlements")
+        found = self.discover_entitlements()
+        pairs = [(t, v) for t, values in found for v in values[:3]]
+        if not pairs or not users:
+            return bool(found)
+        roles = [(t, v) for t, v in pairs if t.get("schema") == ROLE_SCHEMA]
+        others = [(t, v) for t, v in pairs if t.get("schema") != ROLE_SCHEMA]
+        say("Granting roles and entitlements")
+        first, second = users[0], users[1 % len(users)]
+        for rtype, value in (roles[:2] + others[:2])[:3]:
+            self.grant(first, rtype, value)
+        if roles:
+            self.grant(second, *roles[0])
+        if others:
+            self.grant(second, *others[-1])
+        say("Revoking a grant")
+        self.revoke(first, *(roles or others)[0])
+        if len(users) > 2:
+            say("Updating grants with a PUT")
+            self.put_grants(users[2], (roles[-1:] + others[:1]) or pairs[:1])
+        return True
+
     # --- a whole demo --------------------------------------------------------------------------
     def run_demo(self, progress: Callable[[str], None] | None = None) -> None:
         """A realistic sequence: test the connection, assign users, update, deactivate and
-        reactivate, sync a password, push a group, import."""
+        reactivate, sync a password, push a group, read the app's entitlements and grant and
+        revoke some (when the server has a catalog, see :attr:`governance`), import."""
         say = progress or (lambda text: None)
         try:
             say("Testing API credentials")
@@ -230,6 +359,8 @@ class OktaSimulator:
                 self.password_sync(users[0])
             say("Pushing a group")
             self.push_group("Sales", users[:4])
+            if self.governance is not False:
+                self.run_governance(users, say)
             say("Importing users")
             self.import_users()
             say("Done")

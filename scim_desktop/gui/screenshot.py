@@ -127,6 +127,7 @@ def _capture(window: MainWindow, path: Path, demo: bool, tab: str = "requests") 
             server.base_url,
             token=auth.token if auth.mode == "bearer" else None,
             basic=(auth.username, auth.password) if auth.mode == "basic" else None,
+            governance=None,  # runs the OIG story when the demo data brought a catalog
         )
         thread = threading.Thread(target=sim.run_demo, daemon=True)
         thread.start()

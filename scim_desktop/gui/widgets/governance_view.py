@@ -421,7 +421,7 @@ class GovernanceView(QWidget):
     def load(self) -> None:
         """Ask the running server for its catalog (when it starts); returns at once."""
         server = self.controller.server
-        if server is None:
+        if server is None or not hasattr(server, "catalog"):
             return
         deliver(self.controller, server.catalog(), self._loaded, self._load_failed)
 

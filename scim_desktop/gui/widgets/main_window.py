@@ -478,6 +478,8 @@ class MainWindow(QMainWindow):
             basic=(auth.username, auth.password) if auth.mode == "basic" else None,
             pause_s=0.15,
             stop=self._sim_stop,
+            # Okta reads entitlements only when the app has them (OIG on, a catalog here).
+            governance=self.governance.catalog is not None,
         )
         self._sim_thread = threading.Thread(
             target=sim.run_demo, args=(self.simulationProgress.emit,), daemon=True
