@@ -198,11 +198,11 @@ class _EntitlementSteps(_State):
                 hows.append(f"op {op} " + (f"on path {shown}" if path else f"of {shown}"))
                 if op in ("add", "replace"):
                     granted += [(attr, v) for v in values]
-                if op == "replace":
-                    notes.append(
-                        "Okta grants with op add and revokes with op remove and a value filter; "
-                        f"a replace drops every {attr} value it does not list."
-                    )
+                    if op == "replace":
+                        notes.append(
+                            "Okta grants with op add and revokes with op remove and a value "
+                            f"filter; a replace drops every {attr} value it does not list."
+                        )
                 elif op == "remove":
                     # roles[value eq "x"], also with "and type eq ..." (only the values count).
                     ids = _member_ids(filt)

@@ -361,6 +361,7 @@ def test_grant_by_patch() -> None:
     assert 'role "Administrator" (role-admin)' in role.explanation
     assert "op add on path roles" in role.explanation
     assert "showing the grant in roles" in role.explanation
+    assert "It also" not in role.explanation and "It also" not in licence.explanation
     assert licence.label == "Okta grants Pro license to jane@example.com"
     assert 'License "Pro license" (lic-pro)' in licence.explanation
 
@@ -381,6 +382,17 @@ def test_revoke_by_patch_names_the_value_from_the_import() -> None:
     assert step.id == "revoke_entitlement"
     assert step.label == f"Okta revokes Administrator from user {JANE_ID}"
     assert 'roles[value eq "role-admin"]' in step.explanation
+
+
+def test_grant_by_replace_and_with_other_changes() -> None:
+    body = patch(
+        {"op": "replace", "path": "roles", "value": [AUDITOR]},
+        {"op": "replace", "path": "title", "value": "CFO"},
+    )
+    (step,) = classify_sequence([to_jane("PATCH", body, jane(roles=[AUDITOR]))], classifier())
+    assert step.id == "grant_entitlement"
+    assert "a replace drops every roles value it does not list" in step.explanation
+    assert "It also changes title." in step.explanation
 
 
 def test_revoke_with_a_value_and_type_filter() -> None:
