@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import platformdirs
 
+from scim_desktop.core.catalog import Catalog
 from scim_desktop.core.faults import FaultRule
 from scim_desktop.core.oauth import DEFAULT_SCOPE, redirect_pattern_error
 from scim_desktop.store.private import make_private_dir, open_private, tighten_file
@@ -211,6 +212,9 @@ class ServerConfig:
     tls: TlsConfig | None = None
     #: Start a tunnel with the server (None: none; the window starts one on demand).
     tunnel: TunnelConfig | None = None
+    #: ``--catalog FILE``: the entitlement catalog to store and serve, replacing the one in
+    #: the data file (None: serve the stored one, if any).
+    catalog: Catalog | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -31,6 +31,7 @@ from scim_desktop.config import (
     oauth_path_for,
     token_path_for,
 )
+from scim_desktop.core.catalog import Catalog, CatalogError, parse_catalog_bytes
 from scim_desktop.core.faults import (
     PRESETS,
     FaultRule,
@@ -106,6 +107,14 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="seed for probabilistic faults, so runs repeat",
+    )
+    parser.add_argument(
+        "--catalog",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="load an entitlement catalog (roles, entitlements, custom user attributes; JSON, "
+        "see the README) and keep it in the data file, replacing the stored one",
     )
     parser.add_argument(
         "--max-body",
@@ -259,9 +268,26 @@ def faults_from(args: argparse.Namespace) -> tuple[FaultRule, ...]:
         raise ConfigError(str(exc)) from None
 
 
+def catalog_from(args: argparse.Namespace) -> Catalog | None:
+    """The ``--catalog FILE`` catalog, checked; a bad file is a ConfigError of one line that
+    names the file and the place (``resourceTypes[1].endpoint: ...``)."""
+    path: Path | None = getattr(args, "catalog", None)
+    if path is None:
+        return None
+    try:
+        data = path.expanduser().read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"--catalog {path}: cannot read it ({exc.strerror})") from None
+    try:
+        return parse_catalog_bytes(data)
+    except CatalogError as exc:
+        raise ConfigError(f"--catalog {path}: {exc}") from None
+
+
 def make_config(args: argparse.Namespace) -> ServerConfig:
     """Settings from parsed options; generates (or reuses) the bearer token by default."""
     faults = faults_from(args)
+    catalog = catalog_from(args)
     db_path = (args.db or default_db_path()).expanduser().resolve()
     oauth = _oauth_requested(args)
     if oauth and (args.no_auth or args.basic is not None or args.token is not None):
@@ -293,4 +319,5 @@ def make_config(args: argparse.Namespace) -> ServerConfig:
         max_body_bytes=args.max_body,
         tls=tls,
         tunnel=tunnel,
+        catalog=catalog,
     )

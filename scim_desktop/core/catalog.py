@@ -22,8 +22,12 @@ from typing import Any
 
 import orjson
 
+from scim_desktop.core import filter as scim_filter
 from scim_desktop.core.errors import InvalidValue, ScimError
+from scim_desktop.core.listing import ListQuery, Steps, list_response, paginate_steps
+from scim_desktop.core.projection import project
 from scim_desktop.core.schemas import (
+    _COMMON,
     ENTERPRISE_USER,
     ENTERPRISE_USER_SCHEMA,
     GROUP_SCHEMA,
@@ -190,6 +194,7 @@ class Catalog:
     _by_endpoint: dict[str, EntitlementType] = field(init=False, repr=False, compare=False)
     _schema_objects: dict[str, Schema] = field(init=False, repr=False, compare=False)
     _user_type: ResourceType = field(init=False, repr=False, compare=False)
+    _scim_types: dict[str, ResourceType] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         roles: set[str] = set()
@@ -211,6 +216,18 @@ class Catalog:
             (objects[e["schema"]], bool(e.get("required", False)))
             for e in self.user_schema_extensions
         ]
+        scim_types = {
+            rt.id: ResourceType(
+                rt.id,
+                rt.name,
+                rt.endpoint,
+                rt.description,
+                Schema(rt.schema, rt.name, rt.description, _COMMON + VALUE_ATTRIBUTES),
+                tuple((objects[e["schema"]], bool(e["required"])) for e in rt.schema_extensions),
+            )
+            for rt in self.resource_types
+        }
+        object.__setattr__(self, "_scim_types", scim_types)
         object.__setattr__(
             self,
             "_user_type",
@@ -264,6 +281,10 @@ class Catalog:
         """The User resource type with the enterprise extension and the catalog's user
         schema extensions (validated like core attributes, RFC 7643 §3.3)."""
         return self._user_type
+
+    def scim_type(self, type_id: str) -> ResourceType:
+        """A catalog type as a core ResourceType (filters, sorting, projections)."""
+        return self._scim_types[type_id]
 
     def schema_objects(self) -> dict[str, Schema]:
         """The catalog's schemas by URN, as core Schema objects (for /Schemas)."""
@@ -338,6 +359,40 @@ class Catalog:
             "userSchemaExtensions": [dict(e) for e in self.user_schema_extensions],
             "schemas": [dict(s) for s in self.schemas],
         }
+
+
+#: Values filtered between two points where a sliced listing may pause (see
+#: ``ScimService.list_steps``: about a millisecond).
+SCAN_CHUNK = 2048
+
+
+def list_values_steps(
+    catalog: Catalog, rt: EntitlementType, query: ListQuery, base_url: str
+) -> Steps[dict[str, Any]]:
+    """``GET {endpoint}``: the ListResponse of a type's values (filter, sort, index or cursor
+    paging, attributes; RFC 7644 §3.4.2), in steps like ``ScimService.list_steps``: it yields
+    where a caller sharing a loop may pause. Catalog order (``_seq``) is the stable order."""
+    scim_rt = catalog.scim_type(rt.id)
+    records: list[dict[str, Any]] | tuple[dict[str, Any], ...] = rt.records()
+    if query.filter is not None:
+        match = scim_filter.compile_filter(query.filter, scim_rt)
+        chunk = max(1, SCAN_CHUNK // scim_filter.filter_size(query.filter))
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(records), chunk):
+            found.extend(r for r in records[start : start + chunk] if match(r))
+            yield
+        records = found
+    page = yield from paginate_steps(records, query, scim_rt, presorted=query.sort_by is None)
+    resources = [rt.render(r, base_url) for r in page.records]
+    if not query.projection.is_identity:
+        resources = [project(r, query.projection, scim_rt) for r in resources]
+    return list_response(
+        page.total,
+        resources,
+        page.start_index,
+        next_cursor=page.next_cursor,
+        previous_cursor=page.previous_cursor,
+    )
 
 
 def _held(previous: Mapping[str, Any] | None, attr: str) -> set[tuple[Any, Any]]:

@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -49,13 +49,17 @@ from scim_desktop.core.paths import ci_get, ci_key, parse_attr_path
 from scim_desktop.core.projection import Projection, project
 from scim_desktop.core.repository import GROUP, USER, Record, Repository
 from scim_desktop.core.schemas import (
-    GROUP_TYPE,
     PATCH_OP_SCHEMA,
     RESOURCE_TYPES,
-    USER_TYPE,
     Attribute,
     ResourceType,
 )
+
+if TYPE_CHECKING:
+    from scim_desktop.core.catalog import Catalog
+
+#: ``Change.rtype`` of a catalog change (id "*"): the catalog is one thing, not a resource.
+CATALOG = "Catalog"
 
 #: Users whose encoded JSON is kept for list responses: about 0.9 KB each with the
 #: bookkeeping (~90 MB at 100,000 users). Pages of a larger data set re-render the users
@@ -381,6 +385,33 @@ class ScimService:
         self._fragments: OrderedDict[str, tuple[Record, str, int, str, orjson.Fragment]] = (
             OrderedDict()
         )
+        #: The resource types by name; "User" carries the catalog's user schema extensions
+        #: while a catalog is loaded (so they are validated, filtered and patched like core
+        #: attributes).
+        self.types: dict[str, ResourceType] = dict(RESOURCE_TYPES)
+        #: The entitlement catalog (core/catalog.py), or None: then roles and entitlements
+        #: are accepted as sent, as before catalogs existed.
+        self.catalog: Catalog | None = None
+
+    # --- the entitlement catalog -------------------------------------------------------------
+    def use_catalog(self, catalog: Catalog | None) -> None:
+        """Serve ``catalog`` from now on, without storing it (start-up: it came from the
+        store)."""
+        self.catalog = catalog
+        self.types[USER] = catalog.user_type if catalog is not None else RESOURCE_TYPES[USER]
+        self._fragments.clear()  # renderings do not depend on it, but keep it simple
+
+    def set_catalog(self, catalog: Catalog | None) -> Outcome:
+        """Replace the catalog and store it with the next commit (the repository's
+        ``put_catalog``, when it has one). Users' grants are left as they are: a grant of a
+        value the new catalog lacks stays stored and returned (``Catalog.unknown_grants``
+        finds them) until a client or the window revokes it; nothing is lost silently."""
+        put = getattr(self.repo, "put_catalog", None)
+        if put is not None:
+            put(catalog.to_json() if catalog is not None else None)
+        self.use_catalog(catalog)
+        kind = "updated" if catalog is not None else "deleted"
+        return Outcome(None, None, [Change(kind, CATALOG, "*")])
 
     # --- rendering ---------------------------------------------------------------------------
     def render(self, rtype: str, record: Record, base_url: str) -> dict[str, Any]:
@@ -388,7 +419,7 @@ class ScimService:
         out = {k: v for k, v in record.items() if k[:1] != "_"}
         rid = record["id"]
         meta = dict(record["meta"])
-        meta["location"] = f"{base_url}{RESOURCE_TYPES[rtype].endpoint}/{rid}"
+        meta["location"] = f"{base_url}{self.types[rtype].endpoint}/{rid}"
         if rtype == USER:
             groups = self.user_groups(rid)
             if groups:
@@ -524,7 +555,7 @@ class ScimService:
         rendered = self.render(rtype, record, base_url)
         version = rendered["meta"]["version"]
         if projection is not None:
-            rendered = project(rendered, projection, RESOURCE_TYPES[rtype])
+            rendered = project(rendered, projection, self.types[rtype])
         return Outcome(rendered, version)
 
     def _filter_view(self, rtype: str, record: Record, with_groups: bool) -> Record:
@@ -555,12 +586,12 @@ class ScimService:
         if attr == "id":
             record = self.repo.get(rt.name, node.value)
             return [record] if record is not None else []
-        if attr == "username" and rt is USER_TYPE:
+        if attr == "username" and rt.name == USER:
             user = self.repo.find_user_by_username(node.value)
             return [user] if user is not None else []
         if attr == "externalid":
             return self.repo.find_by_external_id(rt.name, node.value)
-        if attr == "displayname" and rt is GROUP_TYPE:
+        if attr == "displayname" and rt.name == GROUP:
             return self.repo.find_groups_by_display_name(node.value)
         return None
 
@@ -583,7 +614,7 @@ class ScimService:
             candidates = list(self.repo.ordered(rt.name))
         match = scim_filter.compile_filter(node, rt)
         size = scim_filter.filter_size(node)
-        with_groups = rt is USER_TYPE and _mentions(node, "groups")
+        with_groups = rt.name == USER and _mentions(node, "groups")
         chunk = max(1, SCAN_WORK // (size + 4 * with_groups))
         # Records whose multi-valued attributes or texts are large enough that evaluating
         # this filter on one of them could take long go through evaluate_steps.
@@ -608,7 +639,7 @@ class ScimService:
         """:meth:`list` in steps: a generator that yields at points where the caller may
         pause (every few milliseconds of filtering or sorting) and returns the ListResponse.
         Unfiltered unsorted pages and indexed ``eq`` lookups finish within the first step."""
-        rt = RESOURCE_TYPES[rtype]
+        rt = self.types[rtype]
         matches = yield from self._match_steps(rt, query.filter)
         page = yield from paginate_steps(matches, query, rt, presorted=query.sort_by is None)
         return self._page_response(page, [rtype] * len(page.records), query, base_url)
@@ -620,7 +651,7 @@ class ScimService:
     def search_all_steps(self, query: ListQuery, base_url: str) -> Steps[dict[str, Any]]:
         """:meth:`search_all` in steps (see :meth:`list_steps`)."""
         tagged: list[tuple[str, Record]] = []
-        for rt in (USER_TYPE, GROUP_TYPE):
+        for rt in (self.types[USER], self.types[GROUP]):
             matches = yield from self._match_steps(rt, query.filter)
             tagged.extend((rt.name, r) for r in matches)
             yield
@@ -628,7 +659,7 @@ class ScimService:
         kinds = {id(r): name for name, r in tagged}
         yield
         page = yield from paginate_steps(
-            [r for _, r in tagged], query, USER_TYPE, presorted=query.sort_by is None
+            [r for _, r in tagged], query, self.types[USER], presorted=query.sort_by is None
         )
         return self._page_response(page, [kinds[id(r)] for r in page.records], query, base_url)
 
@@ -643,7 +674,7 @@ class ScimService:
             ]
         else:
             resources = [
-                project(self.render(kind, r, base_url), query.projection, RESOURCE_TYPES[kind])
+                project(self.render(kind, r, base_url), query.projection, self.types[kind])
                 for kind, r in zip(kinds, page.records, strict=True)
             ]
         return list_response(
@@ -713,7 +744,7 @@ class ScimService:
             ),
         }
         record: Record = {"schemas": data.schemas, "id": rid, **data.attributes, "meta": meta}
-        if rt is USER_TYPE:
+        if rt.name == USER:
             if defaults and "active" not in record:
                 # Unassigned in a POST / PUT body: the default, active (RFC 7644 §3.3 and
                 # §3.5.1 let the service provider assign defaults; Okta always sends it).
@@ -731,25 +762,27 @@ class ScimService:
         return record
 
     def create(self, rtype: str, body: Any, base_url: str) -> Outcome:
-        rt = RESOURCE_TYPES[rtype]
+        rt = self.types[rtype]
         data = _parse_input(rt, require_schemas(body, rt.schema.id, f"{rt.name} to create", "3.3"))
         rid = self._new_id()
         self._check_unique(rtype, data.attributes, None)
-        if rt is GROUP_TYPE:
+        if self.catalog is not None and rt.name == USER:
+            self.catalog.check_grants(data.attributes, None)
+        if rt.name == GROUP:
             self._check_members(data.attributes, rid)
         record = self._build(rt, data, rid, None)
         self.repo.put(rtype, record)
         changes = [Change("created", rtype, rid)]
         changes += self._touch_member_views(record, None)
         rendered = self.render(rtype, record, base_url)
-        if rt is USER_TYPE:
+        if rt.name == USER:
             self._keep_fragment(record, base_url, rendered)
         return Outcome(rendered, rendered["meta"]["version"], changes)
 
     def replace(
         self, rtype: str, rid: str, body: Any, base_url: str, if_match: str | None = None
     ) -> Outcome:
-        rt = RESOURCE_TYPES[rtype]
+        rt = self.types[rtype]
         previous = self._require(rtype, rid)
         self._check_if_match(previous, if_match)
         body = require_schemas(body, rt.schema.id, f"{rt.name} replacement", "3.5.1")
@@ -759,7 +792,7 @@ class ScimService:
     def patch(
         self, rtype: str, rid: str, body: Any, base_url: str, if_match: str | None = None
     ) -> Outcome:
-        rt = RESOURCE_TYPES[rtype]
+        rt = self.types[rtype]
         previous = self._require(rtype, rid)
         self._check_if_match(previous, if_match)
         body = require_schemas(body, PATCH_OP_SCHEMA, "PATCH request", "3.5.2")
@@ -788,7 +821,9 @@ class ScimService:
     ) -> Outcome:
         rid = previous["id"]
         self._check_unique(rt.name, data.attributes, rid)
-        if rt is GROUP_TYPE:
+        if self.catalog is not None and rt.name == USER:
+            self.catalog.check_grants(data.attributes, previous)
+        if rt.name == GROUP:
             self._check_members(data.attributes, rid)
         record = self._build(rt, data, rid, previous, defaults=defaults)
         unchanged = {k: v for k, v in record.items() if k != "meta" and k != "_password"} == {
@@ -802,7 +837,7 @@ class ScimService:
         changes = [Change("updated", rt.name, rid)]
         changes += self._touch_member_views(record, previous)
         rendered = self.render(rt.name, record, base_url)
-        if rt is USER_TYPE:
+        if rt.name == USER:
             self._keep_fragment(record, base_url, rendered)
         return Outcome(rendered, rendered["meta"]["version"], changes)
 

@@ -39,7 +39,7 @@ from scim_desktop.config import (
     load_or_create_token,
     token_path_for,
 )
-from scim_desktop.options import explicit_auth, faults_from
+from scim_desktop.options import catalog_from, explicit_auth, faults_from
 
 log = logging.getLogger("scim_desktop.gui")
 
@@ -97,6 +97,7 @@ def config_from(args: argparse.Namespace, settings: QSettings) -> ServerConfig:
         max_body_bytes=args.max_body,
         faults=faults_from(args),
         fault_seed=args.fault_seed,
+        catalog=catalog_from(args),
         tls=TlsConfig.generated_for(db_path)
         if settings.value("tls", False) in (True, "true")
         else None,

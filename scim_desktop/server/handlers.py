@@ -35,11 +35,19 @@ import tornado.web
 
 from scim_desktop.config import ServerConfig
 from scim_desktop.core import errors
+from scim_desktop.core.catalog import Catalog, EntitlementType, list_values_steps
 from scim_desktop.core.faults import METHODS, FaultEngine, FaultRequest, relative_path
 from scim_desktop.core.listing import list_response, parse_list_query, parse_search_request
 from scim_desktop.core.okta import OktaClassifier, OktaRequest, Step
 from scim_desktop.core.projection import make_projection, project
-from scim_desktop.core.resources import Change, Outcome, ScimService, etag_matches, utc_now_iso
+from scim_desktop.core.resources import (
+    CATALOG,
+    Change,
+    Outcome,
+    ScimService,
+    etag_matches,
+    utc_now_iso,
+)
 from scim_desktop.core.schemas import RESOURCE_TYPES, SCHEMAS, service_provider_config
 from scim_desktop.server.auth import Authenticator
 from scim_desktop.server.events import (
@@ -124,10 +132,22 @@ def drain_cap(limit: int) -> int:
 
 
 def publish_changes(ctx: ServerContext, changes: list[Change], base_url: str) -> None:
-    """Tell the sink what changed, with each resource as clients now see it."""
-    if not changes or not getattr(ctx.sink, "wants_changes", True):
+    """Tell the sink what changed, with each resource as clients now see it (a catalog
+    change: the catalog in its file format, and the Okta classifier its endpoints)."""
+    if not changes:
         return
     for change in changes:
+        if change.rtype == CATALOG:
+            catalog = ctx.service.catalog
+            ctx.okta.set_catalog(catalog.endpoints() if catalog is not None else {})
+    if not getattr(ctx.sink, "wants_changes", True):
+        return
+    for change in changes:
+        if change.rtype == CATALOG:
+            catalog = ctx.service.catalog
+            doc = catalog.to_json() if catalog is not None else None
+            ctx.sink.publish(ResourceChanged(change.kind, CATALOG, "*", doc))
+            continue
         resource = None
         if change.kind != "deleted" and ctx.store.get(change.rtype, change.id) is not None:
             resource = ctx.service.get(change.rtype, change.id, base_url).resource
@@ -288,11 +308,68 @@ def _discovery(ex: Exchange, kind: str, table: Mapping[str, Any], item_id: str |
 
 
 def _schemas(ex: Exchange, schema_id: str | None = None) -> None:
-    _discovery(ex, "Schema", SCHEMAS, schema_id)
+    """``/Schemas``: the built-in schemas, plus the catalog's (and Okta's Role / Entitlement
+    schemas when the catalog uses them)."""
+    catalog = ex.ctx.service.catalog
+    table: Mapping[str, Any] = SCHEMAS
+    if catalog is not None:
+        table = {**SCHEMAS, **{s.id: s for s in catalog.discovery_schemas()}}
+    _discovery(ex, "Schema", table, schema_id)
 
 
 def _resource_types(ex: Exchange, type_id: str | None = None) -> None:
-    _discovery(ex, "ResourceType", RESOURCE_TYPES, type_id)
+    """``/ResourceTypes``: User (with the enterprise extension and the catalog's user schema
+    extensions), Group, and every catalog type (Okta's guide: what Okta reads first)."""
+    service = ex.ctx.service
+    table: dict[str, Any] = {name: service.types[name] for name in RESOURCE_TYPES}
+    if service.catalog is not None:
+        table.update((rt.id, rt) for rt in service.catalog.resource_types)
+    _discovery(ex, "ResourceType", table, type_id)
+
+
+# --- the catalog's endpoints (read-only values) ---------------------------------------------
+def _catalog_type(ex: Exchange, endpoint: str) -> tuple[Catalog, EntitlementType]:
+    catalog = ex.ctx.service.catalog
+    rt = catalog.type_for_endpoint(endpoint) if catalog is not None else None
+    if catalog is None or rt is None:  # the catalog changed since the route was chosen
+        raise errors.NotFound(f"No SCIM endpoint at {ex.path}")
+    return catalog, rt
+
+
+def _list_values(ex: Exchange, endpoint: str) -> Awaitable[None] | None:
+    catalog, rt = _catalog_type(ex, endpoint)
+    query = parse_list_query(ex.query_args(), catalog.scim_type(rt.id))
+    return _in_slices(ex, list_values_steps(catalog, rt, query, ex.base_url))
+
+
+def _search_values(ex: Exchange, endpoint: str) -> Awaitable[None] | None:
+    catalog, rt = _catalog_type(ex, endpoint)
+    query = parse_search_request(ex.json_body(), catalog.scim_type(rt.id))
+    return _in_slices(ex, list_values_steps(catalog, rt, query, ex.base_url))
+
+
+def _get_value(ex: Exchange, endpoint: str, rid: str) -> None:
+    catalog, rt = _catalog_type(ex, endpoint)
+    record = rt.record(rid)
+    if record is None:
+        raise errors.NotFound(f"{rt.name} {rid} not found")
+    resource = rt.render(record, ex.base_url)
+    if ex.query:
+        scim_rt = catalog.scim_type(rt.id)
+        projection = make_projection(
+            ex.query_arg("attributes"), ex.query_arg("excludedAttributes"), scim_rt
+        )
+        resource = project(resource, projection, scim_rt)
+    ex.respond(200, resource)
+
+
+def _values_read_only(ex: Exchange, endpoint: str, *_rid: str) -> None:
+    _catalog, rt = _catalog_type(ex, endpoint)
+    raise errors.MethodNotAllowed(
+        f"{rt.name} values are read-only over SCIM: edit them in SCIM Desktop's Governance "
+        "tab, or in the catalog file loaded with --catalog FILE",
+        headers={"Allow": "GET, HEAD"},
+    )
 
 
 def _not_implemented(ex: Exchange) -> None:
@@ -330,6 +407,12 @@ _RESOURCE = Route(
         "DELETE": _delete,
     }
 )
+_WRITES = ("POST", "PUT", "PATCH", "DELETE")
+_VALUES = Route(
+    {"GET": _list_values, "HEAD": _list_values, **dict.fromkeys(_WRITES, _values_read_only)}
+)
+_VALUES_SEARCH = Route({"POST": _search_values})
+_VALUE = Route({"GET": _get_value, "HEAD": _get_value, **dict.fromkeys(_WRITES, _values_read_only)})
 _ROOT_SEARCH = Route({"POST": _root_search})
 _SPC = Route({"GET": _service_provider_config})
 _SCHEMAS = Route({"GET": _schemas})
@@ -420,11 +503,38 @@ def _route_args(m: re.Match[str]) -> tuple[Route, tuple[str, ...]]:
     return _NOT_IMPLEMENTED, ()
 
 
-def match_route(pattern: re.Pattern[str], path: str) -> tuple[Route, tuple[str, ...]]:
+def match_route(
+    pattern: re.Pattern[str],
+    path: str,
+    catalog: Catalog | None = None,
+    base_path: str = "",
+) -> tuple[Route, tuple[str, ...]]:
     m = pattern.fullmatch(path)
     if m is None:
+        if catalog is not None:
+            return _catalog_route(catalog, path, base_path)
         return _NOT_FOUND, ()
     return _route_args(m)
+
+
+def _catalog_route(catalog: Catalog, path: str, base_path: str) -> tuple[Route, tuple[str, ...]]:
+    """A catalog endpoint (``{endpoint}``, ``{endpoint}/.search``, ``{endpoint}/{id}``; the
+    endpoint matched ignoring case, like /Users), else the 404 route. The catalog changes
+    while serving, so this is looked up per request rather than compiled into the pattern."""
+    base = base_path.rstrip("/")
+    if not path.startswith(base + "/"):
+        return _NOT_FOUND, ()
+    parts = path[len(base) + 1 :].split("/")
+    if parts and parts[-1] == "" and len(parts) > 1:
+        parts.pop()  # a trailing slash
+    rt = catalog.type_for_endpoint("/" + parts[0]) if 1 <= len(parts) <= 2 else None
+    if rt is None:
+        return _NOT_FOUND, ()
+    if len(parts) == 1:
+        return _VALUES, (rt.endpoint,)
+    if parts[1] == ".search":
+        return _VALUES_SEARCH, (rt.endpoint,)
+    return _VALUE, (rt.endpoint, _unquote(parts[1]))
 
 
 # --- the HTTP side ----------------------------------------------------------------------------
@@ -490,7 +600,9 @@ class ScimServer:
         for an unknown method (before authentication), 413 for a declared body over the
         limit, 401 without valid credentials, 405 for a method the route lacks (unless fault
         rules, which may answer first, are set)."""
-        route, args = match_route(self.routes, path)
+        route, args = match_route(
+            self.routes, path, self.ctx.service.catalog, self.ctx.config.base_path
+        )
         if method not in _KNOWN_METHODS or route.public:
             return Admission(route, args, None, False)
         limit = self.ctx.config.max_body_bytes

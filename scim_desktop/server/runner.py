@@ -32,6 +32,7 @@ from scim_desktop.config import (
     load_or_create_password_key,
     password_key_path_for,
 )
+from scim_desktop.core.catalog import Catalog, CatalogError, parse_catalog
 from scim_desktop.core.faults import FaultEngine, FaultRule, RuleState
 from scim_desktop.core.oauth import TokenInfo
 from scim_desktop.core.resources import Outcome, ScimService
@@ -293,6 +294,33 @@ class ServerThread:
             }
 
         return self.call(run)
+
+    # --- the entitlement catalog (any thread) -------------------------------------------------
+    def catalog(self) -> concurrent.futures.Future[Catalog | None]:
+        """A future of the catalog being served (None: no catalog). Thread-safe."""
+        return self.call(lambda: self.context.service.catalog)  # type: ignore[union-attr]
+
+    def set_catalog(self, catalog: Catalog | None) -> concurrent.futures.Future[None]:
+        """Serve ``catalog`` (None: remove it) and store it durably in the data file; the
+        sink gets ``ResourceChanged("updated", "Catalog", "*", catalog.to_json())`` (or
+        ``"deleted"`` with None) and the Okta classifier the new endpoints. Users' grants are
+        kept as they are, also of values the new catalog lacks (``Catalog.unknown_grants``
+        lists them). Thread-safe."""
+
+        def op(service: ScimService) -> Outcome:
+            return service.set_catalog(catalog)
+
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def done(applied: concurrent.futures.Future) -> None:
+            error = applied.exception()
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(None)
+
+        self.apply(op).add_done_callback(done)
+        return future
 
     def reset_data(self) -> concurrent.futures.Future:
         """Delete every user and group (durably). Thread-safe."""
@@ -580,6 +608,7 @@ class ServerThread:
                     f"Cannot keep the password key beside the data: {exc}"
                 ) from None
             service = ScimService(store, password_key=key)
+            catalog_warning = self._load_catalog(service, store)
             oauth = None
             if self.config.auth.mode == "oauth" and self.config.auth.oauth is not None:
                 oauth = OAuthRuntime.open(self.config.auth.oauth)
@@ -592,6 +621,10 @@ class ServerThread:
                 faults=FaultEngine(self.config.faults, seed=self.config.fault_seed),
                 oauth=oauth,
             )
+            if service.catalog is not None:
+                ctx.okta.set_catalog(service.catalog.endpoints())
+            if self.config.catalog is not None:
+                await store.commit()  # --catalog FILE is in the data file before serving
             app = make_app(ctx)
             server = HttpServer(
                 app,
@@ -612,6 +645,8 @@ class ServerThread:
             return
         self.port = sockets[0].getsockname()[1]
         self.warnings = list(store.warnings) + (oauth.warnings if oauth else [])
+        if catalog_warning:
+            self.warnings.append(catalog_warning)
         self.oauth = oauth
         self.context = ctx
         self.http_server = server
@@ -626,6 +661,25 @@ class ServerThread:
                 await self._shutdown(server, store, ctx)
             finally:
                 lock.release()
+
+    def _load_catalog(self, service: ScimService, store: DurableStore) -> str | None:
+        """Serve ``--catalog FILE`` (stored, replacing the stored one) or else the catalog
+        in the data file; a warning when the stored one cannot be used (it is then left in
+        the file untouched, and no catalog is served)."""
+        if self.config.catalog is not None:
+            service.set_catalog(self.config.catalog)
+            return None
+        doc = store.catalog_doc
+        if doc is None:
+            return None
+        try:
+            service.use_catalog(parse_catalog(doc))
+        except CatalogError as exc:
+            return (
+                f"The entitlement catalog stored in {store.path} cannot be used ({exc}); "
+                "serving without one. Load a good one with --catalog FILE."
+            )
+        return None
 
     async def _shutdown(self, server: HttpServer, store: DurableStore, ctx: ServerContext) -> None:
         server.stop()  # no new connections

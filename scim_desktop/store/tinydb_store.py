@@ -12,7 +12,9 @@ write and rebuilds a whole table per insert, so it is never written per request.
 
 The file is a normal TinyDB document: tables ``Users`` and ``Groups`` (doc ids "1", "2", ...
 -> records, including ``_seq`` and ``_password``) and ``_meta`` (doc "1": ``format`` and
-``next_seq``). Tables this version does not know are kept as they are.
+``next_seq``), and ``_catalog`` (doc "1": the entitlement catalog in its file format,
+``core/catalog.py``; absent without one). Tables this version does not know are kept as they
+are.
 
 Folding safety: the journal rotates to a new segment at the moment the snapshot is taken, so
 the older segments hold only changes the snapshot includes. They are deleted only after the
@@ -67,6 +69,8 @@ FORMAT_VERSION = 1
 #: TinyDB table per resource type.
 TABLES: dict[str, str] = {USER: "Users", GROUP: "Groups"}
 META_TABLE = "_meta"
+#: The entitlement catalog's table: doc "1" is the catalog (``Catalog.to_json()``).
+CATALOG_TABLE = "_catalog"
 
 _seq_of = itemgetter("_seq")
 _CHUNK_RECORDS = 1000  # records serialized per orjson call; see AtomicOrjsonStorage.write
@@ -375,11 +379,23 @@ def _move_aside(path: Path, reason: str) -> str:
     )
 
 
-def _apply_entries(state: dict[str, dict[str, Record]], entries: Sequence[dict[str, Any]]) -> int:
-    """Replay journal entries over ``state``; the number not understood (skipped)."""
+def _apply_entries(
+    state: dict[str, dict[str, Record]],
+    entries: Sequence[dict[str, Any]],
+    extra: dict[str, Any] | None = None,
+) -> int:
+    """Replay journal entries over ``state`` (and the catalog over ``extra``, the other
+    tables); the number not understood (skipped)."""
     bad = 0
     for entry in entries:
         op = entry.get("op")
+        if op == "catalog" and extra is not None:
+            catalog = entry.get("c")
+            if isinstance(catalog, dict):
+                extra[CATALOG_TABLE] = {"1": catalog}
+            else:
+                extra.pop(CATALOG_TABLE, None)
+            continue
         rtype = entry.get("t")
         if op == "put" and rtype in RTYPES:
             record = entry.get("r")
@@ -544,7 +560,7 @@ class DurableStore:
         for _number, segment in segments:
             result = read_entries(segment)
             warnings.extend(result.warnings)
-            bad = _apply_entries(loaded.state, result.entries)
+            bad = _apply_entries(loaded.state, result.entries, loaded.extra_tables)
             if bad:
                 warnings.append(
                     f"Journal segment {segment}: {bad} entries were not understood and were "
@@ -688,8 +704,30 @@ class DurableStore:
         self._journal.append({"op": "del", "t": rtype, "id": id})
         self._wrote()
 
+    @property
+    def catalog_doc(self) -> dict[str, Any] | None:
+        """The stored entitlement catalog (its file format, unchecked), or None. IOLoop
+        thread only."""
+        table = self._extra_tables.get(CATALOG_TABLE)
+        doc = table.get("1") if isinstance(table, dict) else None
+        return doc if isinstance(doc, dict) else None
+
+    def put_catalog(self, doc: dict[str, Any] | None) -> None:
+        """Store the entitlement catalog (None: remove it); durable after :meth:`commit`,
+        in the data file from the next fold. IOLoop thread only."""
+        self._check_writable()
+        line = encode_entry({"op": "catalog", "c": doc})
+        tables = {k: v for k, v in self._extra_tables.items() if k != CATALOG_TABLE}
+        if doc is not None:
+            tables[CATALOG_TABLE] = {"1": doc}
+        # A new dict, never changed in place: a fold worker may be reading the old one.
+        self._extra_tables = tables
+        self._journal.append_encoded(line)
+        self._wrote()
+
     def clear(self) -> None:
-        """Remove every record; durable after :meth:`commit`. IOLoop thread only."""
+        """Remove every record (the catalog stays: it describes the app, not its data);
+        durable after :meth:`commit`. IOLoop thread only."""
         self._check_writable()
         self._memory.clear()
         self._journal.append({"op": "clear"})
