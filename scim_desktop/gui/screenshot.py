@@ -144,6 +144,9 @@ def _capture(window: MainWindow, path: Path, demo: bool, tab: str = "requests") 
     window.tabs.setCurrentWidget(getattr(window, TABS.get(tab, "requests")))
     if tab == "groups" and window.groups.model.rowCount():
         window.groups.table.selectRow(0)
+    if tab == "governance":
+        _settle(0.5)  # the last grants reach the users model (and the holder index)
+        window.governance.show_busiest_value()
     # Past the change highlight's fade (2 s), unless the log itself is the subject.
     _settle(0.4 if tab == "requests" else 2.4)
     # No mkdir: path_problem() refused a missing folder before the window opened.

@@ -207,6 +207,21 @@ def test_holders_follow_grants_and_revokes_over_http(qtbot, window: MainWindow, 
     cell = window.users.model.index(row, UsersModel.ENTITLEMENTS).data()
     assert cell == "Pro"
 
+    # A custom user attribute shows beside the grants and in the Users tab.
+    custom = {
+        "schemas": [PATCH],
+        "Operations": [{"op": "add", "value": {f"{USER_EXT}:costCenterCode": "CC-7"}}],
+    }
+    assert http.patch(f"/Users/{ids[0]}", custom).status == 200
+    qtbot.waitUntil(lambda: "costCenterCode: CC-7" in view.user_attributes.text(), timeout=10000)
+    row = window.users.model.row_of(ids[0])
+    assert window.users.model.index(row, UsersModel.CUSTOM).data() == "costCenterCode: CC-7"
+    # A value removed from the catalog stays granted, flagged.
+    assert view.delete_value("License", "lic-pro")
+    qtbot.waitUntil(lambda: view.value_item("License", "lic-pro") is None, timeout=10000)
+    assert view.select_value("Role", "role-admin") and view.select_holder(ids[0])
+    assert "Pro  (not in the catalog)" in view.grant_texts()
+
     # Okta revokes with a value filter.
     remove = {
         "schemas": [PATCH],

@@ -64,9 +64,11 @@ def type_matches(granted: str | None, type_keys: Iterable[str]) -> bool:
 class HolderIndex(QObject):
     """value -> holders and user -> grants, kept current from a :class:`ResourceTableModel`
     of users. ``changed`` carries the (attribute, value) keys whose holders changed (an
-    empty set after a rebuild: everything may have)."""
+    empty set after a rebuild: everything may have); ``users_changed`` the ids of users
+    that changed at all (their grants panel may show other attributes)."""
 
     changed = Signal(object)
+    users_changed = Signal(object)
 
     def __init__(self, users: ResourceTableModel, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -75,6 +77,7 @@ class HolderIndex(QObject):
         self._holders: dict[tuple[str, str], dict[str, str | None]] = {}
         self._grants: dict[str, tuple[Grant, ...]] = {}
         self._dirty: set[tuple[str, str]] = set()
+        self._touched: set[str] = set()
         self._rebuilt = False
         # Changes are announced at most every 100 ms: a burst of Okta grants becomes one
         # refresh of the tree's counts and the holder list.
@@ -134,7 +137,9 @@ class HolderIndex(QObject):
         if list(roles) == [_BACKGROUND]:
             return  # a highlight fading, nothing changed
         for row in range(top.row(), bottom.row() + 1):
-            self._set_user(self.users.resource_id(row), self.users.resource(row))
+            uid = self.users.resource_id(row)
+            self._touched.add(uid)
+            self._set_user(uid, self.users.resource(row))
         self._schedule()
 
     def _set_user(self, uid: str, user: dict[str, Any] | None) -> None:
@@ -158,14 +163,16 @@ class HolderIndex(QObject):
             self._grants.pop(uid, None)
 
     def _schedule(self) -> None:
-        if (self._dirty or self._rebuilt) and not self._timer.isActive():
+        if (self._dirty or self._rebuilt or self._touched) and not self._timer.isActive():
             self._timer.start()
 
     def _announce(self) -> None:
-        dirty = set() if self._rebuilt else self._dirty
-        self._dirty = set()
-        self._rebuilt = False
-        self.changed.emit(dirty)
+        dirty, touched, rebuilt = self._dirty, self._touched, self._rebuilt
+        self._dirty, self._touched, self._rebuilt = set(), set(), False
+        if rebuilt or dirty:
+            self.changed.emit(set() if rebuilt else dirty)
+        if touched:
+            self.users_changed.emit(touched)
 
     def flush(self) -> None:
         """Announce pending changes now (tests, and before a screenshot)."""

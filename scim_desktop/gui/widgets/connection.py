@@ -400,6 +400,24 @@ Assignments tab, and push groups on the Push Groups tab. Each request Okta makes
 the Requests tab with the lifecycle step it belongs to.</p>
 <p>Okta reports failures under Dashboard → Tasks and in the System Log. Try the Faults tab to
 see how Okta handles 429s, 5xx errors and slow answers.</p>
+
+<h3>4. Entitlements, roles and custom attributes (optional)</h3>
+<p>Okta grants an app's own roles, licenses and other entitlements only with <b>Okta Identity
+Governance</b> (OIG) and <b>entitlement management</b> turned on for the app. Okta discovers
+them through SCIM <i>user-schema discovery</i>, which <b>Okta Support switches on</b> for your
+org on request; without it Okta never reads <code>/ResourceTypes</code>.</p>
+<p>Give this server a catalog first (the Governance tab: <b>Import catalog…</b>, or
+<b>Demo → Load demo data</b>, or <code>--catalog FILE</code>). Then turn on entitlement
+management for the app in Okta and enable provisioning: Okta calls
+<code>GET /ResourceTypes</code>, then <code>GET /Schemas</code> for the extension URNs it does
+not know, then reads every value of each type page by page, like a user import. All of it
+shows up in the Requests tab.</p>
+<p>The admin then sees each type (for example Roles, Licenses, Profiles) with its values on the
+app's <b>Governance</b> tab in Okta. The catalog's custom user attributes become the app's user
+profile (with discovery on, admins no longer add attributes in the Profile Editor).
+Assigning a value to a user sends a PATCH (or a PUT of the whole user) with
+<code>roles</code> or <code>entitlements</code>; this window's Governance tab shows who holds
+each value as those requests arrive.</p>
 """
 
 

@@ -51,7 +51,7 @@ from PySide6.QtWidgets import (
 from scim_desktop.gui import theme
 from scim_desktop.gui.controller import ServerController
 from scim_desktop.gui.models.governance import HolderIndex
-from scim_desktop.gui.models.resources import UsersModel, full_name
+from scim_desktop.gui.models.resources import UsersModel, custom_text, full_name
 from scim_desktop.gui.widgets.json_editor import deliver, describe_error, message_style
 from scim_desktop.gui.widgets.users_view import MessageBar
 from scim_desktop.server.events import ResourceChanged
@@ -286,6 +286,7 @@ class GovernanceView(QWidget):
         self.catalog: dict[str, Any] | None = None
         self.index = HolderIndex(users, self)
         self.index.changed.connect(self._holders_changed)
+        self.index.users_changed.connect(self._users_changed)
         self._updating_tree = False
         self._selected: tuple[str, str, str] | None = None
         self._value_items: dict[tuple[str, str], QTreeWidgetItem] = {}
@@ -340,7 +341,7 @@ class GovernanceView(QWidget):
         header.setStretchLastSection(True)
         header.resizeSection(NAME_COL, 280)
         header.resizeSection(ID_COL, 190)
-        header.resizeSection(HOLDERS_COL, 80)
+        header.resizeSection(HOLDERS_COL, 76)
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         header.setSectionResizeMode(DETAILS_COL, QHeaderView.ResizeMode.Stretch)
         self.tree.itemChanged.connect(self._item_changed)
@@ -370,6 +371,9 @@ class GovernanceView(QWidget):
         self.holders.selectionModel().currentChanged.connect(self._holder_changed)
         self.grants_title = QLabel()
         self.grants_title.setStyleSheet("font-weight: 600;")
+        self.user_attributes = QLabel()
+        self.user_attributes.setStyleSheet(message_style("muted"))
+        self.user_attributes.setWordWrap(True)
         self.grants = QTreeWidget()
         self.grants.setHeaderLabels(["Grant", "Type", "value"])
         self.grants.setRootIsDecorated(False)
@@ -384,6 +388,7 @@ class GovernanceView(QWidget):
         side_layout.addWidget(self.holders, 3)
         side_layout.addSpacing(6)
         side_layout.addWidget(self.grants_title)
+        side_layout.addWidget(self.user_attributes)
         side_layout.addWidget(self.grants, 2)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -414,6 +419,12 @@ class GovernanceView(QWidget):
         layout.addLayout(toolbar)
         layout.addWidget(self.message)
         layout.addWidget(self.stack, 1)
+        # Roomier rows than the 10,000-row tables: a catalog and a holder list are read, not
+        # scanned (and demoed on a projector).
+        self.setStyleSheet(
+            "QTreeWidget::item, QListView::item { padding: 3px 2px; }"
+            "QHeaderView::section { padding: 3px 4px; }"
+        )
         self._show_selection()
         self._update_buttons()
 
@@ -507,7 +518,7 @@ class GovernanceView(QWidget):
                 child.setData(NAME_COL, ItemRole, (VALUE, type_id, vid))
                 child.setFlags(child.flags() | Qt.ItemFlag.ItemIsEditable)
                 child.setForeground(ID_COL, muted)
-                child.setTextAlignment(HOLDERS_COL, Qt.AlignmentFlag.AlignRight)
+                child.setTextAlignment(HOLDERS_COL, Qt.AlignmentFlag.AlignCenter)
                 child.setToolTip(DETAILS_COL, details)
                 item.addChild(child)
                 self._value_items[(type_id, vid)] = child
@@ -525,6 +536,7 @@ class GovernanceView(QWidget):
                     )
                     leaf.setData(NAME_COL, ItemRole, (EXT_ATTR, type_id, urn))
                     group.addChild(leaf)
+                group.setExpanded(True)
             item.setExpanded(True)
         user_extensions = [
             e for e in (catalog or {}).get("userSchemaExtensions") or [] if isinstance(e, dict)
@@ -594,6 +606,24 @@ class GovernanceView(QWidget):
         self.tree.setCurrentItem(item)
         return True
 
+    def show_busiest_value(self) -> bool:
+        """Select the value with the most holders and its first holder (the screenshot's
+        view of the tab); False without any value."""
+        self.flush()
+        best: tuple[int, str, str] | None = None
+        for type_id, vid in self._value_items:
+            rtype = self.find_type(type_id) or {}
+            count = self.index.count(grant_attribute(rtype), vid, type_keys(rtype))
+            if best is None or count > best[0]:
+                best = (count, type_id, vid)
+        if best is None:
+            return False
+        self.select_value(best[1], best[2])
+        ids = self.holders_model.ids()
+        if ids:
+            self.select_holder(ids[0])
+        return True
+
     def _current_changed(self, current: QTreeWidgetItem | None, *args: Any) -> None:
         if self._updating_tree:
             return
@@ -621,7 +651,11 @@ class GovernanceView(QWidget):
         rtype = self.find_type(type_id) or {}
         value = next((v for v in rtype.get("resources") or [] if v.get("id") == vid), {})
         ids = self.index.holders(grant_attribute(rtype), vid, type_keys(rtype))
+        current = self.holders.currentIndex()
+        holder = current.data(Qt.ItemDataRole.UserRole) if current.isValid() else None
         self.holders_model.set_ids(ids)
+        if holder is not None and not self.holders.currentIndex().isValid():
+            self.select_holder(holder)  # a refresh keeps the holder the admin clicked
         self.holders_title.setText(_text(value.get("displayName")) or vid)
         n = len(ids)
         self.holders_subtitle.setText(
@@ -643,6 +677,7 @@ class GovernanceView(QWidget):
 
     def _show_grants(self, uid: str | None) -> None:
         self.grants.clear()
+        self.user_attributes.hide()
         if uid is None:
             self.grants_title.setText("Grants")
             self.grants.setDisabled(True)
@@ -653,11 +688,30 @@ class GovernanceView(QWidget):
         self.grants_title.setText(
             f"Grants of {_text(user.get('userName')) or uid} ({len(grants):,})"
         )
+        custom = custom_text(user)
+        if custom:
+            self.user_attributes.setText(f"Custom attributes: {custom}")
+            self.user_attributes.show()
+        known = self._catalog_values()
         for attribute, value, kind, display in grants:
             type_name = kind or ("Role" if attribute == "roles" else "")
             item = QTreeWidgetItem([display, type_name, value])
             item.setForeground(2, theme.muted_color())
+            if (attribute, value) not in known:
+                # Removed from the catalog after it was granted: the server keeps the grant
+                # (the user still holds it) until Okta or an admin revokes it.
+                item.setText(0, f"{display}  (not in the catalog)")
+                item.setForeground(0, theme.status_color(500))
+                item.setToolTip(0, "No longer in the catalog; the user still holds it")
             self.grants.addTopLevelItem(item)
+
+    def _catalog_values(self) -> set[tuple[str, str]]:
+        return {
+            (grant_attribute(t), _text(v.get("id")))
+            for t in self.types()
+            for v in t.get("resources") or []
+            if isinstance(v, dict)
+        }
 
     def grant_texts(self) -> list[str]:
         """The shown grants of the selected holder, as display names (for tests)."""
@@ -673,6 +727,12 @@ class GovernanceView(QWidget):
                 self._show_selection()
         elif not keys:
             self._show_selection()
+
+    def _users_changed(self, uids: set[str]) -> None:
+        current = self.holders.currentIndex()
+        uid = current.data(Qt.ItemDataRole.UserRole) if current.isValid() else None
+        if uid in uids:
+            self._show_grants(uid)
 
     def flush(self) -> None:
         """Bring counts and holder lists up to date now (tests, screenshots)."""

@@ -663,7 +663,7 @@ class UsersView(ResourceViewBase):
 
         m = UsersModel
         self.table.set_column_widths(
-            (230, 160, 230, 60, 150, 180, 170, 200, 180, 128, 128), stretch=m.GROUPS
+            (210, 140, 210, 56, 120, 160, 120, 160, 170, 124, 124), stretch=m.GROUPS
         )
         delete = QAction("Delete", self.table)
         delete.setShortcut(QKeySequence.StandardKey.Delete)
