@@ -86,6 +86,16 @@ def _token_file_in_use(config: ServerConfig) -> Path | None:
     return path if kept == config.auth.token else None
 
 
+def _served_catalog(server: Any) -> Any:
+    """The entitlement catalog the server serves (None: none, or no server)."""
+    if server is None or not hasattr(server, "catalog"):
+        return None
+    try:
+        return server.catalog().result(5)
+    except Exception:  # the banner must never fail over it
+        return None
+
+
 def _banner(
     config: ServerConfig,
     base_url: str,
@@ -124,6 +134,12 @@ def _banner(
         lines.append(f"  TLS:       {kind} {config.tls.cert_path}{made}")
         lines.append(f"  TLS SHA-256: {server.tls_fingerprint}")
     lines.append(f"  Database:  {config.db_path}")
+    catalog = _served_catalog(server)
+    if catalog is not None:
+        # What Okta's entitlement discovery will find (--catalog FILE, or the stored one).
+        where = "loaded from --catalog" if config.catalog is not None else "kept in the data file"
+        types = ", ".join(f"{rt.endpoint} ({len(rt.resources)})" for rt in catalog.resource_types)
+        lines.append(f"  Catalog:   {types or 'no resource types'}; {where}")
     for rule in config.faults:
         lines.append(f"  FAULT:     {rule.describe()}")
     lines += [f"  WARNING: {w}" for w in warnings]

@@ -437,3 +437,63 @@ def test_a_window_qt_cannot_show_falls_back_to_the_headless_server(tmp_path: Pat
     lines = [line for line in shot.stderr.splitlines() if line.strip()]
     assert shot.returncode == 1 and len(lines) == 1, shot.stderr
     assert lines[0].startswith("scim-desktop: error: Qt cannot load its X11 platform plugin")
+
+
+# --- the entitlement catalog (issue 13) ---------------------------------------------------------
+CATALOG_EXAMPLE = Path(__file__).resolve().parents[1] / "resources" / "catalog-example.json"
+
+
+def test_catalog_is_served_and_kept_across_restarts(served, tmp_path: Path) -> None:
+    db = str(tmp_path / "d.json")
+    first = start(served, "--port", "0", "--db", db, "--no-auth", "--catalog", str(CATALOG_EXAMPLE))
+    client = ScimClient(first.base_url())
+    assert client.get("/Roles?count=1&startIndex=1").body["itemsPerPage"] == 1
+    client.close()
+    banner = "\n".join(first.stdout_lines)
+    assert "/Roles (3), /Licenses (2), /Profiles (2); loaded from --catalog" in banner
+    assert first.stop() == 0
+    again = start(served, "--port", "0", "--db", db, "--no-auth")
+    client = ScimClient(again.base_url())
+    types = client.get("/ResourceTypes").body
+    assert [t["id"] for t in types["Resources"]] == ["User", "Group", "Role", "License", "Profile"]
+    assert client.get("/Licenses/lic-pro").status == 200
+    client.close()
+    assert "kept in the data file" in "\n".join(again.stdout_lines)
+    assert again.stop() == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "place"),
+    [
+        (lambda d: d["resourceTypes"][1].update(endpoint="/Users"), "resourceTypes[1].endpoint: "),
+        (lambda d: d["resourceTypes"][2].update(endpoint="/roles"), "resourceTypes[2].endpoint: "),
+        (
+            lambda d: d["resourceTypes"][0].update(endpoint="/ResourceTypes"),
+            "resourceTypes[0].endpoint: ",
+        ),
+    ],
+)
+def test_bad_catalog_file_is_one_line_and_exit_2(served, tmp_path: Path, change, place) -> None:
+    doc = json.loads(CATALOG_EXAMPLE.read_text())
+    change(doc)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    s = start(served, "--port", "0", "--db", str(tmp_path / "d.json"), "--catalog", str(bad))
+    rc = s.proc.wait(20)
+    s.stop()
+    errors = [line for line in s.stderr_lines if line.strip()]
+    assert rc == 2 and len(errors) == 1, errors
+    assert errors[0].startswith(f"scim-desktop: error: --catalog {bad}: {place}")
+    assert not (tmp_path / "d.json").exists()
+
+
+def test_missing_or_broken_catalog_file_is_exit_2(tmp_path: Path, capsys) -> None:
+    from scim_desktop.cli import build_parser, main
+
+    assert build_parser().parse_args(["gui", "--catalog", "c.json"]).catalog == Path("c.json")
+    assert main(["serve", "--db", str(tmp_path / "d.json"), "--catalog", str(tmp_path / "no")]) == 2
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    assert main(["serve", "--db", str(tmp_path / "d.json"), "--catalog", str(broken)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "cannot read it" in err[0] and "not valid JSON" in err[1]

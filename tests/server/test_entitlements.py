@@ -358,3 +358,18 @@ def test_value_pages_are_stable_and_total(db_path: Path) -> None:
     finally:
         client.close()
         thread.stop()
+
+
+def test_an_unusable_stored_catalog_is_a_warning_and_stays_in_the_file(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    bad = {"resourceTypes": [{"id": "Role"}]}
+    db_path.write_text(
+        json.dumps({"_meta": {"1": {"format": 1, "next_seq": 1}}, "_catalog": {"1": bad}})
+    )
+    thread = start(db_path)
+    try:
+        assert thread.catalog().result(5) is None
+        assert any("resourceTypes[0].name: is missing" in w for w in thread.warnings)
+    finally:
+        thread.stop()
+    assert json.loads(db_path.read_text())["_catalog"] == {"1": bad}
