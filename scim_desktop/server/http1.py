@@ -92,6 +92,10 @@ BUSY_RETRY_AFTER = 5
 #: At the connection limit with no idle connection to close, how long new connections get a
 #: 503 before the connections are looked through again.
 IDLE_SCAN_PAUSE = 0.1
+#: At the connection limit with no idle connection, a connection whose request head has
+#: been arriving for longer than this is closed to make room: a client sends its head at
+#: once, so such a connection is a slow loris holding a slot for up to ``idle_timeout``.
+SLOW_HEAD_S = 10.0
 #: HTTP/1.0 and HTTP/1.1 only (RFC 9112 §2.3); any other version is a 505 (RFC 9110 §15.6.6).
 #: That includes HTTP/1.2 and the like, which §2.3 would let a server read as 1.1 (a SHOULD):
 #: no client sends one, and refusing keeps each version's rules (keep-alive, Host) exact.
@@ -345,7 +349,8 @@ class HttpServer(TCPServer):
     closes connections past ``idle_timeout`` (waiting for a request head, or a body that
     stopped moving), ``body_timeout`` (a body that trickles) or ``write_timeout`` (an answer
     the client does not read); at most ``max_connections`` are open (a new one past it takes
-    the place of the longest-idle keep-alive connection, else gets a 503 and is closed); and
+    the place of the longest-idle keep-alive connection, or of a request head arriving for
+    over ``slow_head_timeout``, else gets a 503 and is closed); and
     refused requests' unread bodies are read and dropped from a budget shared by all
     connections (LINGER_POOL)."""
 
@@ -360,6 +365,7 @@ class HttpServer(TCPServer):
         body_timeout: float = BODY_TIMEOUT,
         write_timeout: float = WRITE_TIMEOUT,
         max_connections: int | None = None,
+        slow_head_timeout: float = SLOW_HEAD_S,
         ssl_options: Any = None,
     ) -> None:
         super().__init__(ssl_options=ssl_options, max_buffer_size=max_body_size + max_header_size)
@@ -376,6 +382,7 @@ class HttpServer(TCPServer):
         self.idle_timeout = idle_timeout
         self.body_timeout = body_timeout
         self.write_timeout = write_timeout
+        self.slow_head_timeout = slow_head_timeout
         self.max_connections = (
             default_max_connections() if max_connections is None else max_connections
         )
@@ -402,9 +409,11 @@ class HttpServer(TCPServer):
             if self._full_since is None:
                 self._full_since = time.monotonic()
                 log.warning(
-                    "%d connections open, the limit: idle ones are closed to make room for new "
-                    "ones, which get a 503 when none is idle",
+                    "%d connections open, the limit: idle ones (or request heads arriving for "
+                    "over %g s) are closed to make room for new ones, which get a 503 when none "
+                    "is",
                     count,
+                    self.slow_head_timeout,
                 )
             if not self._close_idlest():
                 self._turn_away(connection)
@@ -421,8 +430,11 @@ class HttpServer(TCPServer):
         """Make room at the connection limit: close the keep-alive connections idle the
         longest (waiting for a next request, none of it received; RFC 9112 §9.6 lets a server
         close those at any time), a sixteenth of the limit at once so the scan over every
-        connection is not made again for each new one. False when none is idle (then the
-        scan is not repeated for IDLE_SCAN_PAUSE seconds: each new connection gets a 503)."""
+        connection is not made again for each new one. With none idle, the connections whose
+        request head has been arriving for over ``slow_head_timeout`` seconds are closed
+        instead (else a flood of half heads would turn every newcomer away with a 503 for
+        ``idle_timeout`` seconds). False when there are neither (then the scan is not repeated
+        for IDLE_SCAN_PAUSE seconds: each new connection gets a 503)."""
         now = time.monotonic()
         if now < self._no_idle_until:
             return False
@@ -434,6 +446,17 @@ class HttpServer(TCPServer):
             and not conn._in_body
             and not conn.stream.closed()
         ]
+        if not idle:
+            # Half heads: part of a request head received, its body not started.
+            slow = now - self.slow_head_timeout
+            idle = [
+                conn
+                for conn in self.connections
+                if conn.reading_since is not None
+                and conn.reading_since < slow
+                and not conn._in_body
+                and not conn.stream.closed()
+            ]
         if not idle:
             self._no_idle_until = now + IDLE_SCAN_PAUSE
             return False

@@ -12,7 +12,7 @@ import socket
 from pathlib import Path
 
 from scim_desktop.config import TlsConfig
-from scim_desktop.server.http1 import Connection, HttpServer, Refusal, Request
+from scim_desktop.server.http1 import IDLE_SCAN_PAUSE, Connection, HttpServer, Refusal, Request
 from scim_desktop.server.oauth_handlers import MAX_OAUTH_BODY
 from scim_desktop.server.tls import prepare_tls
 from tests.conftest import RecordingSink
@@ -200,3 +200,38 @@ def test_oauth_endpoints_take_small_bodies_only(db_path: Path, sink: RecordingSi
         assert split_reply(reply)[0] in (400, 401)
     finally:
         server.stop()
+
+
+def test_at_the_connection_limit_a_slow_half_head_makes_room() -> None:
+    """Connections that hold half a request head and send nothing more fill the limit: while
+    those heads are young a newcomer gets the 503, once they have been arriving for over
+    ``slow_head_timeout`` the oldest makes room (a flood of half heads turned every newcomer
+    away for the whole idle timeout)."""
+    from tests.server.test_limits import Echo as Counter
+    from tests.server.test_limits import asyncio_wait_for, run_server, until_closed
+
+    async def test(server: HttpServer, port: int) -> tuple[bytes, bytes, bytes]:
+        conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+        for _, writer in conns:
+            writer.write(b"GET /partial HTTP/1.1\r\nHost: x\r\n")
+        await asyncio_wait_for(
+            lambda: len(server.connections) == 3 and all(c._buf for c in server.connections)
+        )
+        r1, w1 = await asyncio.open_connection("127.0.0.1", port)
+        w1.write(b"GET /early HTTP/1.1\r\nHost: x\r\n\r\n")
+        early = await until_closed(r1)  # the half heads are young: no room
+        server.slow_head_timeout = 0.0  # as if they had been arriving for longer than it
+        await asyncio.sleep(IDLE_SCAN_PAUSE * 2)  # the 503 paused the scan for this long
+        r2, w2 = await asyncio.open_connection("127.0.0.1", port)
+        w2.write(b"GET /late HTTP/1.1\r\nHost: x\r\n\r\n")
+        late = await asyncio.wait_for(r2.readuntil(b"}"), 10)
+        # One half head (the oldest) was closed; the other two are still open.
+        closed = [await _closed(reader, timeout=0.5) for reader, _ in conns]
+        for _, writer in [*conns, (r1, w1), (r2, w2)]:
+            writer.close()
+        return early, late, closed
+
+    early, late, closed = run_server(Counter(), test, max_connections=3)
+    assert split_reply(early)[0] == 503
+    assert late.endswith(b'"target": "/late", "length": 0}')
+    assert sorted(closed) == [False, False, True]
