@@ -116,7 +116,9 @@ class EntitlementType:
     _by_id: dict[str, dict[str, Any]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        records = tuple({**v, "_seq": i + 1} for i, v in enumerate(self.resources))
+        # ``meta.resourceType`` too, so a filter on it matches what is served.
+        meta = {"resourceType": self.id}
+        records = tuple({**v, "meta": meta, "_seq": i + 1} for i, v in enumerate(self.resources))
         object.__setattr__(self, "_records", records)
         object.__setattr__(self, "_by_id", {r["id"]: r for r in records})
 
@@ -171,7 +173,9 @@ class EntitlementType:
             if ext["schema"] in record:
                 schemas.append(ext["schema"])
         out: dict[str, Any] = {"schemas": schemas}
-        out.update((k, v) for k, v in record.items() if k[:1] != "_" and k != "schemas")
+        out.update(
+            (k, v) for k, v in record.items() if k[:1] != "_" and k != "schemas" and k != "meta"
+        )
         out["meta"] = {
             "resourceType": self.id,
             "location": f"{base_url}{self.endpoint}/{record['id']}",

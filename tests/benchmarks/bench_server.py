@@ -15,6 +15,11 @@ the server is another process). Workloads, each for S seconds (bounded in count 
 - PATCH deactivate: Okta's path-less ``replace`` with ``{"active": false}``;
 - GET by id.
 
+Then (issue 13) a catalog of ``--catalog-values`` values (10,000 by default) in one License
+type, served by ``--catalog FILE``: pages of 100 at random ``startIndex`` and Okta's
+entitlement import walk over ``/Licenses``, on rows named "ours: values", to compare
+with the users' page and walk rows above.
+
 ``--compare`` runs the same workloads in the same run against scim2-server (its ASGI app over
 its in-memory storage under uvicorn: one process, the asyncio loop, keep-alive, and by default
 uvicorn's pure-Python h11 parser, as Tornado's is pure Python; ``--scim2-http httptools`` for
@@ -354,9 +359,9 @@ def stop_all() -> None:
 LOG_FORMAT = "text"
 
 
-def start_ours(db: Path, timeout: float = 120.0) -> ServerProc:
+def start_ours(db: Path, timeout: float = 120.0, extra: Sequence[str] = ()) -> ServerProc:
     cmd = [sys.executable, "-m", "scim_desktop", "serve", "--host", HOST, "--port", "0"]
-    cmd += ["--db", str(db), "--token", TOKEN, "--log", LOG_FORMAT]
+    cmd += ["--db", str(db), "--token", TOKEN, "--log", LOG_FORMAT, *extra]
     # The request log goes to /dev/null: written, as in headless use, not kept. With jsonl
     # the banner is on stderr, with text on stdout.
     stream = "stderr" if LOG_FORMAT == "jsonl" else "stdout"
@@ -791,6 +796,59 @@ async def run_ours(args: argparse.Namespace, tmp: Path) -> list[Result]:
     return results
 
 
+class CatalogRequests(Requests):
+    """Pages of a catalog endpoint instead of /Users (Okta's entitlement import)."""
+
+    endpoint = "/Licenses"
+
+    def page(self, start: int, count: int = 100) -> bytes:
+        return self.get(f"{self.endpoint}?startIndex={start}&count={count}")
+
+
+def write_catalog(path: Path, values: int) -> None:
+    """A catalog file with one License type of ``values`` values."""
+    import json
+
+    resources = [
+        {"id": f"lic-{i:06d}", "displayName": f"Seat {i:06d}", "type": "License"}
+        for i in range(values)
+    ]
+    doc = {
+        "resourceTypes": [
+            {
+                "id": "License",
+                "name": "License",
+                "endpoint": CatalogRequests.endpoint,
+                "description": "Seats",
+                "schema": "urn:okta:scim:schemas:core:1.0:Entitlement",
+                "resources": resources,
+            }
+        ]
+    }
+    path.write_text(json.dumps(doc))
+
+
+async def run_catalog(args: argparse.Namespace, tmp: Path) -> list[Result]:
+    """Okta's entitlement import over a large catalog: random pages of 100 and whole walks."""
+    folder = tmp / "catalog"
+    folder.mkdir()
+    catalog = folder / "catalog.json"
+    write_catalog(catalog, args.catalog_values)
+    proc = start_ours(folder / "scim.json", extra=("--catalog", str(catalog)))
+    # "users" is the number of values on these rows.
+    target = Target("ours: values", proc, CatalogRequests(proc.port, "/scim/v2", args.gzip))
+    # pages() and import_walk() size their requests from the number of entries.
+    target.users = [(f"lic-{i:06d}", "") for i in range(args.catalog_values)]
+    try:
+        log(f"{target.name}: pages of {args.catalog_values:,} values")
+        results = [await pages(target, args.concurrency, args.seconds)]
+        log(f"{target.name}: import walk")
+        results.append(await import_walk(target, args.seconds, args.walk_cap))
+    finally:
+        proc.stop()
+    return results
+
+
 async def run_scim2(args: argparse.Namespace) -> list[Result]:
     proc = start_helper("scim2", "--token", TOKEN, "--http", args.scim2_http)
     target = Target("scim2-server", proc, Requests(proc.port, "/v2", args.gzip))
@@ -1013,6 +1071,8 @@ async def amain(args: argparse.Namespace) -> None:
         tmp = Path(tmp_name)
         ours = await run_ours(args, tmp)
         results += ours
+        if args.catalog_values > 0:
+            results += await run_catalog(args, tmp)
         if args.compare:
             results += await run_scim2(args)
             results += await run_bare(args, [])
@@ -1081,6 +1141,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--scale", action="store_true", help="also run ours at 100,000 users")
     p.add_argument("--scale-users", type=int, default=100_000, help=argparse.SUPPRESS)
     p.add_argument("--gzip", action="store_true", help="send Okta's Accept-Encoding: gzip")
+    p.add_argument(
+        "--catalog-values",
+        type=int,
+        default=10_000,
+        help="values in the served catalog for the entitlement page/walk rows (0: skip)",
+    )
     p.add_argument(
         "--walk-cap", type=float, default=30.0, help="stop one import walk after this (s)"
     )
