@@ -265,3 +265,36 @@ def test_export_then_import_round_trips(qtbot, window: MainWindow, http, tmp_pat
     assert view.import_file(path)
     qtbot.waitUntil(lambda: len(view.types()) == 1, timeout=10000)
     assert http.get("/Licenses?startIndex=1&count=1").status == 404
+
+
+def test_add_user_form_has_the_catalogs_custom_attributes(qtbot, window: MainWindow, http) -> None:
+    users = window.users
+    assert users.custom_attributes == [(USER_EXT, "costCenterCode", "string", "")]
+    dialog = users.add_user()
+    field = dialog.custom_fields[(USER_EXT, "costCenterCode")]
+    dialog.user_name.setText("custom@example.com")
+    field.setText("CC-42")
+    qtbot.mouseClick(dialog.create_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=10000)
+    query = "filter=userName%20eq%20%22custom%40example.com%22"
+    person = http.get(f"/Users?{query}").body["Resources"][0]
+    assert person[USER_EXT] == {"costCenterCode": "CC-42"}
+    assert USER_EXT in person["schemas"]
+
+
+def test_simulate_okta_tells_the_oig_story(qtbot, window: MainWindow) -> None:
+    window.simulate_okta()
+    qtbot.waitUntil(lambda: not window._sim_thread.is_alive(), timeout=60000)
+    qtbot.waitUntil(
+        lambda: any(r.path.endswith("/Roles") for r in window.requests.shown_records()),
+        timeout=10000,
+    )
+    paths = [r.path.removeprefix("/scim/v2") for r in window.requests.shown_records()]
+    assert paths.index("/ResourceTypes") < paths.index("/Schemas") < paths.index("/Roles")
+    view = window.governance
+    view.flush()
+    # The simulator granted Administrator to Jane, then revoked it; Ravi keeps it.
+    qtbot.waitUntil(lambda: view.index.count("roles", "role-admin") == 1, timeout=10000)
+    assert view.select_value("Role", "role-admin")
+    holder = window.users.model.resource_by_id(view.holders_model.ids()[0])
+    assert holder["userName"] == "ravi.patel@example.com"

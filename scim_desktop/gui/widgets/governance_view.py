@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QAction, QFont, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -276,6 +276,9 @@ class GovernanceView(QWidget):
     """The Governance tab. ``load()`` asks the running server for its catalog;
     ``apply_events(events)`` follows catalog changes; the holder lists follow ``users``."""
 
+    #: The catalog's custom user attributes changed: a list of (urn, name, type, description).
+    customAttributesChanged = Signal(list)
+
     def __init__(
         self, controller: ServerController, users: UsersModel, parent: QWidget | None = None
     ) -> None:
@@ -456,6 +459,23 @@ class GovernanceView(QWidget):
         has_types = bool(catalog and (catalog.get("resourceTypes") or catalog.get("schemas")))
         self.catalog = copy.deepcopy(catalog) if has_types else None
         self._rebuild_tree()
+        self.customAttributesChanged.emit(self.custom_attributes())
+
+    def custom_attributes(self) -> list[tuple[str, str, str, str]]:
+        """The catalog's custom user attributes: (schema URN, name, type, description)."""
+        catalog = self.catalog or {}
+        return [
+            (
+                _text(e.get("schema")),
+                _text(a.get("name")),
+                _text(a.get("type")) or "string",
+                _text(a.get("description")),
+            )
+            for e in catalog.get("userSchemaExtensions") or []
+            if isinstance(e, dict)
+            for a in schema_attributes(catalog, _text(e.get("schema")))
+            if _text(a.get("name")) and not a.get("multiValued") and a.get("type") != "complex"
+        ]
 
     # --- the tree ------------------------------------------------------------------------------
     def types(self) -> list[dict[str, Any]]:

@@ -174,6 +174,7 @@ class MainWindow(QMainWindow):
         self.users = UsersView(self.controller)
         self.groups = GroupsView(self.controller, users_model=self.users.model)
         self.governance = GovernanceView(self.controller, self.users.model)
+        self.governance.customAttributesChanged.connect(self.users.set_custom_attributes)
         self.faults = FaultsPanel(self.controller)
         self.guide = ConnectGuide()
         self.tabs.addTab(self.requests, "Requests")

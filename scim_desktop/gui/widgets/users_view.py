@@ -515,13 +515,36 @@ class ResourceViewBase(QWidget):
         pass
 
 
+#: A custom user attribute the catalog declares: (schema URN, name, SCIM type, description).
+CustomAttribute = tuple[str, str, str, str]
+
+
+def parse_custom(kind: str, text: str) -> Any:
+    """A custom attribute's form text as its SCIM type (RFC 7643 §2.3); ValueError if it
+    is not one."""
+    if kind == "integer":
+        return int(text)
+    if kind == "decimal":
+        return float(text)
+    return text
+
+
 class AddUserDialog(QDialog):
     """A small form that creates a user through the server's rules (as Okta's POST would).
-    A refusal (e.g. the userName is taken) is shown in words and the form stays open."""
+    A refusal (e.g. the userName is taken) is shown in words and the form stays open.
+    The catalog's custom user attributes (``custom``) get a field each."""
 
-    def __init__(self, controller: ServerController, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        controller: ServerController,
+        parent: QWidget | None = None,
+        custom: list[CustomAttribute] | None = None,
+    ) -> None:
         super().__init__(parent)
         self.controller = controller
+        self.custom = list(custom or [])
+        #: (urn, name) -> its field (a QCheckBox for booleans, else a QLineEdit).
+        self.custom_fields: dict[tuple[str, str], QLineEdit | QCheckBox] = {}
         self.created: dict[str, Any] | None = None
         self.setWindowTitle("Add user")
         self.setMinimumWidth(480)
@@ -545,6 +568,16 @@ class AddUserDialog(QDialog):
         form.addRow("Family name", self.family)
         form.addRow("Email", self.email)
         form.addRow("", self.active)
+        for urn, name, kind, description in self.custom:
+            field: QLineEdit | QCheckBox
+            if kind == "boolean":
+                field = QCheckBox()
+            else:
+                field = QLineEdit()
+                field.setPlaceholderText(kind)
+            field.setToolTip(f"{description}\n{urn}".strip())
+            self.custom_fields[(urn, name)] = field
+            form.addRow(name, field)
         layout.addLayout(form)
         self.error = QLabel()
         self.error.setWordWrap(True)
@@ -568,15 +601,40 @@ class AddUserDialog(QDialog):
     def body(self) -> dict[str, Any]:
         user_name = self.user_name.text().strip()
         email = self.email.text().strip() or (user_name if "@" in user_name else "")
-        return new_user_body(
+        body = new_user_body(
             user_name, self.given.text(), self.family.text(), email, self.active.isChecked()
         )
+        kinds = {(urn, name): kind for urn, name, kind, _ in self.custom}
+        for (urn, name), field in self.custom_fields.items():
+            if isinstance(field, QCheckBox):
+                value: Any = field.isChecked()
+                if not value:
+                    continue
+            else:
+                text = field.text().strip()
+                if not text:
+                    continue
+                value = parse_custom(kinds[(urn, name)], text)  # ValueError: said by create()
+            body.setdefault(urn, {})[name] = value
+            if urn not in body["schemas"]:
+                body["schemas"].append(urn)  # RFC 7643 §3: extension URNs in "schemas"
+        return body
 
     def create(self) -> None:
         if not self.user_name.text().strip():
             self.show_error("A userName is required.")
             return
-        body, url = self.body(), base_url(self.controller)
+        try:
+            body = self.body()
+        except ValueError:
+            bad = [
+                name
+                for (urn, name), field in self.custom_fields.items()
+                if isinstance(field, QLineEdit) and not _parses(self.custom, urn, name, field)
+            ]
+            self.show_error(f"{', '.join(bad) or 'A custom attribute'}: not a number.")
+            return
+        url = base_url(self.controller)
         self.create_button.setEnabled(False)
 
         def op(svc: ScimService) -> Outcome:
@@ -595,6 +653,15 @@ class AddUserDialog(QDialog):
     def show_error(self, text: str) -> None:
         self.error.setText(text)
         self.error.show()
+
+
+def _parses(custom: list[CustomAttribute], urn: str, name: str, field: QLineEdit) -> bool:
+    kind = next((k for u, n, k, _ in custom if (u, n) == (urn, name)), "string")
+    try:
+        parse_custom(kind, field.text().strip() or "0")
+    except ValueError:
+        return False
+    return True
 
 
 class UsersView(ResourceViewBase):
@@ -617,6 +684,8 @@ class UsersView(ResourceViewBase):
         super().__init__(controller, UsersModel(fade_ms=fade_ms), parent)
         self.model.setParent(self)
         self.add_dialog: AddUserDialog | None = None
+        #: The catalog's custom user attributes (the Add user form gets a field each).
+        self.custom_attributes: list[CustomAttribute] = []
         self.search.setPlaceholderText("Search users…")
         self.search.setToolTip(
             "Matches every column (userName, name, email, externalId, groups, roles, "
@@ -707,11 +776,16 @@ class UsersView(ResourceViewBase):
     # --- actions -------------------------------------------------------------------------
     def add_user(self) -> AddUserDialog:
         """Open the Add user form (window-modal, not blocking); returns it."""
-        dialog = AddUserDialog(self.controller, self)
+        dialog = AddUserDialog(self.controller, self, self.custom_attributes)
         dialog.accepted.connect(lambda: self._user_created(dialog))
         self.add_dialog = dialog
         dialog.open()
         return dialog
+
+    def set_custom_attributes(self, attributes: list[CustomAttribute]) -> None:
+        """The custom user attributes the server's catalog declares (from the Governance
+        tab, when the catalog changes)."""
+        self.custom_attributes = list(attributes)
 
     def _user_created(self, dialog: AddUserDialog) -> None:
         if dialog.created is not None:
