@@ -497,3 +497,22 @@ def test_missing_or_broken_catalog_file_is_exit_2(tmp_path: Path, capsys) -> Non
     assert main(["serve", "--db", str(tmp_path / "d.json"), "--catalog", str(broken)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "cannot read it" in err[0] and "not valid JSON" in err[1]
+
+
+def test_the_window_takes_the_catalog_option(tmp_path: Path) -> None:
+    """``gui --catalog FILE`` reaches the window's ServerConfig (gui/app.py config_from)."""
+    pytest.importorskip("PySide6.QtCore")
+    from PySide6.QtCore import QSettings
+
+    from scim_desktop.cli import build_parser
+    from scim_desktop.core.catalog import parse_catalog_bytes
+    from scim_desktop.gui.app import config_from
+
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    args = build_parser().parse_args(
+        ["gui", "--db", str(tmp_path / "d.json"), "--catalog", str(CATALOG_EXAMPLE)]
+    )
+    config = config_from(args, settings)
+    assert config.catalog == parse_catalog_bytes(CATALOG_EXAMPLE.read_bytes())
+    plain = build_parser().parse_args(["gui", "--db", str(tmp_path / "d.json")])
+    assert config_from(plain, settings).catalog is None
