@@ -76,7 +76,7 @@ class Change:
     """A resource that a request created, updated or deleted."""
 
     kind: str  # "created" | "updated" | "deleted"
-    rtype: str  # "User" | "Group"
+    rtype: str  # "User" | "Group" | "Catalog" (CATALOG: the entitlement catalog, id "*")
     id: str
 
 
@@ -398,8 +398,8 @@ class ScimService:
         """Serve ``catalog`` from now on, without storing it (start-up: it came from the
         store)."""
         self.catalog = catalog
+        # Renderings do not depend on the catalog: the cached user fragments stay valid.
         self.types[USER] = catalog.user_type if catalog is not None else RESOURCE_TYPES[USER]
-        self._fragments.clear()  # renderings do not depend on it, but keep it simple
 
     def set_catalog(self, catalog: Catalog | None) -> Outcome:
         """Replace the catalog and store it with the next commit (the repository's
