@@ -280,6 +280,11 @@ def test_add_user_form_has_the_catalogs_custom_attributes(qtbot, window: MainWin
     person = http.get(f"/Users?{query}").body["Resources"][0]
     assert person[USER_EXT] == {"costCenterCode": "CC-42"}
     assert USER_EXT in person["schemas"]
+    # The detail pane beside the table shows the custom attribute of the selected user.
+    qtbot.waitUntil(lambda: users.select_id(person["id"]), timeout=10000)
+    text = users.detail.toPlainText()
+    assert "costCenterCode" in text and "CC-42" in text and USER_EXT in text
+    assert "Roles (0)" in text
 
 
 def test_simulate_okta_tells_the_oig_story(qtbot, window: MainWindow) -> None:

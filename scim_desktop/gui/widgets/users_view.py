@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QPushButton,
+    QSplitter,
     QTableView,
     QToolButton,
     QVBoxLayout,
@@ -49,6 +50,7 @@ from scim_desktop.gui.widgets.json_editor import (
     message_style,
     run_on_server,
 )
+from scim_desktop.gui.widgets.user_detail import UserDetail
 
 log = logging.getLogger("scim_desktop.gui")
 
@@ -686,6 +688,7 @@ class UsersView(ResourceViewBase):
         self.add_dialog: AddUserDialog | None = None
         #: The catalog's custom user attributes (the Add user form gets a field each).
         self.custom_attributes: list[CustomAttribute] = []
+        self._detail_shown: dict[str, Any] | None = None
         self.search.setPlaceholderText("Search users…")
         self.search.setToolTip(
             "Matches every column (userName, name, email, externalId, groups, roles, "
@@ -728,7 +731,15 @@ class UsersView(ResourceViewBase):
         layout.setContentsMargins(8, 8, 8, 8)
         layout.addLayout(toolbar)
         layout.addWidget(self.message)
-        layout.addWidget(self.table, 1)
+        # The selected user's grants and custom attributes beside the table (collapsible).
+        self.detail = UserDetail()
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(self.detail)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setCollapsible(0, False)
+        self.splitter.setSizes([1100, 300])
+        layout.addWidget(self.splitter, 1)
 
         m = UsersModel
         self.table.set_column_widths(
@@ -750,6 +761,10 @@ class UsersView(ResourceViewBase):
 
     def update_buttons(self) -> None:
         selected = self.selected_count()
+        shown = self.selected_resources()[0] if selected == 1 else None
+        if shown is not self._detail_shown:  # a changed user is a new dict
+            self._detail_shown = shown
+            self.detail.show_user(shown)
         self.edit_button.setEnabled(selected == 1)
         self.delete_button.setEnabled(selected > 0)
         if selected > MAX_SCANNED_SELECTION:
