@@ -46,13 +46,35 @@ def apply(resource: dict[str, Any], operations: Any, rtype: ResourceType) -> dic
     """
     ops = _check_operations(operations)
     result = copy.deepcopy(resource)
+    # Consecutive removes by an "eq" filter on one attribute (Okta's members[value eq "id"],
+    # one operation per member) are applied in one pass over the values: one at a time, a
+    # 1 MB PATCH of 11,000 of them on a 1,000-member group held the event loop 5.5 s.
+    run: list[_Target] = []
     for index, (op, path, value) in enumerate(ops):
         try:
+            if op == "remove" and path is not None and rtype.extension(path.strip()) is None:
+                target = _resolve(path, op, rtype)
+                if _eq_literal(target) is not None:
+                    if run and not _same_run(run[0], target):
+                        _remove_all(result, run, rtype)
+                        run = []
+                    run.append(target)
+                    continue
+                if run:
+                    _remove_all(result, run, rtype)
+                    run = []
+                _dispatch(result, op, target, value, rtype)
+                continue
+            if run:
+                _remove_all(result, run, rtype)
+                run = []
             _apply_one(result, op, path, value, rtype)
         except ScimError as exc:
             raise type(exc)(
                 f"Operations[{index}] ({op}): {exc.detail}", headers=exc.headers
             ) from exc
+    if run:
+        _remove_all(result, run, rtype)  # (a remove by value filter never raises)
     _tidy_extensions(result, rtype)
     return result
 
@@ -153,6 +175,12 @@ def _apply_one(
         else:
             _apply_pathless(res, op, {schema.id: value}, rtype)
         return
+    _dispatch(res, op, _resolve(path, op, rtype), value, rtype)
+
+
+def _resolve(path: str, op: str, rtype: ResourceType) -> _Target:
+    """What ``path`` names for ``op``, with the checks every path gets (read-only and
+    immutable targets, value filters only on multi-valued attributes, RFC 7644 §3.4.2.2)."""
     pp = scim_filter.parse_path(path)
     sub = pp.sub if pp.sub is not None else pp.attr.sub
     target = _target(pp.attr, pp.filter, sub, rtype)
@@ -178,7 +206,7 @@ def _apply_one(
             scim_filter.check(scim_filter.ValuePath(target.attr, target.filter), rtype)
         except InvalidFilter as exc:
             raise InvalidPath(f"Invalid filter in path {path!r}: {exc.detail}") from exc
-    _dispatch(res, op, target, value, rtype)
+    return target
 
 
 def _apply_pathless(res: dict[str, Any], op: str, value: Any, rtype: ResourceType) -> None:
@@ -257,11 +285,12 @@ def _add(res: dict[str, Any], t: _Target, value: Any, rtype: ResourceType) -> No
     if _is_multi(t, current, value):
         # "If the target location specifies a multi-valued attribute, a new value is added."
         existing = current if isinstance(current, list) else []
+        present = _Present(existing, t)
         added: list[Any] = []
         for element in _as_list(_coerce(value, t.defn, element=False)):
-            if _contains(existing, element, t):
+            if element in present:
                 continue  # "already contains the value specified, no changes SHOULD be made"
-            existing.append(element)
+            present.append(element)
             added.append(element)
         container[key] = existing
         _single_primary(existing, added)
@@ -361,11 +390,67 @@ def _remove(res: dict[str, Any], t: _Target, value: Any, rtype: ResourceType) ->
     if value is not _MISSING and value is not None and isinstance(current, list):
         # Azure: {"op": "Remove", "path": "members", "value": [{"value": "<id>"}]} removes
         # just the listed values, not the whole attribute.
-        doomed = _as_list(_coerce(value, t.defn, element=False))
-        kept = [e for e in current if not any(_same_value(e, d, t) for d in doomed)]
+        doomed = _Doomed(_as_list(_coerce(value, t.defn, element=False)), t)
+        kept = [e for e in current if not doomed.designates(e)]
         _store_list(container, key, kept)
         return
     del container[key]
+
+
+# --- removes by "eq" value filters, in one pass ---------------------------------------------------
+def _eq_literal(t: _Target) -> str | None:
+    """The string of a ``attr[sub eq "text"]`` target (no sub-attribute after the filter),
+    else None."""
+    node = t.filter
+    if (
+        t.sub is None
+        and isinstance(node, scim_filter.Compare)
+        and node.op.lower() == "eq"
+        and isinstance(node.value, str)
+        and node.path.urn is None
+        and node.path.sub is None
+    ):
+        return node.value
+    return None
+
+
+def _same_run(first: _Target, t: _Target) -> bool:
+    """Whether ``t`` removes from the same attribute, testing the same sub-attribute, spelled
+    the same (so one lookup per value serves every filter of the run)."""
+    assert isinstance(first.filter, scim_filter.Compare)
+    assert isinstance(t.filter, scim_filter.Compare)
+    return t.attr == first.attr and t.filter.path.attr == first.filter.path.attr
+
+
+def _remove_all(res: dict[str, Any], targets: list[_Target], rtype: ResourceType) -> None:
+    """Apply the removes of a run (see :func:`_same_run`) as one pass over the values: what
+    they remove one after the other, since whether a value matches depends on it alone.
+    A value can match ``sub eq "text"`` only if its ``sub`` folds to "text".lower() (caseExact
+    or not), so each value is tested only against the filters with that folded literal, by
+    the filter engine itself; a value whose ``sub`` is not a string is tested against all."""
+    first = targets[0]
+    if len(targets) == 1:
+        _remove(res, first, _MISSING, rtype)
+        return
+    container = _container(res, first.attr, rtype, create=False)
+    key = ci_key(container, first.attr.attr) if container is not None else None
+    if container is None or key is None or not isinstance(container[key], list):
+        return  # removing what is not there changes nothing
+    assert isinstance(first.filter, scim_filter.Compare)
+    name = first.filter.path.attr
+    by_folded: dict[str, list[_Target]] = {}
+    for t in targets:
+        literal = _eq_literal(t)
+        assert literal is not None
+        by_folded.setdefault(literal.lower(), []).append(t)
+    kept: list[Any] = []
+    for element in container[key]:
+        # As _matches sees it: an element of a multi-valued simple attribute is its "value".
+        found = ci_get(element if isinstance(element, dict) else {"value": element}, name)
+        candidates = by_folded.get(found.lower(), ()) if isinstance(found, str) else targets
+        if not any(_matches(t, element) for t in candidates):
+            kept.append(element)
+    _store_list(container, key, kept)
 
 
 # --- value filters on multi-valued attributes (RFC 7644 §3.5.2, valuePath) ----------------------
@@ -628,6 +713,98 @@ def _contains(existing: list[Any], element: Any, t: _Target) -> bool:
 
 def _is_members(t: _Target) -> bool:
     return t.defn is not None and t.defn.name == "members"
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for a JSON value, equal to another's exactly when the values are
+    equal (dicts as sets of pairs, lists as tuples; 1 == 1.0 == True as in Python): values
+    compared with == can be looked up in a set instead of scanned. Raises TypeError for what
+    is not JSON and RecursionError for the deepest nestings (callers then scan)."""
+    if isinstance(value, dict):
+        return frozenset((k, _frozen(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    hash(value)
+    return value
+
+
+class _Present:
+    """The values of a multi-valued attribute, for ``in`` as :func:`_contains` decides it
+    (members by their ``value``, other values by equality), each lookup one set lookup:
+    adding n values to m by scanning cost n x m comparisons (a 1 MB add of 6,000 members to
+    a 1,000-member group held the event loop 1.2 s)."""
+
+    def __init__(self, existing: list[Any], t: _Target) -> None:
+        self.existing = existing
+        self.t = t
+        self.members = _is_members(t)
+        self.values: set[Any] = set()  # the frozen "value" of each dict element
+        self.equal: set[Any] = set()  # each element, frozen
+        self.exact = True  # False once an element could not be frozen: scan instead
+        for element in existing:
+            self._index(element)
+
+    def _index(self, element: Any) -> None:
+        if not self.exact:
+            return
+        try:
+            self.equal.add(_frozen(element))
+            if isinstance(element, dict):
+                value = ci_get(element, "value", _MISSING)
+                if value is not _MISSING:
+                    self.values.add(_frozen(value))
+        except (TypeError, RecursionError):
+            self.exact = False
+
+    def __contains__(self, element: Any) -> bool:
+        if self.exact:
+            try:
+                if self.members and isinstance(element, dict):
+                    value = ci_get(element, "value", _MISSING)
+                    if value is not _MISSING:  # _same_value: equal "value"s
+                        return _frozen(value) in self.values
+                return _frozen(element) in self.equal
+            except (TypeError, RecursionError):
+                pass
+        return _contains(self.existing, element, self.t)
+
+    def append(self, element: Any) -> None:
+        self.existing.append(element)
+        self._index(element)
+
+
+class _Doomed:
+    """The values a remove's value list designates (:func:`_same_value`), each existing value
+    looked up in a set rather than compared with every listed one (20,000 listed against a
+    1,000-member group took 7.5 s)."""
+
+    def __init__(self, given: list[Any], t: _Target) -> None:
+        self.given = given
+        self.t = t
+        self.values: set[Any] = set()  # listed dicts with a "value": they designate by it
+        self.equal: set[Any] = set()  # the other listed values: they designate by equality
+        self.exact = True
+        try:
+            for item in given:
+                value = ci_get(item, "value", _MISSING)
+                if isinstance(item, dict) and value is not _MISSING:
+                    self.values.add(_frozen(value))
+                else:
+                    self.equal.add(_frozen(item))
+        except (TypeError, RecursionError):
+            self.exact = False
+
+    def designates(self, existing: Any) -> bool:
+        if self.exact:
+            try:
+                if isinstance(existing, dict) and self.values:
+                    value = ci_get(existing, "value", _MISSING)
+                    if value is not _MISSING and _frozen(value) in self.values:
+                        return True
+                return bool(self.equal) and _frozen(existing) in self.equal
+            except (TypeError, RecursionError):
+                pass
+        return any(_same_value(existing, d, self.t) for d in self.given)
 
 
 def _same_value(existing: Any, given: Any, t: _Target) -> bool:
