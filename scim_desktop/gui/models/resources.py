@@ -743,11 +743,19 @@ def custom_attributes(user: dict[str, Any]) -> list[tuple[str, str, Any]]:
     return out
 
 
+def attribute_text(value: Any) -> str:
+    """An attribute value as JSON writes scalars (``true``, not Python's ``True``)."""
+    if isinstance(value, list):
+        return ", ".join(attribute_text(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
 def custom_text(user: dict[str, Any]) -> str:
     """Custom attributes as compact text ("costCenterCode: CC-1001")."""
     return " · ".join(
-        f"{name}: {', '.join(map(str, value)) if isinstance(value, list) else value}"
-        for _urn, name, value in custom_attributes(user)
+        f"{name}: {attribute_text(value)}" for _urn, name, value in custom_attributes(user)
     )
 
 

@@ -13,7 +13,12 @@ from typing import Any
 from PySide6.QtWidgets import QFrame, QTextBrowser, QWidget
 
 from scim_desktop.gui import theme
-from scim_desktop.gui.models.resources import custom_attributes, full_name, primary_email
+from scim_desktop.gui.models.resources import (
+    attribute_text,
+    custom_attributes,
+    full_name,
+    primary_email,
+)
 
 
 def _rows(pairs: list[tuple[str, str]]) -> str:
@@ -65,10 +70,7 @@ def user_html(user: dict[str, Any]) -> str:
     custom = custom_attributes(user)
     parts.append(f"<h4>Custom attributes ({len(custom)})</h4>")
     if custom:
-        rows = [
-            (name, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
-            for _urn, name, value in custom
-        ]
+        rows = [(name, attribute_text(value)) for _urn, name, value in custom]
         urns = sorted({urn for urn, _name, _value in custom})
         parts.append(f"<table>{_rows(rows)}</table>")
         parts.append(
