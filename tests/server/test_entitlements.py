@@ -373,3 +373,27 @@ def test_an_unusable_stored_catalog_is_a_warning_and_stays_in_the_file(db_path: 
     finally:
         thread.stop()
     assert json.loads(db_path.read_text())["_catalog"] == {"1": bad}
+
+
+def test_value_search_head_sort_and_attributes(served: tuple[ServerThread, ScimClient]) -> None:
+    _, client = served
+    search = client.post(
+        "/Roles/.search",
+        {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            "filter": 'id eq "role-viewer"',
+        },
+    )
+    assert search.status == 200 and [r["id"] for r in search.body["Resources"]] == ["role-viewer"]
+    head = client.request("HEAD", "/Roles")
+    assert head.status == 200 and head.raw == b""
+    ordered = client.get("/Roles?sortBy=displayName&sortOrder=descending").body
+    assert [r["id"] for r in ordered["Resources"]] == ["role-viewer", "role-editor", "role-admin"]
+    slim = client.get("/Roles?attributes=displayName&count=1").body["Resources"][0]
+    assert set(slim) == {"schemas", "id", "displayName"}
+    by_ext = client.get(
+        "/Profiles?" + filter_query(f'{PROFILE_EXT}:customProfileProperty eq "helpdesk"')
+    ).body
+    assert [r["id"] for r in by_ext["Resources"]] == ["profile-support"]
+    # Discovery stays unfilterable (RFC 7644 §4), catalog or not.
+    assert client.get("/ResourceTypes?" + filter_query('id eq "Role"')).status == 403
