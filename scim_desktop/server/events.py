@@ -91,7 +91,7 @@ class RequestRecord:
 @dataclass(frozen=True, slots=True)
 class ResourceChanged:
     kind: str  # created | updated | deleted | cleared (every resource removed; rtype/id "*")
-    rtype: str  # User | Group
+    rtype: str  # User | Group | Catalog (id "*", resource: the catalog in its file format)
     id: str
     resource: dict[str, Any] | None  # the rendered resource after the change (None: deleted)
 
