@@ -24,19 +24,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, Qt, Signal
 from PySide6.QtGui import QAction, QFont, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QComboBox,
     QDialog,
-    QDialogButtonBox,
     QFileDialog,
-    QFormLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QListView,
     QMessageBox,
     QPushButton,
@@ -51,225 +47,37 @@ from PySide6.QtWidgets import (
 from scim_desktop.gui import theme
 from scim_desktop.gui.controller import ServerController
 from scim_desktop.gui.models.governance import HolderIndex
-from scim_desktop.gui.models.resources import UsersModel, custom_text, full_name
+from scim_desktop.gui.models.resources import UsersModel, custom_text
+from scim_desktop.gui.widgets.governance_parts import (
+    CATALOG_FILTER,
+    DETAILS_COL,
+    EXT_ATTR,
+    EXT_GROUP,
+    HOLDERS_COL,
+    ID_COL,
+    NAME_COL,
+    NOT_RUNNING,
+    TYPE,
+    USER_ATTR,
+    USER_GROUP,
+    VALUE,
+    AddTypeDialog,
+    AddValueDialog,
+    HoldersModel,
+    ItemRole,
+    as_text,
+    blank_extension,
+    describe_attribute,
+    grant_attribute,
+    schema_attributes,
+    slug,
+    type_keys,
+)
 from scim_desktop.gui.widgets.json_editor import deliver, describe_error, message_style
 from scim_desktop.gui.widgets.users_view import MessageBar
 from scim_desktop.server.events import ResourceChanged
 
 log = logging.getLogger("scim_desktop.gui")
-
-ROLE_SCHEMA = "urn:okta:scim:schemas:core:1.0:Role"
-ENTITLEMENT_SCHEMA = "urn:okta:scim:schemas:core:1.0:Entitlement"
-CATALOG_FILTER = "Catalog files (*.json);;All files (*)"
-NOT_RUNNING = "Start the server first: the catalog lives in it."
-
-# What a tree item is (ItemRole holds (kind, type id, key)).
-ItemRole = Qt.ItemDataRole.UserRole + 1
-TYPE, VALUE, EXT_GROUP, EXT_ATTR, USER_GROUP, USER_ATTR = (
-    "type",
-    "value",
-    "ext-group",
-    "ext-attr",
-    "user-group",
-    "user-attr",
-)
-NAME_COL, ID_COL, HOLDERS_COL, DETAILS_COL = range(4)
-
-AnyIndex = QModelIndex | QPersistentModelIndex
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def slug(name: str) -> str:
-    """An id for a new value or type from its name ("Billing Admin" -> "billing-admin")."""
-    text = re.sub(r"[^a-z0-9]+", "-", name.casefold()).strip("-")
-    return text or "value"
-
-
-def grant_attribute(rtype: dict[str, Any]) -> str:
-    """Which user attribute grants values of this type: ``roles`` for Okta's Role schema,
-    ``entitlements`` for every other type (Okta's entitlement management guide)."""
-    return "roles" if rtype.get("schema") == ROLE_SCHEMA else "entitlements"
-
-
-def type_keys(rtype: dict[str, Any]) -> tuple[str, ...]:
-    """What an entitlement's ``type`` may say to name this type: its id or its name."""
-    return tuple(k for k in (_text(rtype.get("id")), _text(rtype.get("name"))) if k)
-
-
-def schema_attributes(catalog: dict[str, Any], urn: str) -> list[dict[str, Any]]:
-    for schema in catalog.get("schemas") or []:
-        if isinstance(schema, dict) and schema.get("id") == urn:
-            return [a for a in schema.get("attributes") or [] if isinstance(a, dict)]
-    return []
-
-
-def describe_attribute(attribute: dict[str, Any]) -> str:
-    parts = [_text(attribute.get("type")) or "string"]
-    if attribute.get("multiValued"):
-        parts.append("multi-valued")
-    if attribute.get("required"):
-        parts.append("required")
-    description = _text(attribute.get("description"))
-    return " · ".join(parts) + (f" — {description}" if description else "")
-
-
-def blank_extension(catalog: dict[str, Any], urn: str) -> dict[str, Any]:
-    """An extension object for a new value: each declared attribute with an empty value of
-    its type (the admin fills them in the catalog file; Okta shows them as they are)."""
-    empty: dict[str, Any] = {"boolean": False, "integer": 0, "decimal": 0}
-    return {
-        _text(a.get("name")): empty.get(_text(a.get("type")), "")
-        for a in schema_attributes(catalog, urn)
-        if _text(a.get("name"))
-    }
-
-
-class HoldersModel(QAbstractListModel):
-    """The users holding one value, by userName; rows are user ids into the users model."""
-
-    def __init__(self, users: UsersModel, parent: Any = None) -> None:
-        super().__init__(parent)
-        self.users = users
-        self._ids: list[str] = []
-
-    def set_ids(self, ids: list[str]) -> None:
-        def key(uid: str) -> str:
-            user = self.users.resource_by_id(uid) or {}
-            return _text(user.get("userName")).casefold() or uid
-
-        ordered = sorted(ids, key=key)
-        if ordered == self._ids:
-            return
-        self.beginResetModel()
-        self._ids = ordered
-        self.endResetModel()
-
-    def ids(self) -> list[str]:
-        return list(self._ids)
-
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._ids)
-
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._ids):
-            return None
-        uid = self._ids[index.row()]
-        user = self.users.resource_by_id(uid) or {}
-        if role == Qt.ItemDataRole.DisplayRole:
-            name = full_name(user)
-            user_name = _text(user.get("userName")) or uid
-            return f"{user_name}   ·   {name}" if name else user_name
-        if role == Qt.ItemDataRole.ForegroundRole and user.get("active", True) is False:
-            return theme.muted_color()
-        if role == Qt.ItemDataRole.ToolTipRole:
-            inactive = " (deactivated)" if user.get("active", True) is False else ""
-            return f"{_text(user.get('userName'))}{inactive}\nid {uid}"
-        if role == Qt.ItemDataRole.UserRole:
-            return uid
-        return None
-
-
-class AddValueDialog(QDialog):
-    """Name, id and description of a new value (the id follows the name until edited)."""
-
-    def __init__(self, type_name: str, taken: set[str], parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle(f"Add a value to {type_name}")
-        self.setMinimumWidth(440)
-        self.taken = taken
-        self._id_edited = False
-        form = QFormLayout()
-        self.name = QLineEdit()
-        self.name.setPlaceholderText("Billing Administrator")
-        self.value_id = QLineEdit()
-        self.value_id.setPlaceholderText("billing-administrator")
-        self.description = QLineEdit()
-        form.addRow("Display name", self.name)
-        form.addRow("id", self.value_id)
-        form.addRow("Description", self.description)
-        layout = QVBoxLayout(self)
-        intro = QLabel("Okta reads the new value on its next entitlement import.")
-        intro.setStyleSheet(message_style("muted"))
-        layout.addWidget(intro)
-        layout.addLayout(form)
-        self.error = QLabel()
-        self.error.setStyleSheet(message_style("error"))
-        self.error.hide()
-        layout.addWidget(self.error)
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Add")
-        self.buttons.accepted.connect(self._accept)
-        self.buttons.rejected.connect(self.reject)
-        layout.addWidget(self.buttons)
-        self.name.textChanged.connect(self._name_changed)
-        self.value_id.textEdited.connect(lambda: setattr(self, "_id_edited", True))
-
-    def _name_changed(self, text: str) -> None:
-        if not self._id_edited:
-            base = slug(text)
-            candidate, n = base, 2
-            while candidate in self.taken:
-                candidate, n = f"{base}-{n}", n + 1
-            self.value_id.setText(candidate if text.strip() else "")
-
-    def _accept(self) -> None:
-        if not self.name.text().strip() or not self.value_id.text().strip():
-            self.error.setText("A display name and an id are needed.")
-            self.error.show()
-        elif self.value_id.text().strip() in self.taken:
-            self.error.setText(f"The id {self.value_id.text().strip()} is taken in this type.")
-            self.error.show()
-        else:
-            self.accept()
-
-
-class AddTypeDialog(QDialog):
-    """A new resource type: name, kind (Role or another entitlement), endpoint."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Add an entitlement type")
-        self.setMinimumWidth(480)
-        self._endpoint_edited = False
-        form = QFormLayout()
-        self.name = QLineEdit()
-        self.name.setPlaceholderText("License")
-        self.kind = QComboBox()
-        self.kind.addItem("Entitlement (granted through entitlements)", ENTITLEMENT_SCHEMA)
-        self.kind.addItem("Role (granted through roles)", ROLE_SCHEMA)
-        self.endpoint = QLineEdit()
-        self.endpoint.setPlaceholderText("/Licenses")
-        self.description = QLineEdit()
-        form.addRow("Name", self.name)
-        form.addRow("Kind", self.kind)
-        form.addRow("Endpoint", self.endpoint)
-        form.addRow("Description", self.description)
-        layout = QVBoxLayout(self)
-        intro = QLabel(
-            "Served in /ResourceTypes; Okta lists its values on the app's Governance tab."
-        )
-        intro.setStyleSheet(message_style("muted"))
-        layout.addWidget(intro)
-        layout.addLayout(form)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Add type")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
-        self.name.textChanged.connect(self._name_changed)
-        self.endpoint.textEdited.connect(lambda: setattr(self, "_endpoint_edited", True))
-
-    def _name_changed(self, text: str) -> None:
-        if not self._endpoint_edited:
-            words = re.sub(r"[^A-Za-z0-9]+", "", text.title())
-            self.endpoint.setText(f"/{words}s" if words else "")
 
 
 class GovernanceView(QWidget):
@@ -466,15 +274,15 @@ class GovernanceView(QWidget):
         catalog = self.catalog or {}
         return [
             (
-                _text(e.get("schema")),
-                _text(a.get("name")),
-                _text(a.get("type")) or "string",
-                _text(a.get("description")),
+                as_text(e.get("schema")),
+                as_text(a.get("name")),
+                as_text(a.get("type")) or "string",
+                as_text(a.get("description")),
             )
             for e in catalog.get("userSchemaExtensions") or []
             if isinstance(e, dict)
-            for a in schema_attributes(catalog, _text(e.get("schema")))
-            if _text(a.get("name")) and not a.get("multiValued") and a.get("type") != "complex"
+            for a in schema_attributes(catalog, as_text(e.get("schema")))
+            if as_text(a.get("name")) and not a.get("multiValued") and a.get("type") != "complex"
         ]
 
     # --- the tree ------------------------------------------------------------------------------
@@ -501,17 +309,17 @@ class GovernanceView(QWidget):
         muted = theme.muted_color()
         restore: QTreeWidgetItem | None = None
         for rtype in self.types():
-            type_id = _text(rtype.get("id"))
+            type_id = as_text(rtype.get("id"))
             values = [v for v in rtype.get("resources") or [] if isinstance(v, dict)]
             kind = "Role" if grant_attribute(rtype) == "roles" else "Entitlement"
             item = QTreeWidgetItem(
                 [
-                    _text(rtype.get("name")) or type_id,
+                    as_text(rtype.get("name")) or type_id,
                     type_id,
                     "",
-                    f"{kind} · {_text(rtype.get('endpoint'))} · {len(values):,} "
+                    f"{kind} · {as_text(rtype.get('endpoint'))} · {len(values):,} "
                     f"value{'s' if len(values) != 1 else ''}"
-                    + (f" — {rtype['description']}" if _text(rtype.get("description")) else ""),
+                    + (f" — {rtype['description']}" if as_text(rtype.get("description")) else ""),
                 ]
             )
             item.setFont(NAME_COL, bold)
@@ -521,13 +329,13 @@ class GovernanceView(QWidget):
             if selected == (TYPE, type_id, ""):
                 restore = item
             extensions = [
-                _text(e.get("schema"))
+                as_text(e.get("schema"))
                 for e in rtype.get("schemaExtensions") or []
                 if isinstance(e, dict)
             ]
             for value in values:
-                vid = _text(value.get("id"))
-                details = _text(value.get("description"))
+                vid = as_text(value.get("id"))
+                details = as_text(value.get("description"))
                 extra = [
                     f"{k}: {v}"
                     for urn in extensions
@@ -536,7 +344,9 @@ class GovernanceView(QWidget):
                 ]
                 if extra:
                     details = " · ".join([details, *extra] if details else extra)
-                child = QTreeWidgetItem([_text(value.get("displayName")) or vid, vid, "", details])
+                child = QTreeWidgetItem(
+                    [as_text(value.get("displayName")) or vid, vid, "", details]
+                )
                 child.setData(NAME_COL, ItemRole, (VALUE, type_id, vid))
                 child.setFlags(child.flags() | Qt.ItemFlag.ItemIsEditable)
                 child.setForeground(ID_COL, muted)
@@ -555,7 +365,7 @@ class GovernanceView(QWidget):
                 item.addChild(group)
                 for attribute in schema_attributes(catalog or {}, urn):
                     leaf = QTreeWidgetItem(
-                        [_text(attribute.get("name")), "", "", describe_attribute(attribute)]
+                        [as_text(attribute.get("name")), "", "", describe_attribute(attribute)]
                     )
                     leaf.setData(NAME_COL, ItemRole, (EXT_ATTR, type_id, urn))
                     group.addChild(leaf)
@@ -570,11 +380,11 @@ class GovernanceView(QWidget):
             group.setData(NAME_COL, ItemRole, (USER_GROUP, "", ""))
             self.tree.addTopLevelItem(group)
             for extension in user_extensions:
-                urn = _text(extension.get("schema"))
+                urn = as_text(extension.get("schema"))
                 for attribute in schema_attributes(catalog or {}, urn):
                     leaf = QTreeWidgetItem(
                         [
-                            _text(attribute.get("name")),
+                            as_text(attribute.get("name")),
                             "",
                             "",
                             f"{describe_attribute(attribute)}  ({urn})",
@@ -599,7 +409,7 @@ class GovernanceView(QWidget):
         by key, so a few grants cost a few items even with a catalog of 10,000 values."""
         was = self._updating_tree
         self._updating_tree = True
-        types = {_text(t.get("id")): t for t in self.types()}
+        types = {as_text(t.get("id")): t for t in self.types()}
         if keys is None:
             touched = list(self._value_items.items())
         else:
@@ -668,7 +478,7 @@ class GovernanceView(QWidget):
             self.holders_model.set_ids([])
             if selected is not None and selected[0] == TYPE:
                 rtype = self.find_type(selected[1]) or {}
-                self.holders_title.setText(_text(rtype.get("name")) or selected[1])
+                self.holders_title.setText(as_text(rtype.get("name")) or selected[1])
                 self.holders_subtitle.setText("Select a value to see who holds it.")
             else:
                 self.holders_title.setText("Who holds what")
@@ -686,10 +496,10 @@ class GovernanceView(QWidget):
         self.holders_model.set_ids(ids)
         if holder is not None and not self.holders.currentIndex().isValid():
             self.select_holder(holder)  # a refresh keeps the holder the admin clicked
-        self.holders_title.setText(_text(value.get("displayName")) or vid)
+        self.holders_title.setText(as_text(value.get("displayName")) or vid)
         n = len(ids)
         self.holders_subtitle.setText(
-            f"{_text(rtype.get('name')) or type_id} · granted through "
+            f"{as_text(rtype.get('name')) or type_id} · granted through "
             f"{grant_attribute(rtype)} · {n:,} holder{'s' if n != 1 else ''}"
         )
         current = self.holders.currentIndex()
@@ -716,7 +526,7 @@ class GovernanceView(QWidget):
         user = self.users.resource_by_id(uid) or {}
         grants = self.index.grants(uid)
         self.grants_title.setText(
-            f"Grants of {_text(user.get('userName')) or uid} ({len(grants):,})"
+            f"Grants of {as_text(user.get('userName')) or uid} ({len(grants):,})"
         )
         custom = custom_text(user)
         if custom:
@@ -737,7 +547,7 @@ class GovernanceView(QWidget):
 
     def _catalog_values(self) -> set[tuple[str, str]]:
         return {
-            (grant_attribute(t), _text(v.get("id")))
+            (grant_attribute(t), as_text(v.get("id")))
             for t in self.types()
             for v in t.get("resources") or []
             if isinstance(v, dict)
@@ -828,12 +638,12 @@ class GovernanceView(QWidget):
         if description.strip():
             value["description"] = description.strip()
         if grant_attribute(rtype) == "entitlements":
-            value["type"] = _text(rtype.get("name")) or type_id
+            value["type"] = as_text(rtype.get("name")) or type_id
         extensions = [e for e in rtype.get("schemaExtensions") or [] if isinstance(e, dict)]
         if extensions:
             value["schemas"] = [rtype.get("schema"), *(e.get("schema") for e in extensions)]
             for extension in extensions:
-                urn = _text(extension.get("schema"))
+                urn = as_text(extension.get("schema"))
                 value[urn] = blank_extension(catalog, urn)
         values.append(value)
         self._selected = (VALUE, type_id, vid)
@@ -908,8 +718,8 @@ class GovernanceView(QWidget):
         rtype = self.find_type(type_id)
         if rtype is None:
             return None
-        taken = {_text(v.get("id")) for v in rtype.get("resources") or []}
-        dialog = AddValueDialog(_text(rtype.get("name")) or type_id, taken, self)
+        taken = {as_text(v.get("id")) for v in rtype.get("resources") or []}
+        dialog = AddValueDialog(as_text(rtype.get("name")) or type_id, taken, self)
         dialog.accepted.connect(
             lambda: self.add_value(
                 type_id, dialog.name.text(), dialog.value_id.text(), dialog.description.text()
