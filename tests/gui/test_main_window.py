@@ -281,9 +281,10 @@ def run_screenshot(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[st
     )
 
 
-def test_screenshot_with_demo_saves_the_picture_without_qt_noise(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tab", ["requests", "governance"])
+def test_screenshot_with_demo_saves_the_picture_without_qt_noise(tmp_path: Path, tab: str) -> None:
     shot = tmp_path / "window.png"
-    done = run_screenshot(tmp_path, "--screenshot", str(shot), "--demo")
+    done = run_screenshot(tmp_path, "--screenshot", str(shot), "--screenshot-tab", tab, "--demo")
     assert done.returncode == 0, done.stderr
     assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert f"Saved a screenshot of the window to {shot}" in done.stdout
