@@ -4,8 +4,11 @@
 
 Writes first-start.png (the window right after the first start: base URL and token) and
 connect-okta.png (the "Connect to Okta" tab) beside this file, using a throwaway database.
-The third picture, demo.png, comes from the app itself:
-``scim-desktop gui --screenshot packaging/screenshots/demo.png --demo``.
+Two more come from the app itself (on a real X server for fonts as users see them:
+``xvfb-run -a -s '-screen 0 1440x900x24' env QT_QPA_PLATFORM=xcb ...``):
+``scim-desktop gui --screenshot packaging/screenshots/demo.png --demo`` and
+``scim-desktop gui --screenshot packaging/screenshots/governance.png --screenshot-tab governance
+--demo`` (the demo catalog and the simulator's grants on the Governance tab).
 """
 
 from __future__ import annotations
