@@ -279,7 +279,7 @@ def test_records_carry_request_and_response(client: ScimClient, sink: RecordingS
 def test_query_parsing_matches_urllib(query: str) -> None:
     from urllib.parse import parse_qsl
 
-    from scim_desktop.server.handlers import parse_query
+    from scim_desktop.server.endpoints import parse_query
 
     expected = {k: v.strip() for k, v in parse_qsl(query, keep_blank_values=True)}
     assert parse_query(query) == expected
@@ -287,7 +287,7 @@ def test_query_parsing_matches_urllib(query: str) -> None:
 
 def test_query_control_characters_and_bad_utf8() -> None:
     from scim_desktop.core.errors import BadRequest
-    from scim_desktop.server.handlers import parse_query
+    from scim_desktop.server.endpoints import parse_query
 
     assert parse_query("a=x%01y") == {"a": "x y"}
     with pytest.raises(BadRequest):
