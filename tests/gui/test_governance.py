@@ -303,3 +303,36 @@ def test_simulate_okta_tells_the_oig_story(qtbot, window: MainWindow) -> None:
     assert view.select_value("Role", "role-admin")
     holder = window.users.model.resource_by_id(view.holders_model.ids()[0])
     assert holder["userName"] == "ravi.patel@example.com"
+
+
+def test_a_restart_keeps_the_tabs_edits_over_the_catalog_option(qtbot, tmp_path: Path) -> None:
+    """``gui --catalog FILE`` stores the file's catalog once; a restart from the window (Start,
+    Settings) serves the stored catalog with the Governance tab's edits, not the file again."""
+    config = ServerConfig(
+        port=0,
+        db_path=tmp_path / "gov.json",
+        auth=AuthConfig("bearer", token=TOKEN),
+        catalog=parse_catalog(CATALOG),
+    )
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(config, settings=settings)
+    qtbot.addWidget(win)
+    try:
+        win.start_server()
+        qtbot.waitUntil(lambda: win.governance.catalog is not None, timeout=15000)
+        assert win.config.catalog is None  # applied once
+        assert win.governance.add_value("Role", "Auditor", "role-auditor")
+        qtbot.waitUntil(
+            lambda: win.governance.value_item("Role", "role-auditor") is not None, timeout=10000
+        )
+        win.stop_server()
+        qtbot.waitUntil(lambda: win.controller.state == "stopped", timeout=15000)
+        win.start_server()
+        qtbot.waitUntil(lambda: win.controller.state == "listening", timeout=15000)
+        http = ScimClient(win.controller.server.base_url, token=TOKEN)
+        try:
+            assert http.get("/Roles/role-auditor").status == 200
+        finally:
+            http.close()
+    finally:
+        win.close()

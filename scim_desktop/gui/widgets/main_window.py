@@ -281,6 +281,11 @@ class MainWindow(QMainWindow):
         self.controller.stop()
 
     def _on_state(self, state: str) -> None:
+        if state == "listening" and self.config.catalog is not None:
+            # --catalog is applied once: the start that listens has stored it in the data
+            # file, so later restarts (Start, Settings) serve the stored catalog with the
+            # Governance tab's edits instead of the file's.
+            self.config = replace(self.config, catalog=None)
         url = self.controller.server.base_url if self.controller.server else ""
         self.connection.set_state(state, url)
         self.governance.server_stopped()
