@@ -99,7 +99,7 @@ _EPS = 1e-9
 
 _METHOD_RE = re.compile(r"^[A-Z]+$")
 #: The methods a request can have when faults are decided: the server answers any other
-#: method 405 before faults are asked (server/handlers.py, _KNOWN_METHODS), so a rule naming
+#: method 405 before faults are asked (server/endpoints.py, _KNOWN_METHODS), so a rule naming
 #: one could never fire.
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _COLLECTION_NOT_CREATE = frozenset({"Bulk", ".search"})
