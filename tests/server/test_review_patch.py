@@ -157,3 +157,41 @@ def test_a_patch_of_many_member_removes_on_a_real_server(client: ScimClient) -> 
     group = client.get(f"/Groups/{gid}").body
     assert group["displayName"] == "fewer"
     assert sorted(m["value"] for m in group["members"]) == sorted(ids[1::2])
+
+
+_EMAIL = st.fixed_dictionaries(
+    {"value": st.sampled_from(["a@x", "A@x", "b@x"])},
+    optional={"primary": st.booleans(), "type": st.sampled_from(["work", "home"])},
+)
+_EMAIL_OP = st.one_of(
+    st.builds(lambda v: {"op": "add", "path": "emails", "value": v}, st.lists(_EMAIL)),
+    st.builds(lambda v: {"op": "add", "path": "emails", "value": v}, _EMAIL),
+    st.builds(lambda v: {"op": "remove", "path": "emails", "value": v}, st.lists(_EMAIL)),
+    st.builds(
+        lambda v: {"op": "remove", "path": f'emails[value eq "{v}"]'},
+        st.sampled_from(["a@x", "b@x"]),
+    ),
+    st.just({"op": "replace", "path": 'emails[type eq "work"].primary', "value": True}),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(emails=st.lists(_EMAIL, max_size=5), ops=st.lists(_EMAIL_OP, min_size=1, max_size=8))
+def test_runs_of_email_adds_and_removes_keep_one_primary_as_before(
+    emails: list[Any], ops: list[dict[str, Any]]
+) -> None:
+    user = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "u"}
+    if emails:
+        user["emails"] = emails
+    expected: Any
+    try:
+        expected = copy.deepcopy(user)
+        for op in ops:
+            expected = patch.apply(expected, [op], USER_TYPE)
+    except Exception as exc:
+        expected = type(exc)
+    try:
+        got: Any = patch.apply(user, ops, USER_TYPE)
+    except Exception as exc:
+        got = type(exc)
+    assert got == expected
