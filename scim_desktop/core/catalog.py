@@ -38,6 +38,7 @@ from scim_desktop.core.schemas import (
     ResourceType,
     Schema,
 )
+from scim_desktop.core.validation import _check_object
 
 #: Okta's core schema of role types (OKTA.md: Okta knows it; it is not read from /Schemas).
 ROLE_URN = "urn:okta:scim:schemas:core:1.0:Role"
@@ -514,9 +515,7 @@ def _schema_ref(raw: Any, where: str, defined: Mapping[str, Any]) -> dict[str, A
 
 
 def _check_extension_value(value: Any, schema: Schema, where: str) -> dict[str, Any]:
-    """A value's extension object, type-checked like a user's (core/resources.py)."""
-    from scim_desktop.core.resources import _check_object  # import here: resources uses us
-
+    """A value's extension object, type-checked like a user's (core/validation.py)."""
     obj = _object(value, where)
     try:
         checked, _ = _check_object(schema.attribute, obj, f"{schema.id}:")
