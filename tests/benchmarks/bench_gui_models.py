@@ -22,7 +22,8 @@ if __package__ in (None, ""):
 
 from PySide6.QtWidgets import QApplication
 
-from scim_desktop.gui.models.resources import ResourceFilterProxy, UsersModel
+from scim_desktop.gui.models.resource_table import ResourceFilterProxy
+from scim_desktop.gui.models.resources import UsersModel
 from tests.gui.test_resources import created, deleted, updated, user
 
 

@@ -22,16 +22,15 @@ from PySide6.QtWidgets import QInputDialog, QMessageBox
 from scim_desktop.config import AuthConfig, ServerConfig
 from scim_desktop.gui.bridge import QtEventSink
 from scim_desktop.gui.controller import ServerController
-from scim_desktop.gui.models.resources import (
+from scim_desktop.gui.models.resource_table import (
     FADE_ROWS_PER_TICK,
     INSERT_IN_PLACE_UP_TO,
-    GroupsModel,
     IdRole,
     ResourceFilterProxy,
     ResourceRole,
-    UsersModel,
     collation_key,
 )
+from scim_desktop.gui.models.resources import GroupsModel, UsersModel
 from scim_desktop.gui.widgets.groups_view import GroupsView
 from scim_desktop.gui.widgets.json_editor import JsonEditorDialog
 from scim_desktop.gui.widgets.users_view import UsersView

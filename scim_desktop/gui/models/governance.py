@@ -18,7 +18,7 @@ from typing import Any
 
 from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
 
-from scim_desktop.gui.models.resources import ResourceTableModel
+from scim_desktop.gui.models.resource_table import ResourceTableModel
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 #: The user attributes that carry grants (Okta's entitlement management guide).

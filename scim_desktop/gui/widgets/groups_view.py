@@ -38,10 +38,9 @@ from PySide6.QtWidgets import (
 from scim_desktop.core.resources import Outcome
 from scim_desktop.gui import theme
 from scim_desktop.gui.controller import ServerController
+from scim_desktop.gui.models.resource_table import IdRole, ResourceFilterProxy
 from scim_desktop.gui.models.resources import (
     GroupsModel,
-    IdRole,
-    ResourceFilterProxy,
     UsersModel,
     full_name,
     primary_email,

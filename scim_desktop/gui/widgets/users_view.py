@@ -37,11 +37,8 @@ from PySide6.QtWidgets import (
 from scim_desktop.core.errors import ScimError
 from scim_desktop.core.resources import Outcome, ScimService
 from scim_desktop.gui.controller import ServerController
-from scim_desktop.gui.models.resources import (
-    ResourceFilterProxy,
-    ResourceTableModel,
-    UsersModel,
-)
+from scim_desktop.gui.models.resource_table import ResourceFilterProxy, ResourceTableModel
+from scim_desktop.gui.models.resources import UsersModel
 from scim_desktop.gui.widgets.json_editor import (
     JsonEditorDialog,
     base_url,
