@@ -195,3 +195,23 @@ def test_runs_of_email_adds_and_removes_keep_one_primary_as_before(
     except Exception as exc:
         got = type(exc)
     assert got == expected
+
+
+_NAMES = ["members", "emails", "value", "VALUE", "a-b", "x_1", "and", "eq", "EQ", "or", "1a"]
+_MARKS = ["$ref", "[", "]", " ", "  ", '"', '"id-1"', '""', '"a\\"b"', '"\x01"', ".", ":", "é"]
+_PIECES = st.sampled_from([*_NAMES, *_MARKS, "\t"])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(_PIECES, min_size=1, max_size=9).map("".join))
+@example('members[value eq "2819c223-7f76-453a-919d-413861904646"]')
+@example('members[VALUE EQ ""]')
+def test_the_value_path_shortcut_parses_as_the_parser_does(text: str) -> None:
+    """``attr[sub eq "text"]`` is parsed by one regular expression: it must build exactly
+    what the full parser builds, and take nothing the parser refuses."""
+    from scim_desktop.core import filter as scim_filter
+
+    fast = scim_filter._parse_simple_value_path(text)
+    if fast is None:
+        return
+    assert fast == scim_filter._parse_path(text)
