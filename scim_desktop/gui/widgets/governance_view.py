@@ -74,7 +74,7 @@ from scim_desktop.gui.widgets.governance_parts import (
     type_keys,
 )
 from scim_desktop.gui.widgets.json_editor import deliver, describe_error, message_style
-from scim_desktop.gui.widgets.users_view import MessageBar
+from scim_desktop.gui.widgets.resource_view import MessageBar
 from scim_desktop.server.events import ResourceChanged
 
 log = logging.getLogger("scim_desktop.gui")

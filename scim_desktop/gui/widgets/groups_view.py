@@ -46,7 +46,7 @@ from scim_desktop.gui.models.resources import (
     primary_email,
 )
 from scim_desktop.gui.widgets.json_editor import base_url, deliver, describe_error
-from scim_desktop.gui.widgets.users_view import (
+from scim_desktop.gui.widgets.resource_view import (
     PATCH_SCHEMA,
     ResourceTable,
     ResourceViewBase,
