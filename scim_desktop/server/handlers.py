@@ -37,7 +37,8 @@ import tornado.web
 
 from scim_desktop.config import ServerConfig
 from scim_desktop.core import errors
-from scim_desktop.core.faults import FaultEngine, FaultRequest, relative_path
+from scim_desktop.core.fault_engine import FaultEngine
+from scim_desktop.core.faults import FaultRequest, relative_path
 from scim_desktop.core.okta import OktaClassifier, OktaRequest, Step
 from scim_desktop.core.projection import make_projection, project
 from scim_desktop.core.resources import CATALOG, Change, Outcome, ScimService, utc_now_iso

@@ -33,7 +33,8 @@ from scim_desktop.config import (
     password_key_path_for,
 )
 from scim_desktop.core.catalog import Catalog, CatalogError, parse_catalog
-from scim_desktop.core.faults import FaultEngine, FaultRule, RuleState
+from scim_desktop.core.fault_engine import FaultEngine, RuleState
+from scim_desktop.core.faults import FaultRule
 from scim_desktop.core.oauth import TokenInfo
 from scim_desktop.core.resources import Outcome, ScimService
 from scim_desktop.server.app import make_app

@@ -11,15 +11,13 @@ import random
 import pytest
 
 from scim_desktop.core.errors import ERROR_SCHEMA
+from scim_desktop.core.fault_engine import Decision, FaultEngine, RuleState
 from scim_desktop.core.faults import (
     DATE_RETRY_SECONDS,
     PRESETS,
-    Decision,
-    FaultEngine,
     FaultRequest,
     FaultRule,
     FaultSpecError,
-    RuleState,
     get_preset,
     parse_fault_spec,
     relative_path,

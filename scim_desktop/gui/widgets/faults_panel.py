@@ -35,7 +35,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from scim_desktop.core.faults import PRESETS, FaultRule, FaultSpecError, RuleState, parse_fault_spec
+from scim_desktop.core.fault_engine import RuleState
+from scim_desktop.core.faults import PRESETS, FaultRule, FaultSpecError, parse_fault_spec
 from scim_desktop.core.okta import STEPS
 from scim_desktop.gui.controller import ServerController
 
