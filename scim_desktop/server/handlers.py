@@ -73,6 +73,7 @@ from scim_desktop.server.http1 import (
     Request,
     http_date,
 )
+from scim_desktop.server.oauth_handlers import MAX_OAUTH_BODY
 
 log = logging.getLogger("scim_desktop.server")
 
@@ -236,6 +237,9 @@ class ScimServer:
         without deciding again. OAuth endpoints check their own credentials, in the body."""
         path = request.target.partition("?")[0]
         if self.fallback_paths is not None and self.fallback_paths.fullmatch(path):
+            # Anyone may call the OAuth endpoints: their bodies are small forms, so no more is
+            # read (the handler answers a longer one 413, its body unread).
+            request.body_limit = MAX_OAUTH_BODY
             return True
         try:
             admission = self.decide(request.method, path, request.headers, length)

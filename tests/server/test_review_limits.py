@@ -235,3 +235,27 @@ def test_at_the_connection_limit_a_slow_half_head_makes_room() -> None:
     assert split_reply(early)[0] == 503
     assert late.endswith(b'"target": "/late", "length": 0}')
     assert sorted(closed) == [False, False, True]
+
+
+def test_an_oauth_body_over_its_limit_is_refused_on_the_head(
+    db_path: Path, sink: RecordingSink
+) -> None:
+    """The OAuth endpoints' small limit is decided before the body: a client that waits for
+    100 Continue is never asked for a body over it, and gets the 413 at once."""
+    from tests.server.test_oauth_flow import make_server
+
+    server = make_server(db_path, sink)
+    try:
+        declared = MAX_OAUTH_BODY * 10  # under --max-body, over the OAuth limit
+        assert declared < server.config.max_body_bytes
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /oauth/token HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\n"
+                + f"Content-Length: {declared}\r\n\r\n".encode()
+            )
+            first = sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 413 "), first[:80]
+        assert b"100 Continue" not in first
+    finally:
+        server.stop()
