@@ -29,6 +29,7 @@ from scim_desktop.core.errors import (
     InvalidValue,
     Mutability,
     NoTarget,
+    PayloadTooLarge,
     ScimError,
 )
 from scim_desktop.core.paths import AttrPath, ci_get, ci_key, parse_attr_path
@@ -36,6 +37,16 @@ from scim_desktop.core.schemas import Attribute, ResourceType
 
 _OPS = ("add", "remove", "replace")
 _MISSING: Any = object()
+#: Operations one PATCH may carry. Okta sends one or two (a group push lists its members in
+#: one operation's value, or one remove per member of a batch); the cap keeps one request's
+#: work on the event loop bounded (issue 12). RFC 7644 §3.7.4 answers a Bulk request over
+#: its maxOperations with 413; a PATCH over this gets the same.
+MAX_OPERATIONS = 1000
+#: Values of multi-valued attributes that operations applied one at a time may visit in one
+#: PATCH (each such operation passes over its attribute's values, for duplicates and
+#: "primary"): about 70 ms of event loop here. Runs of like operations (apply) do not count;
+#: one replace of 100,000 members is 100,000. Over it: 413, split the request.
+MAX_PATCH_WORK = 300_000
 
 
 def apply(resource: dict[str, Any], operations: Any, rtype: ResourceType) -> dict[str, Any]:
@@ -51,6 +62,7 @@ def apply(resource: dict[str, Any], operations: Any, rtype: ResourceType) -> dic
     # applied together, in one pass over the values: one at a time, each a pass over every
     # value, 1 MB of them on a 1,000-member group held the event loop for 5 to 100 s.
     run: list[_Step] = []
+    work = 0  # values visited by operations applied alone (MAX_PATCH_WORK)
     for index, (op, path, value) in enumerate(ops):
         try:
             target = None
@@ -67,6 +79,14 @@ def apply(resource: dict[str, Any], operations: Any, rtype: ResourceType) -> dic
                 _apply_run(result, run, rtype)
                 run = []
             if target is not None:
+                if target.defn is not None and target.defn.multi_valued:
+                    work += _values_visited(result, target, rtype)
+                    if work > MAX_PATCH_WORK:
+                        raise PayloadTooLarge(
+                            f"This PATCH would pass over {work:,} values of multi-valued "
+                            f"attributes one operation at a time; the limit is "
+                            f"{MAX_PATCH_WORK:,} (send fewer operations per request)"
+                        )
                 _dispatch(result, op, target, value, rtype)
             else:
                 _apply_one(result, op, path, value, rtype)
@@ -81,6 +101,15 @@ def apply(resource: dict[str, Any], operations: Any, rtype: ResourceType) -> dic
     return result
 
 
+def _values_visited(res: dict[str, Any], t: _Target, rtype: ResourceType) -> int:
+    """How many values an operation on the multi-valued ``t`` passes over: its current ones."""
+    container = _container(res, t.attr, rtype, create=False)
+    if container is None:
+        return 0
+    current = container.get(_key(container, t))
+    return len(current) if isinstance(current, list) else 0
+
+
 # --- request structure (RFC 7644 §3.5.2) -------------------------------------------------------
 def _check_operations(operations: Any) -> list[tuple[str, str | None, Any]]:
     """Validate the ``Operations`` array: (op lower-cased, path or None, value or _MISSING)."""
@@ -92,6 +121,11 @@ def _check_operations(operations: Any) -> list[tuple[str, str | None, Any]]:
         raise InvalidSyntax("'Operations' must be an array of PATCH operations")
     if not operations:
         raise InvalidSyntax("'Operations' must contain at least one operation")
+    if len(operations) > MAX_OPERATIONS:
+        raise PayloadTooLarge(
+            f"The PATCH request has {len(operations):,} operations; the limit is "
+            f"{MAX_OPERATIONS:,} (send the rest in another request)"
+        )
     out: list[tuple[str, str | None, Any]] = []
     for index, raw in enumerate(operations):
         where = f"Operations[{index}]"

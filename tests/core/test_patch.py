@@ -738,3 +738,38 @@ def test_setting_primary_through_a_filter_demotes_the_others(user: dict[str, Any
     ops = [{"op": "replace", "path": 'emails[type eq "home"].primary', "value": "True"}]
     out = apply(user, ops, USER_TYPE)
     assert [e.get("primary") for e in out["emails"]] == [False, True]
+
+
+def test_operations_over_the_limit_are_413_and_change_nothing(group: dict[str, Any]) -> None:
+    from scim_desktop.core.patch import MAX_OPERATIONS
+
+    before = copy.deepcopy(group)
+    rename = {"op": "replace", "path": "displayName", "value": "Renamed"}
+    assert apply(group, [rename] * MAX_OPERATIONS, GROUP_TYPE)["displayName"] == "Renamed"
+    with pytest.raises(errors.PayloadTooLarge) as exc:
+        apply(group, [rename] * (MAX_OPERATIONS + 1), GROUP_TYPE)
+    assert exc.value.status == 413
+    assert f"the limit is {MAX_OPERATIONS:,}" in exc.value.detail
+    assert group == before
+
+
+def test_operations_applied_alone_have_a_work_limit(user: dict[str, Any]) -> None:
+    """Each add that makes a value primary is applied alone and passes over every value: past
+    MAX_PATCH_WORK values visited the PATCH is a 413 (split it), and nothing changes."""
+    from scim_desktop.core.patch import MAX_PATCH_WORK
+
+    user["emails"] = [{"value": f"e{i}@example.com"} for i in range(MAX_PATCH_WORK // 100)]
+    before = copy.deepcopy(user)
+
+    def primary_adds(n: int) -> list[dict[str, Any]]:
+        return [
+            {"op": "add", "path": "emails", "value": [{"value": f"n{i}@x", "primary": True}]}
+            for i in range(n)
+        ]
+
+    out = apply(user, primary_adds(50), USER_TYPE)  # 50 x ~3,000 values: within the limit
+    assert [e["value"] for e in out["emails"] if e.get("primary")] == ["n49@x"]
+    with pytest.raises(errors.PayloadTooLarge) as exc:
+        apply(user, primary_adds(150), USER_TYPE)  # ~150 x 3,000 > 300,000
+    assert f"the limit is {MAX_PATCH_WORK:,}" in exc.value.detail
+    assert user == before

@@ -77,6 +77,7 @@ def main() -> None:
                     port = int(m.group(1))
             threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
             run(port, args.members)
+            run_primary(port)
         finally:
             proc.terminate()
             proc.wait(10)
@@ -115,6 +116,9 @@ def run(port: int, count: int) -> None:
         "1,000 x remove members[value eq id]": ops(
             [{"op": "remove", "path": f'members[value eq "{ids[i % count]}"]'} for i in range(1000)]
         ),
+        "1,000 x add members, one value each": ops(
+            [{"op": "add", "path": "members", "value": [m]} for m in (members * 2)[:1000]]
+        ),
     }
     print(f"group of {count:,} members; each PATCH under the 1 MB --max-body")
     for name, body in cases.items():
@@ -132,6 +136,33 @@ def run(port: int, count: int) -> None:
             f"  {name:48s} {status} in {took * 1000:7.0f} ms ({len(body):,} bytes); "
             f"other client's longest wait {max(waits) * 1000:6.0f} ms"
         )
+
+
+def run_primary(port: int) -> None:
+    """The costliest PATCH the operation limit allows: each add makes a value primary, which
+    demotes every other value, applied one at a time."""
+    emails = [{"value": f"e{i}@example.com", "type": "work"} for i in range(3000)]
+    body = json.dumps({"schemas": [USER], "userName": "many-emails@example.com", "emails": emails})
+    uid = json.loads(request(port, "POST", "/scim/v2/Users", body.encode())[1])["id"]
+    adds = [
+        {"op": "add", "path": "emails", "value": [{"value": f"n{i}@example.com", "primary": True}]}
+        for i in range(1000)
+    ]
+    waits: list[float] = []
+    stop = threading.Event()
+    thread = threading.Thread(target=_other_client, args=(port, stop, waits))
+    thread.start()
+    time.sleep(0.1)
+    patch = json.dumps({"schemas": [PATCH], "Operations": adds}).encode()
+    status, _, took = request(port, "PATCH", f"/scim/v2/Users/{uid}", patch)
+    time.sleep(0.05)
+    stop.set()
+    thread.join()
+    name = "1,000 x add a primary email (3,000 emails)"
+    print(
+        f"  {name:48s} {status} in {took * 1000:7.0f} ms ({len(patch):,} bytes); "
+        f"other client's longest wait {max(waits) * 1000:6.0f} ms"
+    )
 
 
 def _other_client(port: int, stop: threading.Event, waits: list[float]) -> None:
