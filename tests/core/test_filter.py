@@ -650,7 +650,7 @@ def test_hand_built_nodes_are_evaluated_too() -> None:
     ],
 )
 def test_simple_eq_fast_path_builds_what_the_parser_builds(text: str) -> None:
-    from scim_desktop.core.filter import _parse, _parse_simple_eq
+    from scim_desktop.core.filter_parse import _parse, _parse_simple_eq
 
     fast = _parse_simple_eq(text)
     assert fast is not None and fast == _parse(text)
@@ -670,7 +670,7 @@ def test_simple_eq_fast_path_builds_what_the_parser_builds(text: str) -> None:
     ],
 )
 def test_anything_else_takes_the_parser(text: str) -> None:
-    from scim_desktop.core.filter import _parse_simple_eq
+    from scim_desktop.core.filter_parse import _parse_simple_eq
 
     assert _parse_simple_eq(text) is None
 

@@ -209,7 +209,7 @@ _PIECES = st.sampled_from([*_NAMES, *_MARKS, "\t"])
 def test_the_value_path_shortcut_parses_as_the_parser_does(text: str) -> None:
     """``attr[sub eq "text"]`` is parsed by one regular expression: it must build exactly
     what the full parser builds, and take nothing the parser refuses."""
-    from scim_desktop.core import filter as scim_filter
+    from scim_desktop.core import filter_parse as scim_filter
 
     fast = scim_filter._parse_simple_value_path(text)
     if fast is None:
