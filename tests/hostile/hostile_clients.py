@@ -17,8 +17,9 @@ Parts (``--only`` takes these names):
 - ``slow``: bodies trickling 1 byte every 5 s, an endless stream of chunked trailer fields,
   4 MB of empty lines, and 30 clients that pipeline large GETs and never read the answers:
   how long each connection lives, and the RSS of the last.
-- ``filters``: the place for the filter-size figures (filter refusal time, another client's
-  wait) -- see :func:`part_filters`.
+- ``filters``: runs ``tests/benchmarks/bench_filter_limits.py --users 3000`` (an over-long
+  filter's refusal time, the largest allowed filter, another client's longest wait) and
+  ``tests/hostile/patch_work.py`` (the costliest PATCH bodies) -- see :func:`part_filters`.
 """
 
 from __future__ import annotations
@@ -448,12 +449,17 @@ def part_slow(folder: Path) -> None:
 
 # --- filters --------------------------------------------------------------------------------------
 def part_filters(folder: Path) -> None:
-    """Issue 12 §1, "One filter stalls the server": the filter-size limits are another
-    helper's part. Their figures belong here: with 3,000 users, how long the refusal of an
-    over-long filter takes (POST /Users/.search with 40,000 ``displayName pr`` clauses), and
-    how long another client waits meanwhile."""
-    print("\n== Filters: filter refusal time, another client's wait ==")
-    print("(not measured by this script yet)")
+    """Issue 12 §1, "One filter stalls the server" (and its PATCH counterpart): with 3,000
+    users, how long the refusal of an over-long filter takes (POST /Users/.search with 40,000
+    ``displayName pr`` clauses), the largest allowed filter, and another client's longest wait
+    meanwhile; then the costliest PATCH bodies. The scripts that measure them run here."""
+    print("\n== Filters and PATCH work: refusal time, another client's wait ==", flush=True)
+    here = Path(__file__).resolve().parent
+    for script, args in (
+        (here.parent / "benchmarks" / "bench_filter_limits.py", ["--users", "3000"]),
+        (here / "patch_work.py", []),
+    ):
+        subprocess.run([sys.executable, str(script), *args], check=False, timeout=600)
 
 
 PARTS: dict[str, Callable[[Path], None]] = {
