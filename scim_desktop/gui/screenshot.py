@@ -142,8 +142,10 @@ def _capture(window: MainWindow, path: Path, demo: bool, tab: str = "requests") 
         window.faults._buttons["503-groups"].click()  # show a switch on and the banner
         _settle(0.8)
     window.tabs.setCurrentWidget(getattr(window, TABS.get(tab, "requests")))
-    if tab == "groups" and window.groups.model.rowCount():
-        window.groups.table.selectRow(0)
+    if tab in ("groups", "users"):  # a selected row fills the detail pane
+        view = window.groups if tab == "groups" else window.users
+        if view.model.rowCount():
+            view.table.selectRow(0)
     if tab == "governance":
         _settle(0.5)  # the last grants reach the users model (and the holder index)
         window.governance.show_busiest_value()
