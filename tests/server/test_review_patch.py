@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from scim_desktop.core import patch
+from scim_desktop.core import patch, patch_ops
 from scim_desktop.core.schemas import GROUP_TYPE, USER_TYPE
 from tests.scim_client import ScimClient
 
@@ -87,13 +87,13 @@ def test_a_run_of_removes_is_what_they_do_one_at_a_time(
 def _scan_add(existing: list[Any], new: list[Any], t: Any) -> list[Any]:
     out = list(existing)
     for element in new:
-        if not patch._contains(out, element, t):
+        if not patch_ops._contains(out, element, t):
             out.append(element)
     return out
 
 
 def _scan_remove(existing: list[Any], doomed: list[Any], t: Any) -> list[Any]:
-    return [e for e in existing if not any(patch._same_value(e, d, t) for d in doomed)]
+    return [e for e in existing if not any(patch_ops._same_value(e, d, t) for d in doomed)]
 
 
 @settings(max_examples=300, deadline=None)
@@ -107,13 +107,13 @@ def test_set_lookups_decide_as_the_scans_did(
 ) -> None:
     rtype = GROUP_TYPE if members else USER_TYPE
     name = "members" if members else "emails"
-    t = patch._resolve(name, "add", rtype)
-    present = patch._Present(list(existing), t)
+    t = patch_ops._resolve(name, "add", rtype)
+    present = patch_ops._Present(list(existing), t)
     for element in listed:
         if element not in present:
             present.append(element)
     assert present.existing == _scan_add(existing, listed, t)
-    doomed = patch._Doomed(listed, t)
+    doomed = patch_ops._Doomed(listed, t)
     assert [e for e in existing if not doomed.designates(e)] == _scan_remove(existing, listed, t)
 
 
@@ -121,11 +121,11 @@ def test_values_too_deep_to_freeze_are_scanned() -> None:
     deep: Any = "x"
     for _ in range(1200):
         deep = [deep]
-    t = patch._resolve("members", "add", GROUP_TYPE)
-    present = patch._Present([{"value": "a"}, {"value": deep}], t)
+    t = patch_ops._resolve("members", "add", GROUP_TYPE)
+    present = patch_ops._Present([{"value": "a"}, {"value": deep}], t)
     assert not present.exact
     assert {"value": "a"} in present and {"value": "b"} not in present
-    doomed = patch._Doomed([{"value": deep}, {"value": "a"}], t)
+    doomed = patch_ops._Doomed([{"value": deep}, {"value": "a"}], t)
     assert doomed.designates({"value": "a"}) and not doomed.designates({"value": "b"})
 
 
