@@ -23,7 +23,8 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from scim_desktop.server.http1 import _HEAD_END, HttpError, normalize_name, parse_head
+from scim_desktop.server.http1 import _HEAD_END
+from scim_desktop.server.http1_head import HttpError, normalize_name, parse_head
 
 HEADS: dict[str, bytes] = {
     # What Okta sends to create a user (the body is not part of the head).
