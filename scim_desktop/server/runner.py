@@ -680,6 +680,7 @@ class ServerThread:
                 f"The entitlement catalog stored in {store.path} cannot be used ({exc}); "
                 "serving without one. Load a good one with --catalog FILE."
             )
+        store.freeze_long_lived()  # the parsed catalog and its lookups live on
         return None
 
     async def _shutdown(self, server: HttpServer, store: DurableStore, ctx: ServerContext) -> None:
