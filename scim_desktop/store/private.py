@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -75,26 +76,24 @@ def _tighten(path: Path, st: os.stat_result, kind: str) -> bool:
 def tighten_file(path: Path) -> None:
     """Make an existing file readable by its owner only (0644 -> 0600). Missing files and
     symbolic links are left alone (a link's target may be anything)."""
-    if not POSIX:
-        return
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return
-    if stat.S_ISREG(st.st_mode):
-        _tighten(Path(path), st, "file")
+    _tighten_if(path, stat.S_ISREG, "file")
 
 
 def tighten_dir(path: Path) -> None:
     """Make an existing folder accessible by its owner only (0755 -> 0700)."""
+    _tighten_if(path, stat.S_ISDIR, "folder")
+
+
+def _tighten_if(path: Path, is_kind: Callable[[int], bool], what: str) -> None:
+    """:func:`_tighten` ``path`` when it exists and is of the kind (never through a link)."""
     if not POSIX:
         return
     try:
         st = os.lstat(path)
     except OSError:
         return
-    if stat.S_ISDIR(st.st_mode):
-        _tighten(Path(path), st, "folder")
+    if is_kind(st.st_mode):
+        _tighten(Path(path), st, what)
 
 
 def make_private_dir(path: Path, *, tighten_existing: bool = True) -> None:
