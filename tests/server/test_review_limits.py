@@ -259,3 +259,48 @@ def test_an_oauth_body_over_its_limit_is_refused_on_the_head(
         assert b"100 Continue" not in first
     finally:
         server.stop()
+
+
+def test_a_client_that_always_has_its_next_request_ready_does_not_starve_others(server) -> None:
+    """Reading data that has already arrived does not give the event loop back, so a client
+    pipelining thousands of requests was served alone while another client waited (2 s seen
+    with two fast clients). Each connection now yields after its turn: the other client is
+    answered while most of the pipeline is still unanswered."""
+    import threading
+
+    from tests.conftest import TOKEN
+
+    pipelined = 4000
+    auth = f"Authorization: Bearer {TOKEN}"
+    one = f"GET /scim/v2/ServiceProviderConfig HTTP/1.1\r\nHost: x\r\n{auth}\r\n\r\n".encode()
+    answered = [0]
+    seen_by_other: list[int] = []
+    done = threading.Event()
+
+    def read_all(sock: socket.socket) -> None:
+        tail = b""  # a status line split between two reads is counted once
+        while answered[0] < pipelined:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            data = tail + chunk
+            answered[0] += data.count(b"HTTP/1.1 200 ")
+            tail = data[-12:]  # shorter than a status line: never counted twice
+        done.set()
+
+    hog = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    other = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    try:
+        reader = threading.Thread(target=read_all, args=(hog,), daemon=True)
+        reader.start()
+        hog.sendall(one * pipelined)
+        other.sendall(one)
+        assert other.recv(65536).startswith(b"HTTP/1.1 200 ")
+        seen_by_other.append(answered[0])
+        assert done.wait(30)
+        assert answered[0] == pipelined
+        # The other client did not wait for the whole pipeline.
+        assert seen_by_other[0] < pipelined // 2, seen_by_other
+    finally:
+        hog.close()
+        other.close()
