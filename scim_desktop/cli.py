@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check this installation (server, HTTP, window offscreen) and exit 0 if it works",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{gui,serve}")
+    sub = parser.add_subparsers(dest="command", metavar="{gui,serve,coverage}")
     serve = sub.add_parser(
         "serve", help="run the SCIM server without a window", description="Run headless."
     )
@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --screenshot: use a throwaway server with demo data and Okta traffic",
     )
+    # Reads recorded sessions only: no server, no Qt (coverage_files imports core alone).
+    from scim_desktop.coverage_files import add_parser as add_coverage_parser
+
+    add_coverage_parser(sub)
     return parser
 
 
@@ -261,7 +265,7 @@ def gui(args: argparse.Namespace) -> int:
     return int(run_gui(args))
 
 
-_TOP_LEVEL = {"serve", "gui", "-h", "--help", "--version", "--self-test"}
+_TOP_LEVEL = {"serve", "gui", "coverage", "-h", "--help", "--version", "--self-test"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -280,6 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(["gui", *words])
     if args.command == "serve":
         return serve(args)
+    if args.command == "coverage":
+        from scim_desktop.coverage_files import run as coverage
+
+        return coverage(args)
     if args.demo and not args.screenshot:
         # --demo swaps in a throwaway server for a picture; without --screenshot it would
         # open a window that quietly is not the user's server.
