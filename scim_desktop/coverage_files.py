@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
+from scim_desktop.core.catalog import TYPE_URNS
 from scim_desktop.core.coverage import (
     Coverage,
     Exchange,
@@ -218,11 +219,35 @@ def _json_or_none(text: str) -> Any:
         return None
 
 
+def _catalog(raws: Iterable[_Raw], base: str) -> dict[str, str]:
+    """The entitlement catalog the server served, from its recorded ``GET /ResourceTypes``
+    answer: endpoint -> type name for each type with an Okta Role / Entitlement schema (what
+    the live server gives ``OktaClassifier.set_catalog``; without it the entitlement steps are
+    not told apart)."""
+    for raw in raws:
+        ex = raw.exchange
+        if ex.method != "GET" or ex.status != 200:
+            continue
+        if relative_path(ex.path, base).rstrip("/").lower() != "/resourcetypes":
+            continue
+        body = _json_or_none(ex.response_body)
+        resources = body.get("Resources") if isinstance(body, dict) else None
+        if not isinstance(resources, list):
+            continue
+        return {
+            str(rt["endpoint"]): str(rt.get("name") or rt.get("id") or rt["endpoint"])
+            for rt in resources
+            if isinstance(rt, dict) and rt.get("schema") in TYPE_URNS and rt.get("endpoint")
+        }
+    return {}
+
+
 def _classify(raws: list[_Raw]) -> list[_Raw]:
     """Give every record without a step the one a fresh classifier finds, feeding it the whole
     file in order (classify, then note_response with the answer: as the server does)."""
     base = _base_path(raws)
     okta = OktaClassifier()
+    okta.set_catalog(_catalog(raws, base))
     out: list[_Raw] = []
     last = 0.0
     for raw in raws:
