@@ -518,6 +518,7 @@ class Coverage:
 
     def __init__(self, items: tuple[Item, ...] = ITEMS) -> None:
         self.items = items
+        self._items = {item.id: item for item in items}
         self._tallies: dict[str, _Tally] = {item.id: _Tally() for item in items}
         self._ticked: set[str] = set()
         self._by_step: dict[str, list[Item]] = {}
@@ -553,9 +554,7 @@ class Coverage:
     def tick(self, item_id: str, done: bool = True) -> None:
         """Tick (or untick) a manual item by hand. Raises KeyError for an unknown id and
         ValueError for an item that traffic proves."""
-        item = next((i for i in self.items if i.id == item_id), None)
-        if item is None:
-            raise KeyError(item_id)
+        item = self._items[item_id]
         if not item.manual:
             raise ValueError(f"{item_id} is proved by traffic, not ticked by hand")
         if done:
@@ -570,7 +569,8 @@ class Coverage:
         self._ticked.clear()
 
     def state(self, item_id: str) -> ItemState:
-        item = next(i for i in self.items if i.id == item_id)
+        """One item's status and evidence (KeyError for an unknown id)."""
+        item = self._items[item_id]
         tally = self._tallies[item.id]
         ticked = item.manual and item.id in self._ticked
         status: Status

@@ -347,6 +347,8 @@ def test_manual_items_are_ticked_by_hand() -> None:
         cov.tick("create_user")  # proved by traffic only
     with pytest.raises(KeyError):
         cov.tick("no_such_item")
+    with pytest.raises(KeyError):
+        cov.state("no_such_item")
     cov.tick("unlink_keep_group")
     cov.add(one("create_user", "POST", USER, 201, jane()))
     cov.reset()
