@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -153,7 +154,17 @@ def session(server: ServerThread, sink: RecordingSink) -> list[RequestRecord]:
     """The records of a real server that Okta's flows went through (as the window holds them)."""
     server.set_catalog(parse_catalog(CATALOG)).result(10)
     drive(server.base_url, TOKEN)
-    return [e for e in sink.events if isinstance(e, RequestRecord)]
+
+    def records() -> list[RequestRecord]:
+        return [e for e in sink.events if isinstance(e, RequestRecord)]
+
+    # A record is published just after its answer is sent: wait for the last request's (the
+    # second DELETE, answered 404) before the session is taken.
+    deadline = time.monotonic() + 10
+    while not any(r.method == "DELETE" and r.status == 404 for r in records()):
+        assert time.monotonic() < deadline, "the last request's record never arrived"
+        time.sleep(0.01)
+    return records()
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
