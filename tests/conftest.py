@@ -9,6 +9,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,3 +60,15 @@ def client(server: ServerThread) -> Iterator[ScimClient]:
         yield c
     finally:
         c.close()
+
+
+@pytest.fixture
+def served() -> Iterator[list[Any]]:
+    """Command-line processes a test started (``tests/test_cli.py Served``): killed at the end
+    if they are still running."""
+    started: list[Any] = []
+    yield started
+    for s in started:
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait(10)

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -79,16 +78,6 @@ class Served:
         for t in self._threads:
             t.join(5)
         return rc
-
-
-@pytest.fixture
-def served() -> Iterator[list[Served]]:
-    started: list[Served] = []
-    yield started
-    for s in started:
-        if s.proc.poll() is None:
-            s.proc.kill()
-            s.proc.wait(10)
 
 
 def start(served: list[Served], *args: str, env: dict[str, str] | None = None) -> Served:

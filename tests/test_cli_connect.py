@@ -9,13 +9,12 @@ import os
 import re
 import signal
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.scim_client import ScimClient
-from tests.test_cli import Served, start
+from tests.test_cli import start
 from tests.tunnel.stand_ins import (
     CLOUDFLARED_HOST,
     CLOUDFLARED_OUTPUT,
@@ -28,16 +27,6 @@ from tests.tunnel.stand_ins import (
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="stand-ins are POSIX scripts")
 LOCAL_URL_RE = re.compile(r"Local URL:\s+(\S+)")
-
-
-@pytest.fixture
-def served() -> Iterator[list[Served]]:
-    started: list[Served] = []
-    yield started
-    for s in started:
-        if s.proc.poll() is None:
-            s.proc.kill()
-            s.proc.wait(10)
 
 
 def one_error_line(s) -> str:

@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,16 +79,6 @@ def expected(failed: set[str]) -> dict[str, str]:
         else:
             out[item.id] = "covered"
     return out
-
-
-@pytest.fixture
-def served() -> Iterator[list[Served]]:
-    started: list[Served] = []
-    yield started
-    for s in started:
-        if s.proc.poll() is None:
-            s.proc.kill()
-            s.proc.wait(10)
 
 
 def test_a_serve_jsonl_session_ticks_the_checklist(served: list[Served], tmp_path: Path) -> None:

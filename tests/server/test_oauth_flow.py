@@ -9,7 +9,6 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -94,20 +93,6 @@ def make_server(db_path: Path, sink: RecordingSink, *, ttl: int = 3600) -> Serve
     server = ServerThread(config, sink)
     server.start()
     return server
-
-
-@pytest.fixture
-def oauth_server(db_path: Path, sink: RecordingSink) -> Iterator[ServerThread]:
-    server = make_server(db_path, sink)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def web(oauth_server: ServerThread) -> Http:
-    return Http(oauth_server)
 
 
 def consent(web: Http, **params: str) -> Reply:

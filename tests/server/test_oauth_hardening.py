@@ -9,16 +9,13 @@ import http.client
 import json
 import socket
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
 from scim_desktop.core.oauth import MAX_PENDING, MAX_PENDING_PER_ORIGIN
 from scim_desktop.server.runner import ServerThread
-from tests.conftest import RecordingSink
 from tests.server.test_oauth_flow import (
     CLIENT_ID,
     REDIRECT,
@@ -30,24 +27,9 @@ from tests.server.test_oauth_flow import (
     exchange,
     get_code,
     hidden,
-    make_server,
     scim,
     token,
 )
-
-
-@pytest.fixture
-def oauth_server(db_path: Path, sink: RecordingSink) -> Iterator[ServerThread]:
-    server = make_server(db_path, sink)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def web(oauth_server: ServerThread) -> Http:
-    return Http(oauth_server)
 
 
 def refresh(web: Http, refresh_token: str) -> Reply:
