@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import secrets
@@ -196,6 +197,128 @@ class AuthConfig:
         return "no authentication (--no-auth)"
 
 
+#: How long the proxy waits for the upstream's whole answer: Okta's own SCIM timeout.
+DEFAULT_UPSTREAM_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    """Proxy mode (issue 14): forward ``/scim/v2/<rest>`` to ``url/<rest>``.
+
+    At most one credential: ``token`` (sent as ``Authorization: Bearer``), ``basic`` (user,
+    password) or ``header`` (name, value). With one, the proxy authenticates clients with its
+    own auth settings and sends this credential upstream instead of theirs (credential swap);
+    without one it is transparent (the client's ``Authorization`` goes upstream and the
+    upstream decides). ``insecure``: do not verify the upstream's https certificate."""
+
+    url: str
+    token: str | None = None
+    basic: tuple[str, str] | None = None
+    header: tuple[str, str] | None = None
+    insecure: bool = False
+    #: Seconds for the upstream's whole answer (tests use a short one).
+    timeout: float = DEFAULT_UPSTREAM_TIMEOUT
+
+    def __post_init__(self) -> None:
+        url = self.url.strip()
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme.lower() not in ("http", "https"):
+            raise ConfigError(f"--upstream {self.url!r}: give an http:// or https:// URL")
+        if "?" in rest or "#" in rest:
+            raise ConfigError(f"--upstream {self.url!r}: the URL must not have a query or fragment")
+        authority, _, path = rest.partition("/")
+        host = authority.rpartition("@")[2]
+        if "@" in authority:
+            # userinfo in a URL ends up in logs and the banner: a credential option is the way.
+            raise ConfigError("--upstream: put no user:password in the URL; use --upstream-basic")
+        if not host or host.startswith(":") or any(c.isspace() for c in url):
+            raise ConfigError(f"--upstream {self.url!r}: the URL has no host name")
+        _, colon, port = host.rpartition(":") if not host.endswith("]") else ("", "", "")
+        if colon and (not port.isdigit() or not 0 < int(port) < 65536):
+            raise ConfigError(f"--upstream {self.url!r}: the port is not a number from 1 to 65535")
+        # Trailing slashes normalised: "<url>/<rest>" is then exactly one slash apart.
+        path = "/" + path.strip("/") if path.strip("/") else ""
+        object.__setattr__(self, "url", f"{scheme.lower()}://{authority}{path}")
+        given = [x for x in (self.token, self.basic, self.header) if x is not None]
+        if len(given) > 1:
+            raise ConfigError("use one of --upstream-token, --upstream-basic and --upstream-header")
+        if self.token is not None and (not self.token or any(c.isspace() for c in self.token)):
+            raise ConfigError("--upstream-token must be non-empty, without spaces")
+        if self.basic is not None and (not self.basic[0] or ":" in self.basic[0]):
+            raise ConfigError("--upstream-basic takes USER:PASS (a user name without ':')")
+        if self.header is not None:
+            name, value = self.header
+            if not name or not all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in name):
+                raise ConfigError('--upstream-header takes "Name: value" (Name a header name)')
+            if not value or any(c in value for c in "\r\n\0"):
+                raise ConfigError("--upstream-header needs a value on one line")
+            if name.lower() in _HOP_OR_FRAMING:
+                raise ConfigError(f"--upstream-header cannot set {name} (the proxy sets it)")
+        if not 0.1 <= self.timeout <= 600:
+            raise ConfigError("the upstream timeout must be between 0.1 and 600 seconds")
+
+    @property
+    def has_credential(self) -> bool:
+        """Credential swap (True) or transparent (False)."""
+        return self.token is not None or self.basic is not None or self.header is not None
+
+    @property
+    def https(self) -> bool:
+        return self.url.startswith("https://")
+
+    def describe_credential(self) -> str:
+        """How the proxy authenticates to the upstream, for the banner: never the secret."""
+        if self.token is not None:
+            return "Authorization: Bearer *** (--upstream-token)"
+        if self.basic is not None:
+            return f"HTTP Basic, user {self.basic[0]!r}, password *** (--upstream-basic)"
+        if self.header is not None:
+            return f"{self.header[0]}: *** (--upstream-header)"
+        return "the client's own Authorization, passed through (transparent)"
+
+    def secrets(self) -> tuple[str, ...]:
+        """The credential's secret texts (kept out of answers and records)."""
+        if self.token is not None:
+            return (self.token,)
+        if self.basic is not None:
+            user, password = self.basic
+            blob = base64.b64encode(f"{user}:{password}".encode()).decode()
+            return tuple(s for s in (password, blob) if s)
+        if self.header is not None:
+            return (self.header[1],)
+        return ()
+
+    @staticmethod
+    def parse_basic(text: str) -> tuple[str, str]:
+        user, sep, password = text.partition(":")
+        if not sep:
+            raise ConfigError("--upstream-basic takes USER:PASS")
+        return user, password
+
+    @staticmethod
+    def parse_header(text: str) -> tuple[str, str]:
+        name, sep, value = text.partition(":")
+        if not sep:
+            raise ConfigError('--upstream-header takes "Name: value"')
+        return name.strip(), value.strip()
+
+
+#: Header fields --upstream-header must not name: hop-by-hop ones and the message's framing.
+_HOP_OR_FRAMING = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
+        "host",
+        "content-length",
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     host: str = DEFAULT_HOST
@@ -215,6 +338,8 @@ class ServerConfig:
     #: ``--catalog FILE``: the entitlement catalog to store and serve, replacing the one in
     #: the data file (None: serve the stored one, if any).
     catalog: Catalog | None = None
+    #: Proxy mode: forward SCIM requests to this server (None: the mock server).
+    upstream: UpstreamConfig | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -25,6 +25,7 @@ from scim_desktop.config import (
     ServerConfig,
     TlsConfig,
     TunnelConfig,
+    UpstreamConfig,
     default_db_path,
     load_or_create_oauth_client,
     load_or_create_token,
@@ -189,6 +190,61 @@ def add_connect_options(parser: argparse.ArgumentParser) -> None:
     tls.add_argument("--tls-key", type=Path, metavar="PATH", help="its private key (PEM)")
 
 
+def add_upstream_options(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    """Proxy mode (issue 14): ``--upstream URL`` and how the proxy authenticates to it.
+    Required for ``proxy``; optional for ``gui`` (the window then opens in proxy mode)."""
+    group = parser.add_argument_group("proxy to your own SCIM server")
+    group.add_argument(
+        "--upstream",
+        required=required,
+        metavar="URL",
+        help="your SCIM server's base URL (http or https): /scim/v2/<rest> here is forwarded "
+        "to URL/<rest>",
+    )
+    cred = group.add_mutually_exclusive_group()
+    cred.add_argument(
+        "--upstream-token",
+        metavar="TOKEN",
+        help="send 'Authorization: Bearer TOKEN' upstream; clients then authenticate with "
+        "this proxy's own credential (--token, generated and kept by default)",
+    )
+    cred.add_argument(
+        "--upstream-basic", metavar="USER:PASS", help="send HTTP Basic credentials upstream"
+    )
+    cred.add_argument(
+        "--upstream-header",
+        metavar='"NAME: VALUE"',
+        help="send this header upstream (an API key, say)",
+    )
+    group.add_argument(
+        "--insecure-upstream",
+        action="store_true",
+        help="do not verify the upstream's https certificate (a self-signed test server)",
+    )
+
+
+def upstream_from(args: argparse.Namespace) -> UpstreamConfig | None:
+    """The ``--upstream*`` options as an UpstreamConfig (None: the mock server)."""
+    url = getattr(args, "upstream", None)
+    token = getattr(args, "upstream_token", None)
+    basic = getattr(args, "upstream_basic", None)
+    header = getattr(args, "upstream_header", None)
+    insecure = getattr(args, "insecure_upstream", False)
+    if url is None:
+        if token is not None or basic is not None or header is not None or insecure:
+            raise ConfigError(
+                "--upstream-token/-basic/-header and --insecure-upstream need --upstream URL"
+            )
+        return None
+    return UpstreamConfig(
+        url,
+        token=token,
+        basic=UpstreamConfig.parse_basic(basic) if basic is not None else None,
+        header=UpstreamConfig.parse_header(header) if header is not None else None,
+        insecure=insecure,
+    )
+
+
 def _oauth_requested(args: argparse.Namespace) -> bool:
     return bool(
         getattr(args, "oauth", False)
@@ -299,8 +355,19 @@ def make_config(args: argparse.Namespace) -> ServerConfig:
             "localhost.run forwards plain http to this computer: drop --tls (the tunnel gives "
             "Okta https already), or use cloudflared or ngrok"
         )
+    upstream = upstream_from(args)
     given = explicit_auth(args)
-    if oauth:
+    if upstream is not None and not upstream.has_credential:
+        # Transparent proxy: the client's Authorization goes upstream and the upstream decides;
+        # a credential of our own would only be a second lock Okta cannot open.
+        if oauth or (given is not None and given.mode != "none"):
+            raise ConfigError(
+                "--token, --basic and --oauth need an upstream credential (--upstream-token, "
+                "--upstream-basic or --upstream-header): without one the proxy is transparent "
+                "and your server checks the client's own credential"
+            )
+        auth = AuthConfig("none")
+    elif oauth:
         auth = _oauth_auth(args, db_path)
     elif given is not None:
         auth = given
@@ -320,4 +387,5 @@ def make_config(args: argparse.Namespace) -> ServerConfig:
         tls=tls,
         tunnel=tunnel,
         catalog=catalog,
+        upstream=upstream,
     )

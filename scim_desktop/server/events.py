@@ -83,9 +83,31 @@ class RequestRecord:
     okta_explanation: str | None = None
     fault: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Proxy mode (issue 14); all None / empty for the mock server's own answers.
+    #: What the upstream answered (None: the request was not forwarded, or got no answer).
+    upstream_status: int | None = None
+    #: Milliseconds spent waiting on the upstream (the proxy's own time is
+    #: ``duration_ms - upstream_ms``).
+    upstream_ms: float | None = None
+    #: Why the upstream gave no usable answer: "unreachable: ...", "timed out after 60 s",
+    #: "bad answer: ..." (the client got a 502 or 504 saying so).
+    upstream_error: str | None = None
+    #: How the upstream's answer differs from what Okta expects for the request's step (one
+    #: line each: what is wrong, then what Okta does about it).
+    okta_problems: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamStatus:
+    """Proxy mode: the upstream went down (``up`` False: unreachable, timing out or answering
+    garbage) or answers again. Published on transitions only, not per request."""
+
+    url: str
+    up: bool
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +118,7 @@ class ResourceChanged:
     resource: dict[str, Any] | None  # the rendered resource after the change (None: deleted)
 
 
-Event = RequestRecord | ResourceChanged
+Event = RequestRecord | ResourceChanged | UpstreamStatus
 
 
 class EventSink(Protocol):
@@ -156,7 +178,27 @@ def record_json(record: RequestRecord) -> dict[str, Any]:
         "okta_explanation": record.okta_explanation,
         "fault": record.fault,
         **record.extra,
+        **(_upstream_json(record) if record.upstream_status or record.upstream_error else {}),
     }
+
+
+def _upstream_json(record: RequestRecord) -> dict[str, Any]:
+    """The proxy's fields of a forwarded request (a mock server's lines stay as they were)."""
+    upstream_ms = record.upstream_ms
+    return {
+        "upstream_status": record.upstream_status,
+        "upstream_ms": upstream_ms,
+        "proxy_ms": None
+        if upstream_ms is None
+        else round(max(record.duration_ms - upstream_ms, 0.0), 3),
+        "upstream_error": record.upstream_error,
+        "okta_problems": list(record.okta_problems),
+    }
+
+
+def upstream_status_json(event: UpstreamStatus) -> dict[str, Any]:
+    """The JSON-lines log's line for an upstream going down or coming back."""
+    return {"event": "upstream", "url": event.url, "up": event.up, "detail": event.detail}
 
 
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what orjson writes as a JSON integer

@@ -7,7 +7,15 @@ import threading
 import time
 from typing import IO
 
-from scim_desktop.server.events import Event, RequestRecord, escape_controls, record_line
+from scim_desktop.server.events import (
+    Event,
+    RequestRecord,
+    UpstreamStatus,
+    dumps_json,
+    escape_controls,
+    record_line,
+    upstream_status_json,
+)
 
 #: Lines are written at most this long after they were published.
 FLUSH_INTERVAL_S = 0.1
@@ -77,14 +85,24 @@ class TextSink(_LineSink):
     wants_bodies = False  # one line per request: no headers or bodies
 
     def publish(self, event: Event) -> None:
+        if isinstance(event, UpstreamStatus):
+            state = "answers again" if event.up else "is DOWN"
+            self.write_line(escape_controls(f"UPSTREAM {event.url} {state}: {event.detail}"))
+            return
         if not isinstance(event, RequestRecord):
             return
         target = event.path + (f"?{event.query}" if event.query else "")
         line = f"{event.time} {event.method:<6} {target} {event.status} {event.duration_ms:.1f}ms"
+        if event.upstream_status is not None and event.upstream_ms is not None:
+            line += f" (upstream {event.upstream_status} in {event.upstream_ms:.1f}ms)"
+        if event.upstream_error:
+            line += f"  UPSTREAM: {event.upstream_error}"
         if event.okta_label:
             line += f"  [{event.okta_label}]"
         if event.fault:
             line += f"  FAULT: {event.fault}"
+        for problem in event.okta_problems:
+            line += f"  OKTA: {problem}"
         self.write_line(escape_controls(line))
 
 
@@ -93,6 +111,9 @@ class JsonLinesSink(_LineSink):
     cannot write, such as an integer beyond 64 bits, is written as text: see record_line)."""
 
     def publish(self, event: Event) -> None:
+        if isinstance(event, UpstreamStatus):
+            self.write_line(dumps_json(upstream_status_json(event)).decode())
+            return
         if not isinstance(event, RequestRecord):
             return
         self.write_line(record_line(event))
