@@ -1,8 +1,15 @@
 """A small Okta look-alike: replays the requests Okta's SCIM client sends (OKTA.md).
 
-Used by the window's "Simulate Okta" demo button and ``gui --screenshot --demo``, and handy in
-scripts. It speaks plain HTTP with the exact headers and bodies Okta uses, so whatever the
-server shows for it is what a real tenant would produce.
+Used by the window's "Simulate Okta" demo button and ``gui --screenshot --demo``, by
+``scim-desktop check`` (``scim_desktop/check/``), and handy in scripts. It speaks plain HTTP with
+the exact headers and bodies Okta uses, so whatever the server shows for it is what a real
+tenant would produce.
+
+The module holds the one copy of Okta's requests: the body builders (:func:`user_body`,
+:func:`active_patch`, :func:`rename_ops`, ...), the transport (:meth:`OktaSimulator.request`,
+which reports each exchange to an observer), one method per Okta step (existence check, create,
+read, PUT, PATCH, group push steps, entitlement discovery, the SPEC suite's 12 steps), and the
+demo (:meth:`OktaSimulator.run_demo`) built from them. The checker judges the same requests.
 """
 
 from __future__ import annotations
@@ -10,11 +17,13 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import secrets
+import ssl
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -22,11 +31,18 @@ USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 OKTA_USER_AGENT = "Okta SCIM Client 1.0.0"
+#: OKTA.md, "Okta's own test suites": the SPEC suite's User-Agent and Content-Type.
+SPEC_USER_AGENT = "OKTA SCIM Integration"
+SPEC_CONTENT_TYPE = "application/json"
+#: OKTA.md, "Okta's own test suites": the made-up id the SPEC suite's last step reads.
+SPEC_UNKNOWN_ID = "00919288221112222"
 #: The schemas Okta's entitlement management reads types of (its OIG guide).
 ROLE_SCHEMA = "urn:okta:scim:schemas:core:1.0:Role"
 ENTITLEMENT_SCHEMA = "urn:okta:scim:schemas:core:1.0:Entitlement"
 #: Okta reads entitlement values in pages of this size, like a user import.
 ENTITLEMENT_PAGE = 100
+#: OKTA.md, "Import users": Okta's page size.
+IMPORT_PAGE = 100
 
 PEOPLE = [
     ("Jane", "Doe"),
@@ -38,12 +54,167 @@ PEOPLE = [
     ("Amara", "Okafor"),
     ("Theo", "Lindqvist"),
 ]
+#: The person the demo's SPEC suite creates, whom Okta later finds and links (OKTA.md, Create
+#: step 3: "If step 1 finds the user, Okta links to it instead").
+LINKED_PERSON = ("Mei", "Chen")
 
 
 @dataclass
 class SimResult:
+    """An answer: ``status`` 0 when none came (``error`` says why)."""
+
     status: int
-    body: Any
+    body: Any  # the parsed JSON body, None when empty or not JSON
+    text: str = ""  # the body as received
+    headers: dict[str, str] = field(default_factory=dict)
+    duration_s: float = 0.0
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One exchange as the observer sees it (headers not yet redacted)."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: str  # the request body as sent ("" for none)
+    result: SimResult
+
+
+# --- Okta's bodies (OKTA.md) ---------------------------------------------------------------------
+def email_for(given: str, family: str, domain: str) -> str:
+    # García -> garcia: strip accents the way most directories build addresses.
+    plain = unicodedata.normalize("NFKD", f"{given}.{family}".lower())
+    return plain.encode("ascii", "ignore").decode() + f"@{domain}"
+
+
+def user_body(
+    given: str, family: str, domain: str = "example.com", *, user_name: str | None = None
+) -> dict[str, Any]:
+    """OKTA.md, "User lifecycle", Create step 2: the body Okta POSTs for a new user."""
+    email = user_name or email_for(given, family, domain)
+    return {
+        "schemas": [USER_SCHEMA],
+        "userName": email,
+        "name": {"givenName": given, "familyName": family},
+        "emails": [{"primary": True, "value": email, "type": "work"}],
+        "displayName": f"{given} {family}",
+        "locale": "en-US",
+        "externalId": "00u" + format(abs(hash(email)) % 16**17, "017x"),
+        "groups": [],
+        "password": "Okta-placeholder-1!",
+        "active": True,
+    }
+
+
+def spec_user_body(user_name: str, given: str, family: str) -> dict[str, Any]:
+    """The SPEC suite's "create Okta user with realistic values" body."""
+    return {
+        "schemas": [USER_SCHEMA],
+        "userName": user_name,
+        "name": {"givenName": given, "familyName": family},
+        "emails": [{"primary": True, "value": user_name, "type": "work"}],
+        "displayName": f"{given} {family}",
+        "active": True,
+        "password": "Spec-Test-Password-1!",
+    }
+
+
+def user_filter_path(user_name: str, *, paged: bool = True) -> str:
+    """OKTA.md, Create step 1: ``GET /Users?filter=userName eq "..."&startIndex=1&count=100``."""
+    text = quote(f'userName eq "{user_name}"', safe="")
+    return f"/Users?filter={text}" + (f"&startIndex=1&count={IMPORT_PAGE}" if paged else "")
+
+
+def group_filter_path(name: str) -> str:
+    """OKTA.md, "Group push": the lookup when the target group id is unknown."""
+    text = quote(f'displayName eq "{name}"', safe="")
+    return f"/Groups?filter={text}&startIndex=1&count={IMPORT_PAGE}"
+
+
+def patch_body(ops: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"schemas": [PATCH_SCHEMA], "Operations": ops}
+
+
+def active_ops(active: bool) -> list[dict[str, Any]]:
+    """OKTA.md, "Deactivate" / "Reactivate": a replace with no path."""
+    return [{"op": "replace", "value": {"active": active}}]
+
+
+def password_ops(password: str = "New-Okta-Password-2!") -> list[dict[str, Any]]:
+    """OKTA.md, "Password sync" (template apps)."""
+    return [{"op": "replace", "value": {"password": password}}]
+
+
+def group_body(name: str) -> dict[str, Any]:
+    """OKTA.md, "Group push": Okta creates every group with ``"members": []``."""
+    return {"schemas": [GROUP_SCHEMA], "displayName": name, "members": []}
+
+
+def member_values(members: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Member objects as Okta sends them: value and display, no type."""
+    return [{"value": m["id"], "display": m.get("userName", m["id"])} for m in members]
+
+
+def add_members_ops(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"op": "add", "path": "members", "value": values}]
+
+
+def remove_member_ops(user_id: str) -> list[dict[str, Any]]:
+    return [{"op": "remove", "path": f'members[value eq "{user_id}"]'}]
+
+
+def replace_members_ops(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ "Push Now": overwrite the members; ``[]`` must empty the group."""
+    return [{"op": "replace", "path": "members", "value": values}]
+
+
+def rename_ops(group_id: str, name: str) -> list[dict[str, Any]]:
+    """Okta's rename, also sent after every membership change: no path."""
+    return [{"op": "replace", "value": {"id": group_id, "displayName": name}}]
+
+
+def grant_ops(rtype: dict[str, Any], value: dict[str, Any]) -> list[dict[str, Any]]:
+    """Grant one value the way Okta does: PATCH add on ``roles`` or ``entitlements``."""
+    item = {"value": value["id"], "display": value.get("displayName", value["id"])}
+    if rtype.get("schema") == ROLE_SCHEMA:
+        return [{"op": "add", "path": "roles", "value": [item]}]
+    item["type"] = rtype.get("name") or rtype.get("id")
+    return [{"op": "add", "path": "entitlements", "value": [item]}]
+
+
+def revoke_ops(rtype: dict[str, Any], value: dict[str, Any]) -> list[dict[str, Any]]:
+    """Revoke one value: PATCH remove with a value filter, as Okta sends it."""
+    attribute = "roles" if rtype.get("schema") == ROLE_SCHEMA else "entitlements"
+    return [{"op": "remove", "path": f'{attribute}[value eq "{value["id"]}"]'}]
+
+
+def entitlement_types(listed: Any) -> list[dict[str, Any]]:
+    """The resource types of a /ResourceTypes answer that Okta treats as roles or entitlements."""
+    resources = listed.get("Resources") if isinstance(listed, dict) else None
+    return [
+        t
+        for t in resources or []
+        if isinstance(t, dict)
+        and t.get("schema") in (ROLE_SCHEMA, ENTITLEMENT_SCHEMA)
+        and isinstance(t.get("endpoint"), str)
+    ]
+
+
+def without_meta(resource: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in resource.items() if k != "meta"}
+
+
+def _resources(result: SimResult) -> list[dict[str, Any]]:
+    body = result.body
+    found = body.get("Resources") if isinstance(body, dict) else None
+    return [r for r in found or [] if isinstance(r, dict)]
+
+
+def _total(result: SimResult) -> int:
+    total = result.body.get("totalResults") if isinstance(result.body, dict) else None
+    return total if isinstance(total, int) and not isinstance(total, bool) else 0
 
 
 class OktaSimulator:
@@ -55,17 +226,21 @@ class OktaSimulator:
         *,
         token: str | None = None,
         basic: tuple[str, str] | None = None,
+        headers: dict[str, str] | None = None,
         domain: str = "example.com",
         pause_s: float = 0.0,
         stop: threading.Event | None = None,
         timeout: float = 65.0,
         governance: bool | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        on_exchange: Callable[[Sent], None] | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         self._https = parts.scheme == "https"
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or (443 if self._https else 80)
         self._base = parts.path.rstrip("/")
+        self._origin = f"{parts.scheme or 'http'}://{parts.netloc}"
         self._headers = {
             "User-Agent": OKTA_USER_AGENT,
             "Accept": "application/scim+json",
@@ -77,6 +252,7 @@ class OktaSimulator:
         elif basic:
             raw = base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()
             self._headers["Authorization"] = f"Basic {raw}"
+        self._headers.update(headers or {})  # "HTTP Header" auth with another header name
         self.domain = domain
         self.pause_s = pause_s
         self.stop = stop or threading.Event()
@@ -84,13 +260,23 @@ class OktaSimulator:
         #: Run the entitlement (OIG) part of the demo: True / False, or None to run it when
         #: the server declares entitlement types in /ResourceTypes.
         self.governance = governance
+        self.ssl_context = ssl_context
+        #: Called with every exchange, answered or not (the checker records them).
+        self.on_exchange = on_exchange
         self._conn: http.client.HTTPConnection | None = None
 
     # --- transport ---------------------------------------------------------------------------
     def _connection(self) -> http.client.HTTPConnection:
         if self._conn is None:
-            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            self._conn = cls(self._host, self._port, timeout=self.timeout)
+            if self._https:
+                # The system store verifies the certificate unless a context says otherwise.
+                self._conn = http.client.HTTPSConnection(
+                    self._host, self._port, timeout=self.timeout, context=self.ssl_context
+                )
+            else:
+                self._conn = http.client.HTTPConnection(
+                    self._host, self._port, timeout=self.timeout
+                )
         return self._conn
 
     def close(self) -> None:
@@ -98,121 +284,179 @@ class OktaSimulator:
             self._conn.close()
             self._conn = None
 
-    def request(self, method: str, path: str, body: Any = None) -> SimResult:
+    def url(self, path: str) -> str:
+        return self._origin + self._base + path
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        user_agent: str | None = None,
+        content_type: str | None = None,
+        authorization: str | None = None,
+    ) -> SimResult:
+        """Send one request with Okta's headers (``user_agent``, ``content_type`` and
+        ``authorization`` replace them: the SPEC suite's differ)."""
         if self.stop.is_set():
             raise InterruptedError("simulation stopped")
         data = json.dumps(body).encode() if body is not None else None
         headers = dict(self._headers)
+        if user_agent:
+            headers["User-Agent"] = user_agent
+        if authorization is not None:
+            headers["Authorization"] = authorization
         if data is None:
-            headers.pop("Content-Type")
+            headers.pop("Content-Type", None)
+        elif content_type:
+            headers["Content-Type"] = content_type
+        started = time.monotonic()
         try:
             conn = self._connection()
             conn.request(method, self._base + path, body=data, headers=headers)
             resp = conn.getresponse()
             raw = resp.read()
-        except (OSError, http.client.HTTPException):
+        except TimeoutError:
+            self.close()
+            result = SimResult(0, None, error=f"no answer within {self.timeout:g} s")
+        except (OSError, http.client.HTTPException) as exc:
             self.close()  # a dropped connection (fault) or a restart: Okta just sees a failure
-            return SimResult(0, None)
+            result = SimResult(0, None, error=f"{type(exc).__name__}: {exc}")
+        else:
+            text = raw.decode("utf-8", errors="replace")
+            try:
+                parsed = json.loads(raw) if raw else None
+            except ValueError:
+                parsed = None
+            result = SimResult(
+                resp.status,
+                parsed,
+                text,
+                {k: v for k, v in resp.getheaders()},
+                time.monotonic() - started,
+            )
+        if self.on_exchange is not None:
+            sent = data.decode() if data else ""
+            self.on_exchange(Sent(method, self.url(path), headers, sent, result))
         if self.pause_s:
             time.sleep(self.pause_s)
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = None
-        return SimResult(resp.status, parsed)
+        return result
 
-    # --- Okta flows (OKTA.md) ------------------------------------------------------------------
-    def test_credentials(self) -> None:
-        self.request("GET", "/Users?startIndex=1&count=2")
-        self.request("GET", "/Groups?startIndex=1&count=100")
+    # --- one Okta step each (OKTA.md) ------------------------------------------------------------
+    def test_credentials(self) -> tuple[SimResult, SimResult]:
+        """The Test API Credentials button: a small user list, then the first group page."""
+        users = self.request("GET", "/Users?startIndex=1&count=2")
+        return users, self.request("GET", f"/Groups?startIndex=1&count={IMPORT_PAGE}")
 
     def existence_check(self, user_name: str) -> SimResult:
-        text = quote(f'userName eq "{user_name}"', safe="")
-        return self.request("GET", f"/Users?filter={text}&startIndex=1&count=100")
+        return self.request("GET", user_filter_path(user_name))
 
     def user_body(self, given: str, family: str) -> dict[str, Any]:
-        # García -> garcia: strip accents the way most directories build addresses.
-        plain = unicodedata.normalize("NFKD", f"{given}.{family}".lower())
-        email = plain.encode("ascii", "ignore").decode() + f"@{self.domain}"
-        return {
-            "schemas": [USER_SCHEMA],
-            "userName": email,
-            "name": {"givenName": given, "familyName": family},
-            "emails": [{"primary": True, "value": email, "type": "work"}],
-            "displayName": f"{given} {family}",
-            "locale": "en-US",
-            "externalId": "00u" + format(abs(hash(email)) % 16**17, "017x"),
-            "groups": [],
-            "password": "Okta-placeholder-1!",
-            "active": True,
-        }
+        return user_body(given, family, self.domain)
+
+    def post_user(self, body: dict[str, Any]) -> SimResult:
+        return self.request("POST", "/Users", body)
+
+    def get_user(self, uid: str) -> SimResult:
+        return self.request("GET", f"/Users/{uid}")
+
+    def put_user(self, uid: str, body: dict[str, Any]) -> SimResult:
+        return self.request("PUT", f"/Users/{uid}", body)
+
+    def patch_user(self, uid: str, ops: list[dict[str, Any]]) -> SimResult:
+        return self.request("PATCH", f"/Users/{uid}", patch_body(ops))
 
     def create_user(self, given: str, family: str) -> dict[str, Any] | None:
         """Assign a user: existence check, then create (or link when it exists)."""
         body = self.user_body(given, family)
-        check = self.existence_check(body["userName"])
-        found = (check.body or {}).get("Resources") or []
-        if found:
+        found = _resources(self.existence_check(body["userName"]))
+        if found and isinstance(found[0].get("id"), str):
             uid = found[0]["id"]
-            current = self.request("GET", f"/Users/{uid}").body
-            if current:
-                return self.request("PUT", f"/Users/{uid}", {**current, **body}).body
+            current = self.get_user(uid).body
+            if isinstance(current, dict):
+                linked = self.put_user(uid, {**without_meta(current), **body}).body
+                return linked if isinstance(linked, dict) else None
             return None
-        created = self.request("POST", "/Users", body)
+        created = self.post_user(body)
         if created.status == 429:
             # Okta pauses the task and retries (after Retry-After); a demo retries at once.
-            created = self.request("POST", "/Users", body)
-        return created.body if created.status == 201 else None
+            created = self.post_user(body)
+        return created.body if created.status == 201 and isinstance(created.body, dict) else None
 
-    def update_profile(self, user: dict[str, Any], **changes: Any) -> None:
-        current = self.request("GET", f"/Users/{user['id']}").body
-        if current:
-            self.request("PUT", f"/Users/{user['id']}", {**current, **changes})
+    def update_profile(
+        self, user: dict[str, Any], clear: Iterable[str] = (), **changes: Any
+    ) -> SimResult | None:
+        """GET then a full PUT with ``changes``; attributes in ``clear`` are left out, which is
+        how a full-object PUT pushes an empty value (OIN test plan, "push empty values")."""
+        current = self.get_user(user["id"]).body
+        if not isinstance(current, dict):
+            return None
+        gone = set(clear)
+        body = {k: v for k, v in without_meta(current).items() if k not in gone}
+        return self.put_user(user["id"], {**body, **changes})
 
-    def set_active(self, user: dict[str, Any], active: bool) -> None:
-        ops = [{"op": "replace", "value": {"active": active}}]
-        self.request(
-            "PATCH", f"/Users/{user['id']}", {"schemas": [PATCH_SCHEMA], "Operations": ops}
-        )
+    def set_active(self, user: dict[str, Any], active: bool) -> SimResult:
+        return self.patch_user(user["id"], active_ops(active))
 
-    def password_sync(self, user: dict[str, Any]) -> None:
-        ops = [{"op": "replace", "value": {"password": "New-Okta-Password-2!"}}]
-        self.request(
-            "PATCH", f"/Users/{user['id']}", {"schemas": [PATCH_SCHEMA], "Operations": ops}
-        )
+    def password_sync(self, user: dict[str, Any]) -> SimResult:
+        return self.patch_user(user["id"], password_ops())
 
-    def import_users(self, count: int = 100) -> None:
+    def import_users(self, count: int = IMPORT_PAGE) -> list[SimResult]:
+        return self._import("/Users", count)
+
+    def import_groups(self, count: int = IMPORT_PAGE) -> list[SimResult]:
+        """OKTA.md, "Group push": Okta lists groups "often with excludedAttributes=members"."""
+        return self._import("/Groups", count, "&excludedAttributes=members")
+
+    def _import(self, endpoint: str, count: int, extra: str = "") -> list[SimResult]:
+        pages: list[SimResult] = []
         start = 1
         while not self.stop.is_set():
-            page = self.request("GET", f"/Users?startIndex={start}&count={count}").body or {}
+            page = self.request("GET", f"{endpoint}?startIndex={start}&count={count}{extra}")
+            pages.append(page)
             start += count
-            if start > page.get("totalResults", 0):
+            # A page without resources ends the walk too, whatever totalResults claims.
+            if page.status != 200 or not _resources(page) or start > _total(page):
                 break
+        return pages
 
-    def push_group(self, name: str, members: Iterable[dict[str, Any]]) -> None:
+    def lookup_group(self, name: str) -> SimResult:
+        return self.request("GET", group_filter_path(name))
+
+    def create_group(self, name: str) -> SimResult:
+        return self.request("POST", "/Groups", group_body(name))
+
+    def get_group(self, gid: str) -> SimResult:
+        return self.request("GET", f"/Groups/{gid}")
+
+    def patch_group(self, gid: str, ops: list[dict[str, Any]]) -> SimResult:
+        return self.request("PATCH", f"/Groups/{gid}", patch_body(ops))
+
+    def delete_group(self, gid: str) -> SimResult:
+        """Unlink a push group and delete it in the app."""
+        return self.request("DELETE", f"/Groups/{gid}")
+
+    def push_group(self, name: str, members: Iterable[dict[str, Any]]) -> str | None:
+        """Push a group: look it up, create it when absent, add members, then Okta's rename
+        after the change; remove one member; Push Now. Returns the group's id."""
         members = [m for m in members if m]
-        text = quote(f'displayName eq "{name}"', safe="")
-        found = self.request("GET", f"/Groups?filter={text}&startIndex=1&count=100").body or {}
-        if found.get("Resources"):
-            gid = found["Resources"][0]["id"]
+        found = _resources(self.lookup_group(name))
+        if found and isinstance(found[0].get("id"), str):
+            gid = found[0]["id"]
         else:
-            created = self.request(
-                "POST", "/Groups", {"schemas": [GROUP_SCHEMA], "displayName": name, "members": []}
-            )
-            if created.status != 201:
-                return
+            created = self.create_group(name)
+            if created.status != 201 or not isinstance(created.body, dict):
+                return None
             gid = created.body["id"]
-        value = [{"value": m["id"], "display": m["userName"]} for m in members]
-        self._patch_group(gid, [{"op": "add", "path": "members", "value": value}])
-        self._patch_group(gid, [{"op": "replace", "value": {"id": gid, "displayName": name}}])
+        value = member_values(members)
+        self.patch_group(gid, add_members_ops(value))
+        self.patch_group(gid, rename_ops(gid, name))
         if len(members) > 1:
-            victim = members[-1]["id"]
-            self._patch_group(gid, [{"op": "remove", "path": f'members[value eq "{victim}"]'}])
-            self._patch_group(gid, [{"op": "replace", "value": {"id": gid, "displayName": name}}])
-        self._patch_group(gid, [{"op": "replace", "path": "members", "value": value[:-1]}])
-
-    def _patch_group(self, gid: str, ops: list[dict[str, Any]]) -> None:
-        self.request("PATCH", f"/Groups/{gid}", {"schemas": [PATCH_SCHEMA], "Operations": ops})
+            self.patch_group(gid, remove_member_ops(members[-1]["id"]))
+            self.patch_group(gid, rename_ops(gid, name))
+        self.patch_group(gid, replace_members_ops(value[:-1]))
+        return gid
 
     # --- entitlement management (Okta Identity Governance) ---------------------------------------
     def discover_entitlements(self) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
@@ -220,14 +464,7 @@ class OktaSimulator:
         /Schemas (for the extension URNs it does not know), then every declared role or
         entitlement endpoint: the Runscope check (``count=1&startIndex=1``) and the import
         in pages of 100. Returns each type with its values; [] without any."""
-        listed = self.request("GET", "/ResourceTypes").body or {}
-        types = [
-            t
-            for t in listed.get("Resources") or []
-            if isinstance(t, dict)
-            and t.get("schema") in (ROLE_SCHEMA, ENTITLEMENT_SCHEMA)
-            and isinstance(t.get("endpoint"), str)
-        ]
+        types = entitlement_types(self.request("GET", "/ResourceTypes").body)
         if not types:
             return []
         self.request("GET", "/Schemas")
@@ -241,49 +478,25 @@ class OktaSimulator:
     def import_values(self, endpoint: str) -> list[dict[str, Any]]:
         """Every value of one entitlement endpoint, paged like a user import."""
         values: list[dict[str, Any]] = []
-        start = 1
-        while not self.stop.is_set():
-            page = self.request(
-                "GET", f"{endpoint}?startIndex={start}&count={ENTITLEMENT_PAGE}"
-            ).body
-            if not isinstance(page, dict):
-                break
-            resources = [r for r in page.get("Resources") or [] if isinstance(r, dict)]
-            values += resources
-            start += ENTITLEMENT_PAGE
-            if not resources or start > page.get("totalResults", 0):
-                break
+        for page in self._import(endpoint, ENTITLEMENT_PAGE):
+            values += _resources(page)
         return values
 
-    def _patch_user(self, uid: str, ops: list[dict[str, Any]]) -> SimResult:
-        return self.request(
-            "PATCH", f"/Users/{uid}", {"schemas": [PATCH_SCHEMA], "Operations": ops}
-        )
+    def grant(
+        self, user: dict[str, Any], rtype: dict[str, Any], value: dict[str, Any]
+    ) -> SimResult:
+        return self.patch_user(user["id"], grant_ops(rtype, value))
 
-    def grant(self, user: dict[str, Any], rtype: dict[str, Any], value: dict[str, Any]) -> None:
-        """Grant one value the way Okta does: PATCH add on ``roles`` or ``entitlements``."""
-        if rtype.get("schema") == ROLE_SCHEMA:
-            item = {"value": value["id"], "display": value.get("displayName", value["id"])}
-            self._patch_user(user["id"], [{"op": "add", "path": "roles", "value": [item]}])
-        else:
-            item = {
-                "value": value["id"],
-                "display": value.get("displayName", value["id"]),
-                "type": rtype.get("name") or rtype.get("id"),
-            }
-            self._patch_user(user["id"], [{"op": "add", "path": "entitlements", "value": [item]}])
-
-    def revoke(self, user: dict[str, Any], rtype: dict[str, Any], value: dict[str, Any]) -> None:
-        """Revoke one value: PATCH remove with a value filter, as Okta sends it."""
-        attribute = "roles" if rtype.get("schema") == ROLE_SCHEMA else "entitlements"
-        path = f'{attribute}[value eq "{value["id"]}"]'
-        self._patch_user(user["id"], [{"op": "remove", "path": path}])
+    def revoke(
+        self, user: dict[str, Any], rtype: dict[str, Any], value: dict[str, Any]
+    ) -> SimResult:
+        return self.patch_user(user["id"], revoke_ops(rtype, value))
 
     def put_grants(
         self, user: dict[str, Any], grants: list[tuple[dict[str, Any], dict[str, Any]]]
     ) -> None:
         """Okta's other way: a PUT of the whole user carrying its roles and entitlements."""
-        current = self.request("GET", f"/Users/{user['id']}").body
+        current = self.get_user(user["id"]).body
         if not isinstance(current, dict):
             return
         roles = [
@@ -300,10 +513,8 @@ class OktaSimulator:
             for t, v in grants
             if t.get("schema") != ROLE_SCHEMA
         ]
-        body = {k: v for k, v in current.items() if k != "meta"}
-        self.request(
-            "PUT", f"/Users/{user['id']}", {**body, "roles": roles, "entitlements": entitlements}
-        )
+        body = without_meta(current)
+        self.put_user(user["id"], {**body, "roles": roles, "entitlements": entitlements})
 
     def run_governance(
         self, users: list[dict[str, Any]], say: Callable[[str], None] | None = None
@@ -333,11 +544,68 @@ class OktaSimulator:
             self.put_grants(users[2], (roles[-1:] + others[:1]) or pairs[:1])
         return True
 
+    # --- Okta's SPEC test suite (OKTA.md, "Okta's own test suites") ------------------------------
+    def spec_request(
+        self, method: str, path: str, body: Any = None, *, authorization: str | None = None
+    ) -> SimResult:
+        """A request as the Runscope SPEC suite sends it: its User-Agent, plain JSON."""
+        return self.request(
+            method,
+            path,
+            body,
+            user_agent=SPEC_USER_AGENT,
+            content_type=SPEC_CONTENT_TYPE,
+            authorization=authorization,
+        )
+
+    def spec_suite(
+        self,
+        user_name: str,
+        given: str = "Spec",
+        family: str = "Tester",
+        *,
+        seed: Callable[[], object] | None = None,
+    ) -> Iterator[tuple[str, SimResult]]:
+        """The 12 SPEC steps in Runscope's order, each yielded as (key, answer) as soon as it
+        is answered; the keys are ``core/okta_spec.py``'s. ``user_name`` is the user it creates
+        (and filters for upper-cased). The suite needs a user to exist before it starts: when
+        the first list is empty, ``seed`` (if given) is called to create one and the list is
+        sent again."""
+        listed = self.spec_request("GET", "/Users?count=1&startIndex=1")
+        if not _resources(listed) and listed.status == 200 and seed is not None:
+            seed()
+            listed = self.spec_request("GET", "/Users?count=1&startIndex=1")
+        yield "list_users", listed
+        first = next(iter(_resources(listed)), {})
+        if isinstance(first.get("id"), str):
+            yield "get_user", self.spec_request("GET", f"/Users/{first['id']}")
+        absent = f"spec-absent-{secrets.token_hex(6)}@example.com"
+        yield "filter_absent", self.spec_request("GET", user_filter_path(absent, paged=False))
+        yield "unknown_id", self.spec_request("GET", f"/Users/{secrets.token_hex(12)}")
+        body = spec_user_body(user_name, given, family)
+        created = self.spec_request("POST", "/Users", body)
+        yield "create", created
+        uid = created.body.get("id") if isinstance(created.body, dict) else None
+        if isinstance(uid, str) and uid:
+            yield "read_back", self.spec_request("GET", f"/Users/{uid}")
+        yield "filter_created", self.spec_request("GET", user_filter_path(user_name, paged=False))
+        upper = user_filter_path(user_name.upper(), paged=False)
+        yield "filter_upper", self.spec_request("GET", upper)
+        yield "create_again", self.spec_request("POST", "/Users", body)
+        yield "list_groups", self.spec_request("GET", "/Groups")
+        wrong = f"Bearer wrong-{secrets.token_hex(8)}"
+        yield "bad_auth", self.spec_request("GET", "/Users", authorization=wrong)
+        yield "fixed_unknown_id", self.spec_request("GET", f"/Users/{SPEC_UNKNOWN_ID}")
+
     # --- a whole demo --------------------------------------------------------------------------
     def run_demo(self, progress: Callable[[str], None] | None = None) -> None:
-        """A realistic sequence: test the connection, assign users, update, deactivate and
-        reactivate, sync a password, push a group, read the app's entitlements and grant and
-        revoke some (when the server has a catalog, see :attr:`governance`), import."""
+        """A realistic session that touches every lifecycle step traffic can show (the
+        coverage checklist, core/coverage.py): test the connection, assign users, update a
+        profile and push an empty value, deactivate and reactivate, sync a password, Okta's
+        SPEC suite, link a user who is already in the app, push a group (add, remove, rename,
+        Push Now, an empty group, unlink and delete), import groups, read the app's
+        entitlements and grant and revoke some (when the server has a catalog, see
+        :attr:`governance`), import users."""
         say = progress or (lambda text: None)
         try:
             say("Testing API credentials")
@@ -351,14 +619,23 @@ class OktaSimulator:
             if users:
                 say("Updating a profile")
                 self.update_profile(users[0], title="VP Sales")
+                say("Pushing an empty value")
+                self.update_profile(users[0], clear=("title",))
                 say("Deactivating and reactivating a user")
                 self.set_active(users[1 % len(users)], False)
                 self.set_active(users[1 % len(users)], True)
                 self.set_active(users[-1], False)
                 say("Syncing a password")
                 self.password_sync(users[0])
-            say("Pushing a group")
-            self.push_group("Sales", users[:4])
+            say("Running Okta's SPEC test suite")
+            given, family = LINKED_PERSON
+            for _step in self.spec_suite(email_for(given, family, self.domain), given, family):
+                pass
+            say(f"Assigning {given} {family}, already in the app: linking")
+            linked = self.create_user(given, family)
+            if linked:
+                users.append(linked)
+            self._demo_groups(users, say)
             if self.governance is not False:
                 self.run_governance(users, say)
             say("Importing users")
@@ -368,3 +645,20 @@ class OktaSimulator:
             say("Stopped")
         finally:
             self.close()
+
+    def _demo_groups(self, users: list[dict[str, Any]], say: Callable[[str], None]) -> None:
+        say("Pushing a group")
+        gid = self.push_group("Sales", users[:4])
+        if gid:
+            self.get_group(gid)
+            say("Renaming a pushed group")
+            self.patch_group(gid, rename_ops(gid, "Sales EMEA"))
+        say("Pushing an empty group")
+        temp = self.push_group("Contractors", users[4:6])
+        if temp:
+            self.patch_group(temp, replace_members_ops([]))  # Push Now with no members
+            self.patch_group(temp, rename_ops(temp, "Contractors"))
+            say("Unlinking a push group and deleting it in the app")
+            self.delete_group(temp)
+        say("Importing groups")
+        self.import_groups()

@@ -1,12 +1,21 @@
-"""okta_sim against a real server: the OIG discovery sequence, grants and revokes."""
+"""okta_sim against a real server: the OIG discovery sequence, grants and revokes, and a
+simulated session that ticks every lifecycle-coverage item traffic can prove."""
 
 from __future__ import annotations
 
 import time
 
 from scim_desktop.core.catalog import parse_catalog
-from scim_desktop.okta_sim import OKTA_USER_AGENT, OktaSimulator
-from scim_desktop.server.events import RequestRecord
+from scim_desktop.core.coverage import Coverage
+from scim_desktop.coverage_files import _from_jsonl
+from scim_desktop.okta_sim import (
+    OKTA_USER_AGENT,
+    SPEC_USER_AGENT,
+    OktaSimulator,
+    Sent,
+    user_filter_path,
+)
+from scim_desktop.server.events import RequestRecord, record_json
 from scim_desktop.server.runner import ServerThread
 from tests.conftest import TOKEN, RecordingSink
 from tests.gui.test_governance import CATALOG
@@ -31,7 +40,9 @@ def test_demo_with_a_catalog_discovers_grants_and_revokes(
 
     records = requests_of(sink)
     assert all(r.status < 500 for r in records)
-    assert all(r.request_headers.get("User-Agent") == OKTA_USER_AGENT for r in records)
+    # Okta's client, and its SPEC suite (Runscope) for the 12 SPEC steps.
+    agents = {r.request_headers.get("User-Agent") for r in records}
+    assert agents == {OKTA_USER_AGENT, SPEC_USER_AGENT}
     calls = [(r.method, r.path.removeprefix("/scim/v2"), r.query) for r in records]
     gets = [(p, q) for m, p, q in calls if m == "GET"]
     at = gets.index(("/ResourceTypes", ""))
@@ -94,3 +105,99 @@ def test_demo_without_a_catalog_sends_no_oig_requests(
         time.sleep(0.02)
     time.sleep(0.2)  # anything sent after it would be published by now
     assert oig_paths() == ["/ResourceTypes"]
+
+
+def coverage_of_records(records: list[RequestRecord]) -> Coverage:
+    """The checklist fed the server's own records, as coverage_files reads a --log jsonl line."""
+    cov = Coverage()
+    for n, record in enumerate(records, 1):
+        cov.add(_from_jsonl(record_json(record), f"sim#{n}").exchange)
+    return cov
+
+
+def wait_for_records(sink: RecordingSink, count: int) -> list[RequestRecord]:
+    """A record is published just after its answer is sent: wait until ``count`` are in."""
+    deadline = time.monotonic() + 10
+    while len(requests_of(sink)) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return requests_of(sink)
+
+
+#: What traffic can never prove (OKTA.md: suspending a user or unlinking a group with "keep"
+#: sends nothing; rename off, push by rule and profile sourcing are settings in Okta; counts and
+#: empty values are compared by a person).
+MANUAL_ONLY = {
+    "push_empty_values",
+    "suspend_user",
+    "import_counts_match",
+    "profile_sourcing",
+    "push_group_rename_off",
+    "push_by_rule",
+    "unlink_keep_group",
+}
+ENTITLEMENT_ITEMS = {
+    "read_resource_types",
+    "read_extension_schemas",
+    "import_entitlements",
+    "grant_entitlement",
+    "revoke_entitlement",
+}
+
+
+def test_a_simulated_session_covers_every_item_traffic_can_prove(
+    server: ServerThread, sink: RecordingSink
+) -> None:
+    server.set_catalog(parse_catalog(CATALOG)).result(10)
+    sent: list[Sent] = []
+    OktaSimulator(server.base_url, token=TOKEN, on_exchange=sent.append).run_demo()
+    records = wait_for_records(sink, len(sent))
+    assert len(records) == len(sent)
+    states = coverage_of_records(records).snapshot()
+    assert {s.item.id for s in states if s.status != "covered"} == MANUAL_ONLY
+    assert {s.item.id for s in states if s.status == "failed"} == set()
+    by_id = {s.item.id: s for s in states}
+    # The SPEC suite's 12 steps, the 401 and the 404s among them as Runscope expects them.
+    spec = [r for r in records if r.request_headers.get("User-Agent") == SPEC_USER_AGENT]
+    assert len(spec) == by_id["spec_test"].count == 12
+    assert sorted(r.status for r in spec) == sorted(
+        [200, 200, 200, 404, 201, 200, 200, 200, 409, 200, 401, 404]
+    )
+    assert all(
+        r.request_headers.get("Content-Type") == "application/json" for r in spec if r.request_body
+    )
+    # The user the SPEC suite created is linked, not created twice.
+    link = [r for r in records if r.okta_step in ("link_user_read", "link_user_put")]
+    assert [r.status for r in link] == [200, 200]
+    assert "mei.chen@example.com" in link[-1].request_body
+    # Push Now with [] emptied the group before it was deleted.
+    empty = by_id["push_empty_group"].evidence
+    assert [e.status for e in empty] == [200]
+    deleted = [r for r in records if r.okta_step == "push_group_delete"]
+    assert [r.status for r in deleted] == [204]
+
+
+def test_without_a_catalog_only_manual_and_entitlement_items_stay_open(
+    server: ServerThread, sink: RecordingSink, client: ScimClient
+) -> None:
+    sent: list[Sent] = []
+    OktaSimulator(server.base_url, token=TOKEN, on_exchange=sent.append).run_demo()
+    records = wait_for_records(sink, len(sent))
+    states = coverage_of_records(records).snapshot()
+    assert {s.item.id for s in states if s.status != "covered"} == MANUAL_ONLY | ENTITLEMENT_ITEMS
+    assert {s.item.id for s in states if s.status == "not_seen"} == ENTITLEMENT_ITEMS
+    # What the demo leaves in the app: the renamed group, no temporary one, the cleared title.
+    groups = client.get("/Groups?startIndex=1&count=100").body["Resources"]
+    assert [g["displayName"] for g in groups] == ["Sales EMEA"]
+    jane = client.get(user_filter_path("jane.doe@example.com")).body["Resources"][0]
+    assert "title" not in jane
+
+
+def test_the_observer_sees_every_exchange_and_a_dead_server(tmp_path: object) -> None:
+    sent: list[Sent] = []
+    sim = OktaSimulator("http://127.0.0.1:9/scim/v2", token=TOKEN, on_exchange=sent.append)
+    result = sim.request("GET", "/Users?startIndex=1&count=2")
+    assert result.status == 0 and result.error
+    assert [(s.method, s.url) for s in sent] == [
+        ("GET", "http://127.0.0.1:9/scim/v2/Users?startIndex=1&count=2")
+    ]
+    assert sent[0].headers["User-Agent"] == OKTA_USER_AGENT
