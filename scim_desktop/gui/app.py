@@ -14,6 +14,7 @@ import traceback
 from pathlib import Path
 from types import TracebackType
 
+import orjson
 from PySide6.QtCore import (
     QLibrary,
     QLibraryInfo,
@@ -34,12 +35,15 @@ from scim_desktop.config import (
     ConfigError,
     ServerConfig,
     TlsConfig,
+    UpstreamConfig,
     data_dir,
     default_db_path,
     load_or_create_token,
+    read_oauth_file,
     token_path_for,
+    write_private_file,
 )
-from scim_desktop.options import catalog_from, explicit_auth, faults_from
+from scim_desktop.options import catalog_from, explicit_auth, faults_from, upstream_from
 
 log = logging.getLogger("scim_desktop.gui")
 
@@ -64,32 +68,118 @@ def setup_logging() -> Path:
     return path
 
 
+def upstream_credential_path_for(db_path: Path) -> Path:
+    """Where the proxy's upstream credential is kept: beside the database, mode 0600, like
+    the generated bearer token (never in QSettings, a plain file readable by the user's other
+    programs and often synced)."""
+    return db_path.with_name(db_path.stem + ".upstream.json")
+
+
+def _kept_upstream(url: str, insecure: bool, data: dict[str, object]) -> UpstreamConfig:
+    """The upstream with the kept credential (none, an unknown kind or a damaged file: the
+    proxy passes the client's own credential through)."""
+    kind = data.get("kind")
+    name, value = data.get("name"), data.get("value")
+    if not isinstance(name, str) or not isinstance(value, str) or not value:
+        return UpstreamConfig(url, insecure=insecure)
+    if kind == "bearer":
+        return UpstreamConfig(url, token=value, insecure=insecure)
+    if kind == "basic":
+        return UpstreamConfig(url, basic=(name, value), insecure=insecure)
+    if kind == "header":
+        return UpstreamConfig(url, header=(name, value), insecure=insecure)
+    return UpstreamConfig(url, insecure=insecure)
+
+
+def saved_upstream(settings: QSettings, db_path: Path) -> UpstreamConfig | None:
+    """The upstream the window last proxied to (URL and insecure flag from the settings, the
+    credential from its file), whichever mode is on now; None when there never was one or
+    it no longer validates."""
+    url = str(settings.value("upstream_url", "") or "")
+    if not url:
+        return None
+    try:
+        # A JSON object in a private file, read as the OAuth state file is.
+        data = read_oauth_file(upstream_credential_path_for(db_path))
+    except (OSError, ValueError):
+        data = {}
+    insecure = settings.value("upstream_insecure", False) in (True, "true")
+    try:
+        return _kept_upstream(url, insecure, data)
+    except ConfigError:
+        log.warning("The saved upstream %r is not usable; proxy mode needs it set again", url)
+        return None
+
+
+def save_upstream(settings: QSettings, config: ServerConfig, kept: UpstreamConfig | None) -> None:
+    """Remember the mode and the upstream (``kept``: the one to remember while the mock is
+    on, so switching back to the proxy finds it filled in)."""
+    upstream = config.upstream or kept
+    settings.setValue("server_mode", "proxy" if config.upstream is not None else "mock")
+    if upstream is None:
+        return
+    settings.setValue("upstream_url", upstream.url)
+    settings.setValue("upstream_insecure", upstream.insecure)
+    kind, name, value = "passthrough", "", ""
+    if upstream.token is not None:
+        kind, value = "bearer", upstream.token
+    elif upstream.basic is not None:
+        kind, (name, value) = "basic", upstream.basic
+    elif upstream.header is not None:
+        kind, (name, value) = "header", upstream.header
+    path = upstream_credential_path_for(config.db_path)
+    data = {"version": 1, "kind": kind, "name": name, "value": value}
+    try:
+        # Written over when the credential goes (passthrough), so no old secret lingers.
+        if kind != "passthrough" or path.exists():
+            write_private_file(path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
+    except OSError as exc:
+        log.warning("Could not keep the upstream credential in %s: %s", path, exc)
+
+
+def saved_auth(settings: QSettings, db_path: Path) -> AuthConfig:
+    """How clients authenticate to this server, as last set in the window (a bearer token
+    kept beside the database by default)."""
+    mode = settings.value("auth_mode", "bearer")
+    if mode == "none":
+        return AuthConfig("none")
+    if mode == "oauth":
+        from scim_desktop.gui.widgets.connection import oauth_auth
+
+        return oauth_auth(db_path, int(settings.value("oauth_token_ttl", 3600)))
+    if mode == "basic":
+        return AuthConfig(
+            "basic",
+            username=str(settings.value("basic_user", "")),
+            password=str(settings.value("basic_password", "")),
+        )
+    return AuthConfig("bearer", token=load_or_create_token(token_path_for(db_path)))
+
+
 def config_from(args: argparse.Namespace, settings: QSettings) -> ServerConfig:
     """Command-line options win; otherwise the last settings; otherwise the defaults."""
     db_text = args.db or settings.value("db", "") or default_db_path()
     db_path = Path(db_text).expanduser().resolve()
     host = args.host or settings.value("host", DEFAULT_HOST)
     port = args.port if args.port is not None else int(settings.value("port", DEFAULT_PORT))
+    # --upstream (and its credential options) win; otherwise the mode the window last had.
+    upstream = upstream_from(args)
+    if upstream is None and settings.value("server_mode", "mock") == "proxy":
+        upstream = saved_upstream(settings, db_path)
     given = explicit_auth(args)
-    if given is not None:
-        auth = given
-    else:
-        mode = settings.value("auth_mode", "bearer")
-        if mode == "none":
-            auth = AuthConfig("none")
-        elif mode == "oauth":
-            from scim_desktop.gui.widgets.connection import oauth_auth
-
-            auth = oauth_auth(db_path, int(settings.value("oauth_token_ttl", 3600)))
-        elif mode == "basic":
-            auth = AuthConfig(
-                "basic",
-                username=str(settings.value("basic_user", "")),
-                password=str(settings.value("basic_password", "")),
+    if upstream is not None and not upstream.has_credential:
+        # Transparent proxy (as make_config): the upstream checks the client's credential.
+        if given is not None and given.mode != "none":
+            raise ConfigError(
+                "--token and --basic need an upstream credential (--upstream-token, "
+                "--upstream-basic or --upstream-header, or one set in Settings): without one "
+                "the proxy is transparent and your server checks the client's own credential"
             )
-        else:
-            auth = AuthConfig("bearer", token=load_or_create_token(token_path_for(db_path)))
+        auth = AuthConfig("none")
+    else:
+        auth = given if given is not None else saved_auth(settings, db_path)
     return ServerConfig(
+        upstream=upstream,
         host=str(host),
         port=int(port),
         db_path=db_path,

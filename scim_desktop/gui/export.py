@@ -120,7 +120,7 @@ def _har_entry(record: RequestRecord) -> dict[str, Any]:
         "request": request,
         "response": response,
         "cache": {},
-        "timings": {"send": 0, "wait": record.duration_ms, "receive": 0},
+        "timings": _har_timings(record),
         # HAR 1.2 allows custom fields that start with an underscore.
         "_oktaStep": record.okta_step,
         "_oktaLabel": record.okta_label,
@@ -129,7 +129,37 @@ def _har_entry(record: RequestRecord) -> dict[str, Any]:
     }
     if record.client:
         entry["_client"] = record.client
+    entry.update(_har_upstream(record))
     return entry
+
+
+def _har_timings(record: RequestRecord) -> dict[str, Any]:
+    """HAR 1.2 ``timings`` (their sum is ``time``). Proxied: ``wait`` is the time the
+    upstream took to answer, and the rest, spent in the proxy itself (fault latency,
+    reading, forwarding, writing), is ``blocked``, HAR's time "spent in a queue"."""
+    upstream = record.upstream_ms
+    if upstream is None:
+        return {"send": 0, "wait": record.duration_ms, "receive": 0}
+    in_proxy = max(record.duration_ms - upstream, 0.0)
+    return {"blocked": in_proxy, "send": 0, "wait": upstream, "receive": 0}
+
+
+def _har_upstream(record: RequestRecord) -> dict[str, Any]:
+    """The custom fields of a proxied request (none for a mock's): the upstream's status,
+    its time and the proxy's, its failure, and why Okta would reject its answer."""
+    status = record.upstream_status
+    error = record.upstream_error
+    upstream = record.upstream_ms
+    if status is None and error is None and upstream is None:
+        return {}
+    fields: dict[str, Any] = {"_upstreamStatus": status}
+    if upstream is not None:
+        fields["_upstreamTime"] = upstream
+        fields["_proxyTime"] = max(record.duration_ms - upstream, 0.0)
+    if error:
+        fields["_upstreamError"] = error
+    fields["_oktaProblems"] = list(record.okta_problems)
+    return fields
 
 
 def to_har(records: Iterable[RequestRecord], creator_version: str) -> dict[str, Any]:

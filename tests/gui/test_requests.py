@@ -96,7 +96,7 @@ def test_model_passes_the_model_tester(model: RequestLogModel, qtmodeltester: An
     model.add_records(okta_traffic(60))
     qtmodeltester.check(model)
     assert model.rowCount() == 60
-    assert model.columnCount() == 7
+    assert model.columnCount() == 8  # the Upstream column (proxy mode) included
 
 
 def test_proxy_passes_the_model_tester(model: RequestLogModel, qtmodeltester: Any) -> None:

@@ -45,9 +45,11 @@ __all__ = [
     "COL_STATUS",
     "COL_STEP",
     "COL_TIME",
+    "COL_UPSTREAM",
     "DEFAULT_ROW_CAP",
     "METHODS",
     "STATUS_CLASSES",
+    "ProxiedRole",
     "RecordRole",
     "RequestFilterProxy",
     "RequestLogModel",
@@ -55,16 +57,24 @@ __all__ = [
     "reason_phrase",
     "status_class",
     "step_title",
+    "upstream_cell",
+    "upstream_facts",
 ]
 
 DEFAULT_ROW_CAP = 10_000
-COLUMNS = ("Time", "Method", "Path", "Status", "Duration", "Okta step", "Fault")
-COL_TIME, COL_METHOD, COL_PATH, COL_STATUS, COL_DURATION, COL_STEP, COL_FAULT = range(7)
+COLUMNS = ("Time", "Method", "Path", "Status", "Upstream", "Duration", "Okta step", "Fault")
+COL_TIME, COL_METHOD, COL_PATH, COL_STATUS, COL_UPSTREAM, COL_DURATION, COL_STEP, COL_FAULT = range(
+    8
+)
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "dropped")
 FAULT_MARK = "⚡"
+#: Beside the upstream's status when Okta would not accept its answer.
+REJECT_MARK = "⚠"
 #: The record behind a row (any column).
 RecordRole = Qt.ItemDataRole.UserRole + 1
+#: Whether the row's request went through the proxy (any column).
+ProxiedRole = Qt.ItemDataRole.UserRole + 2
 
 _Index = QModelIndex | QPersistentModelIndex
 _HAS_FILTER_CHANGE = hasattr(QSortFilterProxyModel, "beginFilterChange")
@@ -128,6 +138,42 @@ def display_target(record: RequestRecord) -> str:
     return f"{record.path}?{unquote(record.query)}"
 
 
+class UpstreamFacts:
+    """What a proxied record says about the upstream (all None / empty for a mock's record
+    and for one the proxy answered itself)."""
+
+    __slots__ = ("error", "ms", "problems", "status")
+
+    def __init__(self, record: RequestRecord) -> None:
+        self.status = record.upstream_status
+        self.ms = record.upstream_ms
+        self.error = record.upstream_error
+        self.problems = record.okta_problems
+
+    @property
+    def reached(self) -> bool:
+        """The request was forwarded (whether or not the upstream answered)."""
+        return self.status is not None or self.error is not None or self.ms is not None
+
+
+def upstream_facts(record: RequestRecord) -> UpstreamFacts:
+    return UpstreamFacts(record)
+
+
+def upstream_cell(facts: UpstreamFacts, proxied: bool) -> str:
+    """The Upstream column: its status ("204 ⚠" when Okta would reject the answer), the
+    kind of failure ("unreachable", "timed out", "bad answer"), "—" for a request the proxy
+    answered itself (a fault rule), empty for a mock's request."""
+    if facts.error:
+        kind = facts.error.split(":", 1)[0].strip()
+        text = "timed out" if kind.startswith("timed out") else kind
+    elif facts.status is not None:
+        text = "dropped" if facts.status <= 0 else str(facts.status)
+    else:
+        return "—" if proxied else ""
+    return f"{text} {REJECT_MARK}" if facts.problems else text
+
+
 class _Row:
     """One record with everything its cells show, prepared once when it arrives."""
 
@@ -140,11 +186,16 @@ class _Row:
         "status_text",
         "target",
         "time_text",
+        "upstream",
+        "upstream_text",
     )
 
-    def __init__(self, record: RequestRecord, serial: int) -> None:
+    def __init__(self, record: RequestRecord, serial: int, proxied: bool = False) -> None:
         self.record = record
         self.serial = serial
+        self.upstream = upstream_facts(record)
+        #: Proxied: the window was in proxy mode when it arrived (or the record says so).
+        self.upstream_text = upstream_cell(self.upstream, proxied or self.upstream.reached)
         self.time_text = format_local_time(record.time)
         self.target = display_target(record)
         self.status_text = "dropped" if record.status <= 0 else str(record.status)
@@ -160,6 +211,9 @@ class _Row:
                 self.status_text,
                 record.okta_label or "",
                 record.fault or "",
+                self.upstream_text,
+                self.upstream.error or "",
+                *self.upstream.problems,
             )
         ).lower()
 
@@ -184,6 +238,10 @@ class RequestLogModel(QAbstractTableModel):
         self._steps: dict[str, str] = {}
         self._colors: dict[tuple[str, Any], QColor] = {}
         self._mono: QFont = theme.mono_font()
+        #: Records arriving now come from a proxy (set by the window on a mode switch).
+        self.proxy_mode = False
+        #: Some row shows an upstream (the view shows the Upstream column while so).
+        self.has_upstream = False
 
     # --- feeding ---------------------------------------------------------------------------------
     @property
@@ -212,7 +270,9 @@ class RequestLogModel(QAbstractTableModel):
         if len(records) > self._row_cap:
             records = records[-self._row_cap :]
         serial = self._serial
-        new_rows = [_Row(record, serial + i) for i, record in enumerate(records)]
+        proxied = self.proxy_mode
+        new_rows = [_Row(record, serial + i, proxied) for i, record in enumerate(records)]
+        self.has_upstream = self.has_upstream or any(r.upstream_text for r in new_rows)
         self._serial = serial + len(new_rows)
         first = len(self._rows)
         self.beginInsertRows(QModelIndex(), first, first + len(new_rows) - 1)
@@ -245,6 +305,7 @@ class RequestLogModel(QAbstractTableModel):
         self.beginResetModel()
         self._rows = []
         self._buffer.clear()
+        self.has_upstream = False
         self.endResetModel()
         if self._paused:
             self.pauseChanged.emit(True, 0)
@@ -370,7 +431,7 @@ class RequestLogModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
         if role == Qt.ItemDataRole.TextAlignmentRole:
-            return _RIGHT if section in (COL_STATUS, COL_DURATION) else _LEFT
+            return _RIGHT if section in (COL_STATUS, COL_UPSTREAM, COL_DURATION) else _LEFT
         return None
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -405,6 +466,8 @@ class RequestLogModel(QAbstractTableModel):
                 return row.target
             if col == COL_STATUS:
                 return row.status_text
+            if col == COL_UPSTREAM:
+                return row.upstream_text
             if col == COL_DURATION:
                 return row.duration_text
             if col == COL_STEP:
@@ -415,6 +478,8 @@ class RequestLogModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole:
             if col == COL_STATUS:
                 return self._color("status", record.status)
+            if col == COL_UPSTREAM:
+                return self._upstream_color(row.upstream)
             if col == COL_METHOD:
                 return self._color("method", record.method)
             if col == COL_FAULT:
@@ -424,13 +489,15 @@ class RequestLogModel(QAbstractTableModel):
             return None
         if role == RecordRole:
             return record
+        if role == ProxiedRole:
+            return bool(row.upstream_text)
         if role == Qt.ItemDataRole.BackgroundRole:
             # A faint red wash marks rows a fault answered, visible even on a projector.
             return self._color("fault_bg", None) if record.fault else None
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(row, col)
         if role == Qt.ItemDataRole.TextAlignmentRole:
-            if col in (COL_STATUS, COL_DURATION):
+            if col in (COL_STATUS, COL_UPSTREAM, COL_DURATION):
                 return _RIGHT
             if col == COL_FAULT:
                 return _CENTER
@@ -439,8 +506,17 @@ class RequestLogModel(QAbstractTableModel):
             return self._mono if col == COL_PATH else None
         return None
 
+    def _upstream_color(self, facts: UpstreamFacts) -> QColor:
+        if facts.error or facts.problems:
+            return self._color("fault", None)
+        if facts.status is not None:
+            return self._color("status", facts.status)
+        return self._color("muted", None)
+
     def _tooltip(self, row: _Row, col: int) -> str | None:
         record = row.record
+        if col == COL_UPSTREAM:
+            return _upstream_tooltip(row)
         if col == COL_PATH:
             return f"{record.path}?{record.query}" if record.query else record.path
         if col == COL_STEP and record.okta_label:
@@ -453,6 +529,25 @@ class RequestLogModel(QAbstractTableModel):
         if col == COL_TIME:
             return format_local_time(record.time, with_date=True)
         return None
+
+
+def _upstream_tooltip(row: _Row) -> str | None:
+    facts = row.upstream
+    if not row.upstream_text:
+        return None
+    if facts.error:
+        text = f"<p><b>The upstream failed</b>: {html.escape(facts.error)}</p>"
+    elif facts.status is None:
+        return "Answered by the proxy (a fault rule): the upstream never saw it"
+    else:
+        text = f"<p>Your server answered {facts.status} {html.escape(reason_phrase(facts.status))}"
+        if facts.ms is not None:
+            text += f" in {facts.ms:,.1f} ms"
+        text += "</p>"
+    if facts.problems:
+        items = "".join(f"<li>{html.escape(p)}</li>" for p in facts.problems)
+        text += f"<p><b>{REJECT_MARK} Okta would reject this answer</b></p><ul>{items}</ul>"
+    return text
 
 
 class RequestFilterProxy(QSortFilterProxyModel):

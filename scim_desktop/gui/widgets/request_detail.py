@@ -1,5 +1,7 @@
 """The detail pane of one request: headers and bodies, the Okta step and its explanation,
 the fault that answered it and, for 429s, where the request stands in Okta's retry schedule.
+In proxy mode also what the upstream (the user's own server) answered, the time spent there
+and in the proxy, and whether Okta would accept that answer.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import re
 import orjson
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import (
+    QColor,
     QFont,
     QGuiApplication,
     QSyntaxHighlighter,
@@ -35,7 +38,14 @@ from PySide6.QtWidgets import (
 from scim_desktop.core.okta import DEFAULT_RETRY_WAIT_S, MAX_ATTEMPTS, retry_wait
 from scim_desktop.gui import theme
 from scim_desktop.gui.export import record_url, to_curl
-from scim_desktop.gui.models.requests import display_target, format_local_time, reason_phrase
+from scim_desktop.gui.models.requests import (
+    REJECT_MARK,
+    UpstreamFacts,
+    display_target,
+    format_local_time,
+    reason_phrase,
+    upstream_facts,
+)
 from scim_desktop.server.events import RequestRecord
 
 __all__ = ["EMPTY_TEXT", "HeaderHighlighter", "JsonHighlighter", "RequestDetail", "pretty_body"]
@@ -341,6 +351,7 @@ class RequestDetail(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._record: RequestRecord | None = None
+        self._proxied = False
         self._refreshing = False
 
         outer = QVBoxLayout(self)
@@ -377,6 +388,22 @@ class RequestDetail(QWidget):
         self.fault_banner.setMargin(6)
         self.fault_banner.hide()
         layout.addWidget(self.fault_banner)
+
+        # Proxy mode: the upstream's status and timing, then what Okta would make of it.
+        self.upstream_label = QLabel(page)
+        self.upstream_label.setTextFormat(Qt.TextFormat.RichText)
+        self.upstream_label.setWordWrap(True)
+        self.upstream_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.upstream_label.hide()
+        layout.addWidget(self.upstream_label)
+        self.reject_banner = QLabel(page)
+        self.reject_banner.setObjectName("rejectBanner")
+        self.reject_banner.setTextFormat(Qt.TextFormat.RichText)
+        self.reject_banner.setWordWrap(True)
+        self.reject_banner.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.reject_banner.setMargin(6)
+        self.reject_banner.hide()
+        layout.addWidget(self.reject_banner)
 
         self.step_label = QLabel(page)
         step_font = self.step_label.font()
@@ -442,10 +469,15 @@ class RequestDetail(QWidget):
         self.response_pane.clear()
         self.stack.setCurrentIndex(0)
 
-    def show_record(self, record: RequestRecord) -> None:
-        if record is self._record:
+    def show_record(self, record: RequestRecord, *, proxied: bool = False) -> None:
+        """Show ``record``; ``proxied``: it went through the proxy (the window was in proxy
+        mode), so a request without upstream facts was answered by the proxy itself."""
+        if record is self._record and proxied == self._proxied:
             return
         self._record = record
+        self._proxied = proxied
+        facts = upstream_facts(record)
+        proxied = proxied or facts.reached
         self.header_label.setText(self._header_html(record))
         self.header_label.setToolTip(record_url(record))
         meta = [format_local_time(record.time, with_date=True), f"{record.duration_ms:,.1f} ms"]
@@ -453,11 +485,21 @@ class RequestDetail(QWidget):
             meta.append(f"from {record.client}")
         self.meta_label.setText("  ·  ".join(meta))
 
-        if record.fault:
+        if record.fault and proxied and not facts.reached:
+            self.fault_banner.setText(
+                f"⚡ Answered by the proxy's fault rule: {record.fault}; the upstream never saw it"
+            )
+            self.fault_banner.show()
+        elif record.fault:
             self.fault_banner.setText(f"⚡ Answered by a fault rule: {record.fault}")
             self.fault_banner.show()
         else:
             self.fault_banner.hide()
+        upstream = self._upstream_html(record, facts) if facts.reached else ""
+        self.upstream_label.setText(upstream)
+        self.upstream_label.setVisible(bool(upstream))
+        self.reject_banner.setText(self._reject_html(facts))
+        self.reject_banner.setVisible(bool(facts.problems))
 
         if record.okta_label:
             self.step_label.setText(record.okta_label)
@@ -495,6 +537,44 @@ class RequestDetail(QWidget):
             f'<span style="font-family:monospace">{target}</span>&nbsp;&nbsp;'
             f'<span style="color:{_color(theme.status_color(record.status))}; '
             f'font-weight:600">{status}&nbsp;{reason}</span>'
+        )
+
+    def _upstream_html(self, record: RequestRecord, facts: UpstreamFacts) -> str:
+        """One line: what the upstream answered (or how it failed) and where the time went
+        (upstream vs the proxy itself: fault latency, queueing, reading and writing)."""
+        if facts.error:
+            color = _color(theme.fault_color())
+            answer = (
+                f'<span style="color:{color}; font-weight:600">Your server failed: '
+                f"{html.escape(facts.error)}</span>"
+            )
+        elif facts.status is not None:
+            color = _color(theme.status_color(facts.status))
+            reason = html.escape(reason_phrase(facts.status))
+            answer = (
+                f'Your server answered <span style="color:{color}; font-weight:600">'
+                f"{facts.status}&nbsp;{reason}</span>"
+            )
+        else:
+            answer = "Forwarded to your server"
+        if facts.ms is not None:
+            in_proxy = max(record.duration_ms - facts.ms, 0.0)
+            answer += (
+                f"&nbsp;&nbsp;·&nbsp;&nbsp;{facts.ms:,.1f} ms upstream, {in_proxy:,.1f} ms "
+                "in the proxy"
+            )
+        if facts.status is not None and facts.status != record.status and not facts.error:
+            answer += f"&nbsp;&nbsp;·&nbsp;&nbsp;Okta got {record.status}"
+        return answer
+
+    @staticmethod
+    def _reject_html(facts: UpstreamFacts) -> str:
+        if not facts.problems:
+            return ""
+        items = "".join(f"<li>{html.escape(p)}</li>" for p in facts.problems)
+        return (
+            f"<b>{REJECT_MARK} Okta would reject this answer</b>"
+            f'<ul style="margin-left:-20px; margin-top:2px; margin-bottom:0">{items}</ul>'
         )
 
     def _retry_html(self, record: RequestRecord) -> str:
@@ -582,6 +662,13 @@ class RequestDetail(QWidget):
             "border-radius: 4px; }"
         )
         self.meta_label.setStyleSheet(f"color: {theme.muted_color().name()}")
+        wash = QColor(fault)
+        wash.setAlphaF(0.22 if theme.is_dark() else 0.09)
+        self.reject_banner.setStyleSheet(
+            f"QLabel#rejectBanner {{ background: {wash.name(QColor.NameFormat.HexArgb)}; "
+            f"border: 1px solid {fault.name()}; border-left: 5px solid {fault.name()}; "
+            "border-radius: 4px; }"
+        )
         self.empty_label.setStyleSheet(f"color: {theme.muted_color().name()}; font-size: 14px")
 
     def changeEvent(self, event: QEvent) -> None:
@@ -595,6 +682,6 @@ class RequestDetail(QWidget):
                 self.response_pane.refresh_colors()
                 record, self._record = self._record, None
                 if record is not None:
-                    self.show_record(record)
+                    self.show_record(record, proxied=self._proxied)
             finally:
                 self._refreshing = False

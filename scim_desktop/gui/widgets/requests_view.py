@@ -43,8 +43,10 @@ from scim_desktop.gui.models.requests import (
     COL_STATUS,
     COL_STEP,
     COL_TIME,
+    COL_UPSTREAM,
     DEFAULT_ROW_CAP,
     METHODS,
+    ProxiedRole,
     RecordRole,
     RequestFilterProxy,
     RequestLogModel,
@@ -214,6 +216,7 @@ class RequestsView(QWidget):
         header.setSectionResizeMode(COL_PATH, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(COL_FAULT, QHeaderView.ResizeMode.Fixed)
         header.setMinimumSectionSize(36)
+        table.setColumnHidden(COL_UPSTREAM, True)  # shown in proxy mode (set_proxy_mode)
         self._size_columns(table)
         return table
 
@@ -228,6 +231,7 @@ class RequestsView(QWidget):
             COL_TIME: metrics.horizontalAdvance("00:00:00.000") + pad,
             COL_METHOD: metrics.horizontalAdvance("DELETE") + pad,
             COL_STATUS: metrics.horizontalAdvance("dropped") + pad,
+            COL_UPSTREAM: metrics.horizontalAdvance("unreachable ⚠") + pad,
             COL_DURATION: metrics.horizontalAdvance("99,999.9 ms") + pad,
             COL_STEP: metrics.horizontalAdvance(
                 "Create user: existence check for jane.doe@example.com"
@@ -283,6 +287,8 @@ class RequestsView(QWidget):
         will_trim = model.rowCount() + len(records) > model.row_cap
         anchor = None if follow or not will_trim else self._top_serial()
         model.add_records(records)
+        if model.has_upstream:
+            self._show_upstream_column()
         if follow:
             self.table.scrollToBottom()
         elif anchor is not None:
@@ -311,9 +317,21 @@ class RequestsView(QWidget):
     def clear(self) -> None:
         """Empty the log and the detail pane."""
         self.model.clear()
+        self._show_upstream_column()
         self.detail.clear()
         self.curl_button.setEnabled(False)
         self.message.emit("Cleared the request log")
+
+    def set_proxy_mode(self, on: bool) -> None:
+        """Requests from now on come through the proxy (or from the mock): the Upstream
+        column shows while in proxy mode or while rows from a proxy are in the log."""
+        self.model.proxy_mode = on
+        self._show_upstream_column()
+
+    def _show_upstream_column(self) -> None:
+        wanted = self.model.proxy_mode or self.model.has_upstream
+        if self.table.isColumnHidden(COL_UPSTREAM) == wanted:
+            self.table.setColumnHidden(COL_UPSTREAM, not wanted)
 
     def set_row_cap(self, cap: int) -> None:
         self.model.set_row_cap(cap)
@@ -387,7 +405,7 @@ class RequestsView(QWidget):
             return
         record = self.proxy.data(rows[0], RecordRole)
         if isinstance(record, RequestRecord):
-            self.detail.show_record(record)
+            self.detail.show_record(record, proxied=bool(self.proxy.data(rows[0], ProxiedRole)))
             self.curl_button.setEnabled(True)
 
     # --- counts ----------------------------------------------------------------------------------
