@@ -6,7 +6,9 @@
 included (``core/okta_steps.STEPS``). An item is proved by the steps it lists; each such request
 is evidence, and an answer Okta would fail (a 4xx/5xx, a dropped connection, or a wrong answer:
 a create answered 200 instead of 201, an existence check that is not a ListResponse, ...) marks
-the item ``failed`` with the reason. Items traffic cannot prove (suspending a user in Okta sends
+the item ``failed`` with the reason. What Okta expects of each step is judged once, in
+``core/okta_expect.py``: every problem it finds fails the item except a 429 Okta will retry
+(its test suites' findings count: the checklist is the OIN test plan). Items traffic cannot prove (suspending a user in Okta sends
 nothing to the app) are ``manual``: the user ticks them (:meth:`Coverage.tick`).
 
 Every expectation comes from OKTA.md (its section is named beside the item). The module is pure:
@@ -17,9 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import parse_qsl
 
 import orjson
+
+from scim_desktop.core.okta_expect import Problem, expect, is_failure
 
 __all__ = [
     "ITEMS",
@@ -32,6 +35,7 @@ __all__ = [
     "Status",
     "evidence_json",
     "item_by_id",
+    "problems_of",
     "report_json",
     "report_markdown",
     "summary",
@@ -41,8 +45,6 @@ Status = Literal["covered", "failed", "not_seen", "manual"]
 #: Evidence kept per item and kind (passing / failing); the count goes on past it. A long import
 #: proves its item with the first pages, and a session of hours must not grow without bound.
 MAX_EVIDENCE = 50
-
-_LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:listresponse"
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,23 +380,6 @@ def _json(text: str) -> Any:
         return None
 
 
-def _is_list_response(body: Any) -> bool:
-    if not isinstance(body, dict):
-        return False
-    schemas = body.get("schemas")
-    return (
-        isinstance(schemas, list)
-        and any(isinstance(s, str) and s.lower() == _LIST_RESPONSE for s in schemas)
-        and isinstance(body.get("totalResults"), int)
-    )
-
-
-def _active_mismatch(body: Any, want: bool) -> str:
-    if isinstance(body, dict) and "active" in body and body["active"] is not want:
-        return f"the answer shows active {str(body['active']).lower()}, not {str(want).lower()}"
-    return ""
-
-
 def _members_value(request_body: str) -> list[Any] | None:
     """The member list a replace / PUT / create sets (None when it sets none)."""
     body = _json(request_body)
@@ -415,86 +400,29 @@ def _members_value(request_body: str) -> list[Any] | None:
     return None
 
 
-def _expect(status: int, *allowed: int) -> str:
-    if status in allowed:
-        return ""
-    want = " or ".join(str(s) for s in allowed)
-    return f"answered {status} instead of {want}"
+def problems_of(ex: Exchange) -> list[Problem]:
+    """What Okta makes of this answer for its step (core/okta_expect.py); [] when happy."""
+    return expect(
+        ex.okta_step,
+        ex.method,
+        ex.query,
+        ex.request_body,
+        ex.status,
+        ex.response_body,
+        retry_gives_up=ex.retry_gives_up,
+        path=ex.path,
+        explanation=ex.okta_explanation,
+    )
 
 
-def _judge(item: Item, ex: Exchange) -> str:
-    """Why Okta would fail this answer for ``item`` (empty: it would not)."""
-    status = ex.status
-    if status == 0:
-        return "no answer was sent (the connection was dropped)"
-    if status == 429:
-        # OKTA.md, "Errors, rate limits and retries": Okta pauses and retries, up to 10 times.
-        return "answered 429 and Okta gave up retrying" if ex.retry_gives_up else ""
-    if item.id == "spec_test":
-        # The classifier judged the SPEC step (core/okta_spec.py) and said so.
-        text = ex.okta_explanation or ""
-        if "this SPEC step fails" in text:
-            return text[text.find("Expected ") :].split(":")[0] or "a SPEC step failed"
+def _judge(ex: Exchange) -> str:
+    """Why this answer fails the items of its step (empty: it does not). The judgement is the
+    step's (okta_expect), so every item a request bears on gets the same verdict; a 429 Okta
+    will retry fails nothing (yet)."""
+    problems = problems_of(ex)
+    if not is_failure(problems):
         return ""
-    if item.id == "existence_check":
-        if status == 404:
-            return ""  # OKTA.md: "404 is tolerated"
-        return _expect(status, 200) or (
-            "" if _is_list_response(_json(ex.response_body)) else "the answer is not a ListResponse"
-        )
-    if status == 501 and ex.method.upper() == "PATCH":
-        # OKTA.md, "Two kinds of Okta app": "If PATCH is answered with 501, the task fails".
-        return "PATCH answered 501: Okta fails the task and does not fall back to PUT"
-    if status >= 400:
-        return f"answered {status}"
-    body = _json(ex.response_body)
-    if item.id in ("create_user", "push_group_create"):
-        reason = _expect(status, 201)
-        if reason:
-            return reason
-        if not isinstance(body, dict) or not body.get("id"):
-            # OKTA.md: "Create new user returned empty user".
-            return "the 201 carries no resource with an id"
-        if item.id == "create_user" and "password" in body:
-            return "the answer returns the password"
-        return ""
-    if item.id in (
-        "test_credentials",
-        "import_users",
-        "import_groups",
-        "push_group_lookup",
-        "import_entitlements",
-    ):
-        reason = _expect(status, 200)
-        if reason:
-            return reason
-        if not _is_list_response(body):
-            return "the answer is not a ListResponse"
-        # OKTA.md: Okta's Runscope entitlements test "requires itemsPerPage == 1".
-        if (
-            item.id == "import_entitlements"
-            and dict(parse_qsl(ex.query)).get("count") == "1"
-            and body.get("totalResults", 0) >= 1
-            and body.get("itemsPerPage") != 1
-        ):
-            return f"itemsPerPage is {body.get('itemsPerPage')!r} for count=1, not 1"
-        return ""
-    if item.id == "unlink_delete_group":
-        return _expect(status, 204, 200)
-    patch = ex.method.upper() == "PATCH"
-    allowed = (200, 204) if patch else (200,)
-    reason = _expect(status, *allowed)
-    if reason:
-        return reason
-    if item.id == "deactivate_user":
-        return _active_mismatch(body, False)
-    if item.id == "reactivate_user":
-        return _active_mismatch(body, True)
-    if item.id in ("password_sync", "link_user", "update_profile", "read_user") and (
-        isinstance(body, dict) and "password" in body
-    ):
-        return "the answer returns the password"
-    return ""
+    return "; ".join(p.what for p in problems if p.effect != "retries")
 
 
 def _applies(item: Item, ex: Exchange) -> bool:
@@ -529,10 +457,11 @@ class Coverage:
     def add(self, ex: Exchange) -> list[str]:
         """Take one answered request; returns the ids of the items it bore on."""
         touched: list[str] = []
-        for item in self._by_step.get(ex.okta_step or "", ()):
+        items = self._by_step.get(ex.okta_step or "", ())
+        reason = _judge(ex) if items else ""
+        for item in items:
             if not _applies(item, ex):
                 continue
-            reason = _judge(item, ex)
             evidence = Evidence(
                 record_id=ex.id,
                 time=ex.time,
