@@ -33,10 +33,17 @@ from scim_desktop.config import (
     OAuthConfig,
     ServerConfig,
     TlsConfig,
+    UpstreamConfig,
     load_or_create_oauth_client,
     oauth_path_for,
 )
 from scim_desktop.gui import theme
+from scim_desktop.gui.widgets.upstream import (
+    UpstreamSection,
+    mock_pill_style,
+    mode_text,
+    proxy_pill_style,
+)
 from scim_desktop.tunnel.providers import PROVIDERS
 
 STATE_TEXT = {
@@ -78,6 +85,12 @@ class ConnectionBar(QFrame):
         self.state.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.state.setMinimumWidth(96)
         row.addWidget(self.state)
+        # Mock server or "Proxy → <upstream>": which one answers Okta must never be a guess.
+        self.mode = QLabel()
+        self.mode.setObjectName("modePill")
+        self.mode.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        row.addWidget(self.mode)
+        self._upstream: UpstreamConfig | None = None
 
         row.addWidget(QLabel("SCIM base URL"))
         self.url = QLineEdit()
@@ -141,6 +154,19 @@ class ConnectionBar(QFrame):
         row.addWidget(self.start_stop)
         self._state = "stopped"
         self.set_state("stopped")
+        self.set_mode(None)
+
+    def set_mode(self, upstream: UpstreamConfig | None) -> None:
+        """Mock server, or proxy to ``upstream`` (the pill shows its URL)."""
+        self._upstream = upstream
+        self.mode.setText(mode_text(upstream))
+        self.mode.setStyleSheet(mock_pill_style() if upstream is None else proxy_pill_style())
+        self.mode.setToolTip(
+            "SCIM Desktop answers from its own data"
+            if upstream is None
+            else f"Requests to the URL here are forwarded to {upstream.url}; "
+            f"credential: {upstream.describe_credential()}"
+        )
 
     def _start_stop(self) -> None:
         if self._state in ("listening", "starting"):
@@ -189,7 +215,13 @@ class ConnectionBar(QFrame):
             self._fit_url()
 
     def set_auth(self, auth: AuthConfig) -> None:
-        if auth.mode == "bearer":
+        # Transparent proxy: Okta uses the upstream's own credential, passed through, and
+        # this server checks none of its own.
+        transparent = self._upstream is not None and not self._upstream.has_credential
+        if transparent:
+            self.auth_label.setText("Okta's credential goes to your server")
+            self._secret = ""
+        elif auth.mode == "bearer":
             self.auth_label.setText("Bearer token")
             self._secret = auth.token
         elif auth.mode == "oauth" and auth.oauth is not None:
@@ -201,11 +233,11 @@ class ConnectionBar(QFrame):
         else:
             self.auth_label.setText("No authentication")
             self._secret = ""
-        has_secret = auth.mode != "none"
+        has_secret = auth.mode != "none" and not transparent
         for w in (self.secret, self.reveal, self.copy_secret):
             w.setVisible(has_secret)
-        self.regenerate.setVisible(auth.mode == "bearer")
-        self.oauth.setVisible(auth.mode == "oauth")
+        self.regenerate.setVisible(auth.mode == "bearer" and not transparent)
+        self.oauth.setVisible(auth.mode == "oauth" and not transparent)
         self._toggle_reveal(self.reveal.isChecked())
 
     def _toggle_reveal(self, on: bool) -> None:
@@ -226,7 +258,12 @@ def oauth_auth(db_path: Path, token_ttl: int = 3600) -> AuthConfig:
 
 
 class SettingsDialog(QDialog):
-    """Host, port, data file and authentication. Returns a validated ServerConfig."""
+    """Mock server or proxy (and the upstream), host, port, data file and authentication.
+    Returns a validated ServerConfig.
+
+    ``kept_upstream``: the upstream last used, filled in while the mock is on so that
+    switching back to the proxy finds it; ``kept_auth``: the server's own authentication
+    while a transparent proxy has none, so switching to the mock gets it back."""
 
     def __init__(
         self,
@@ -236,12 +273,20 @@ class SettingsDialog(QDialog):
         row_cap: int = 10_000,
         tunnel_provider: str = "cloudflared",
         tunnel_path: str | None = None,
+        kept_upstream: UpstreamConfig | None = None,
+        kept_auth: AuthConfig | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
-        self.setMinimumWidth(520)
+        self.setMinimumWidth(560)
         self._base = config
         form = QFormLayout(self)
+        self.upstream = UpstreamSection(config.upstream or kept_upstream, self)
+        if config.upstream is None:
+            self.upstream.set_proxy(False)
+        form.addRow("Mode", self.upstream)
+        transparent = config.upstream is not None and not config.upstream.has_credential
+        auth = kept_auth if transparent and kept_auth is not None else config.auth
         self.host = QLineEdit(config.host)
         self.host.setToolTip("127.0.0.1 keeps the server private to this computer")
         self.port = QSpinBox()
@@ -259,10 +304,10 @@ class SettingsDialog(QDialog):
         self.mode.addItem("HTTP Basic (Okta: Basic Auth)", "basic")
         self.mode.addItem("OAuth 2.0 (Okta: OAuth2, authorization code)", "oauth")
         self.mode.addItem("None", "none")
-        self.mode.setCurrentIndex(["bearer", "basic", "oauth", "none"].index(config.auth.mode))
-        self.token = QLineEdit(config.auth.token)
-        self.user = QLineEdit(config.auth.username or "okta")
-        self.password = QLineEdit(config.auth.password or secrets.token_urlsafe(12))
+        self.mode.setCurrentIndex(["bearer", "basic", "oauth", "none"].index(auth.mode))
+        self.token = QLineEdit(auth.token)
+        self.user = QLineEdit(auth.username or "okta")
+        self.password = QLineEdit(auth.password or secrets.token_urlsafe(12))
         form.addRow("Host", self.host)
         form.addRow("Port", self.port)
         form.addRow("Data file", db_row)
@@ -272,7 +317,7 @@ class SettingsDialog(QDialog):
         form.addRow("Password", self.password)
         self.token_ttl = QSpinBox()
         self.token_ttl.setRange(10, 366 * 86400)
-        self.token_ttl.setValue(config.auth.oauth.token_ttl if config.auth.oauth else 3600)
+        self.token_ttl.setValue(auth.oauth.token_ttl if auth.oauth else 3600)
         self.token_ttl.setSuffix(" s")
         self.token_ttl.setToolTip("Short lifetimes make Okta's token refresh visible in a demo")
         form.addRow("OAuth access tokens live", self.token_ttl)
@@ -310,6 +355,8 @@ class SettingsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
         self.mode.currentIndexChanged.connect(self._mode_changed)
+        self.upstream.proxy_radio.toggled.connect(self._mode_changed)
+        self.upstream.kind.currentIndexChanged.connect(self._mode_changed)
         self._mode_changed()
         self.result_config: ServerConfig | None = None
 
@@ -326,15 +373,23 @@ class SettingsDialog(QDialog):
 
     def _mode_changed(self) -> None:
         mode = self.mode.currentData()
-        self.token.setEnabled(mode == "bearer")
-        self.user.setEnabled(mode == "basic")
-        self.password.setEnabled(mode == "basic")
-        self.token_ttl.setEnabled(mode == "oauth")
+        # A transparent proxy checks no credential of its own: the upstream does.
+        own = not self.upstream.transparent
+        self.mode.setEnabled(own)
+        self.mode.setToolTip("" if own else "Not used: your server checks Okta's credential")
+        self.token.setEnabled(own and mode == "bearer")
+        self.user.setEnabled(own and mode == "basic")
+        self.password.setEnabled(own and mode == "basic")
+        self.token_ttl.setEnabled(own and mode == "oauth")
 
     def build(self) -> ServerConfig:
         mode = self.mode.currentData()
         db_path = Path(self.db.text().strip()).expanduser()
-        if mode == "bearer":
+        host = self.host.text().strip()
+        upstream = self.upstream.build(host, self.port.value())
+        if upstream is not None and not upstream.has_credential:
+            auth = AuthConfig("none")  # transparent: the upstream decides
+        elif mode == "bearer":
             auth = AuthConfig(
                 "bearer", token=self.token.text().strip() or secrets.token_urlsafe(32)
             )
@@ -346,7 +401,8 @@ class SettingsDialog(QDialog):
             auth = AuthConfig("none")
         return replace(
             self._base,
-            host=self.host.text().strip(),
+            upstream=upstream,
+            host=host,
             port=self.port.value(),
             db_path=db_path,
             auth=auth,
@@ -432,7 +488,15 @@ class ConnectGuide(QTextBrowser):
 
     def update_for(self, config: ServerConfig, url: str) -> None:
         esc = html.escape
-        if config.auth.mode == "bearer":
+        upstream = config.upstream
+        if upstream is not None and not upstream.has_credential:
+            variant = "SCIM 2.0 Test App (Header Auth or Basic Auth, as your server wants)"
+            mode = (
+                "whatever your own server expects: SCIM Desktop passes Okta's credential "
+                "through to it unchanged (proxy mode, no upstream credential set)"
+            )
+            rows = ""
+        elif config.auth.mode == "bearer":
             variant = "SCIM 2.0 Test App (Header Auth)"
             mode = "HTTP Header (Bearer token)"
             rows = (
@@ -463,8 +527,16 @@ class ConnectGuide(QTextBrowser):
             variant = "SCIM 2.0 Test App (Header Auth)"
             mode = "HTTP Header with any token (authentication is off here; turn it on in Settings)"
             rows = ""
+        proxy_note = ""
+        if upstream is not None:
+            proxy_note = (
+                "<p style='background:#ede9fe; color:#3b0764; padding:6px'><b>Proxy mode:</b> "
+                f"Okta's requests to this URL are forwarded to <code>{esc(upstream.url)}</code>"
+                " and shown in the Requests tab; the Faults tab works in between.</p>"
+            )
         self.setHtml(
-            GUIDE.format(
+            proxy_note
+            + GUIDE.format(
                 port=config.port if config.port else "&lt;port&gt;",
                 url=esc(url or "not running"),
                 variant=variant,

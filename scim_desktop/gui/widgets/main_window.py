@@ -42,9 +42,10 @@ from scim_desktop.gui.widgets.groups_view import GroupsView
 from scim_desktop.gui.widgets.json_editor import deliver
 from scim_desktop.gui.widgets.oauth_dialog import OAuthDialog
 from scim_desktop.gui.widgets.requests_view import RequestsView
+from scim_desktop.gui.widgets.upstream import UpstreamIndicator, window_title
 from scim_desktop.gui.widgets.users_view import UsersView
 from scim_desktop.okta_sim import OktaSimulator
-from scim_desktop.server.events import RequestRecord
+from scim_desktop.server.events import RequestRecord, UpstreamStatus
 
 log = logging.getLogger("scim_desktop.gui")
 
@@ -193,6 +194,8 @@ class MainWindow(QMainWindow):
         self.status_rate = QLabel()
         for widget in (self.status_url, self.status_db):
             self.statusBar().addWidget(widget)
+        self.upstream_status = UpstreamIndicator()  # proxy mode: the upstream's health
+        self.statusBar().addPermanentWidget(self.upstream_status)
         self.statusBar().addPermanentWidget(self.status_counts)
         self.statusBar().addPermanentWidget(self.status_rate)
         self._build_menus()
@@ -219,7 +222,8 @@ class MainWindow(QMainWindow):
         self._tick.setInterval(1000)
         self._tick.timeout.connect(self._update_status)
         self._tick.start()
-        self.connection.set_auth(config.auth)
+        self._keep_mode_memory(settings)
+        self._show_mode()
         self._update_status()
 
     # --- menus ---------------------------------------------------------------------------------
@@ -368,9 +372,34 @@ class MainWindow(QMainWindow):
         """Use new settings: restart the server with them and remember them."""
         self.controller.stop()
         self.config = config
-        self.connection.set_auth(config.auth)
+        self._show_mode()
         self.save_settings()
         self.start_server()
+
+    def _keep_mode_memory(self, settings: QSettings | None) -> None:
+        """What Settings fills in for the mode that is off: the last upstream, and the
+        server's own authentication while a transparent proxy uses none."""
+        from scim_desktop.gui.app import saved_auth, saved_upstream
+
+        upstream, db = self.config.upstream, self.config.db_path
+        kept = upstream or (saved_upstream(settings, db) if settings is not None else None)
+        self.kept_upstream = kept
+        transparent = upstream is not None and not upstream.has_credential
+        own = saved_auth(settings, db) if transparent and settings is not None else None
+        self.kept_auth = own if transparent else self.config.auth
+
+    def _show_mode(self) -> None:
+        """Mock server or proxy: the connection bar's pill, the title and the status bar."""
+        upstream = self.config.upstream
+        self.connection.set_mode(upstream)
+        self.connection.set_auth(self.config.auth)
+        self.setWindowTitle(window_title(upstream))
+        self.upstream_status.set_upstream(upstream)
+        self.requests.set_proxy_mode(upstream is not None)
+        if upstream is not None:
+            self.kept_upstream = upstream
+        if upstream is None or upstream.has_credential:
+            self.kept_auth = self.config.auth
 
     def open_settings(self) -> None:
         provider, path = self.tunnel_settings()
@@ -380,6 +409,8 @@ class MainWindow(QMainWindow):
             row_cap=self.requests.model.row_cap,
             tunnel_provider=provider,
             tunnel_path=path,
+            kept_upstream=self.kept_upstream,
+            kept_auth=self.kept_auth,
         )
         if dialog.exec() and dialog.result_config is not None:
             self.set_row_cap(dialog.row_cap.value())
@@ -418,6 +449,9 @@ class MainWindow(QMainWindow):
 
     # --- events --------------------------------------------------------------------------------
     def _on_batch(self, events: list) -> None:
+        for event in events:
+            if isinstance(event, UpstreamStatus):
+                self.upstream_status.apply(event)
         self.requests.add_events(events)
         self.users.apply_events(events)
         self.groups.apply_events(events)
@@ -518,9 +552,13 @@ class MainWindow(QMainWindow):
         s.setValue("host", self.config.host)
         s.setValue("port", self.config.port)
         s.setValue("db", str(self.config.db_path))
-        s.setValue("auth_mode", self.config.auth.mode)
-        s.setValue("basic_user", self.config.auth.username)
-        s.setValue("basic_password", self.config.auth.password)
+        auth = self.kept_auth or self.config.auth  # a transparent proxy's "none" is not kept
+        s.setValue("auth_mode", auth.mode)
+        s.setValue("basic_user", auth.username)
+        s.setValue("basic_password", auth.password)
+        from scim_desktop.gui.app import save_upstream
+
+        save_upstream(s, self.config, self.kept_upstream)
         s.setValue("tls", self.config.tls is not None)
         if self.config.auth.oauth is not None:
             s.setValue("oauth_token_ttl", self.config.auth.oauth.token_ttl)
