@@ -26,14 +26,8 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 
 from scim_desktop.core.catalog import TYPE_URNS
-from scim_desktop.core.coverage import (
-    Coverage,
-    Exchange,
-    ItemState,
-    report_json,
-    report_markdown,
-    summary,
-)
+from scim_desktop.core.coverage import Coverage, Exchange, ItemState
+from scim_desktop.core.coverage_report import report_json, report_markdown, summary
 from scim_desktop.core.faults import relative_path
 from scim_desktop.core.okta import OktaClassifier, OktaRequest
 

@@ -12,15 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from scim_desktop.core.coverage import (
-    ITEMS,
-    MAX_EVIDENCE,
-    Coverage,
-    Exchange,
-    report_json,
-    report_markdown,
-    summary,
-)
+from scim_desktop.core.coverage import ITEMS, MAX_EVIDENCE, Coverage, Exchange
+from scim_desktop.core.coverage_report import report_json, report_markdown, summary
 from scim_desktop.core.okta import STEPS, OktaClassifier, classify_sequence
 
 # The flows are fixtures of test_okta.py; imported here so getfixturevalue finds them.
