@@ -8,7 +8,8 @@ record that does not carry its Okta step (a HAR written by another tool, or a li
 whole file in order, which is what the server does live: the classifier needs the requests
 before it (the existence check before a link, the read before an AIW deactivation).
 
-No Qt, no server: only files, the pure core, and stdout.
+No Qt, no server: only files, the pure core, and stdout. (:func:`exchange_of` also converts
+the window's live records, with the same code.)
 """
 
 from __future__ import annotations
@@ -20,16 +21,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
 from scim_desktop.core.catalog import TYPE_URNS
 from scim_desktop.core.coverage import Coverage, Exchange, ItemState
-from scim_desktop.core.coverage_report import report_json, report_markdown, summary
+from scim_desktop.core.coverage_report import report_html, report_json, report_markdown, summary
 from scim_desktop.core.faults import relative_path
 from scim_desktop.core.okta import OktaClassifier, OktaRequest
+
+if TYPE_CHECKING:
+    from scim_desktop.server.events import RequestRecord
 
 EXIT_OK = 0
 EXIT_BAD_FILE = 2
@@ -139,6 +143,14 @@ def _from_har(entry: dict[str, Any], rid: str) -> _Raw:
         _har_headers(response.get("headers")),
         _number(entry.get("time")),
     )
+
+
+def exchange_of(record: RequestRecord) -> Exchange:
+    """A live request record (the window's) as the checklist reads it: the same conversion as a
+    ``--log jsonl`` line, whose object ``record_json`` builds from the record."""
+    from scim_desktop.server.events import record_json  # only the window has records
+
+    return _from_jsonl(record_json(record), str(record.id)).exchange
 
 
 def read_session(path: Path) -> list[Exchange]:
@@ -321,6 +333,9 @@ def run(args: argparse.Namespace, out: IO[str] | None = None) -> int:
         if args.markdown:
             report = report_markdown(states, generated, tuple(str(p) for p in paths))
             Path(args.markdown).write_text(report, encoding="utf-8")
+        if getattr(args, "html", None):
+            page = report_html(states, generated, tuple(str(p) for p in paths))
+            Path(args.html).write_text(page, encoding="utf-8")
     except OSError as exc:
         print(f"scim-desktop coverage: error: cannot write the report: {exc}", file=sys.stderr)
         return EXIT_BAD_FILE
@@ -341,4 +356,9 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--json", metavar="OUT", help="also write the checklist as JSON to OUT")
     parser.add_argument(
         "--markdown", metavar="OUT", help="also write a Markdown report with the evidence to OUT"
+    )
+    parser.add_argument(
+        "--html",
+        metavar="OUT",
+        help="also write the report as a self-contained HTML page (prints well) to OUT",
     )

@@ -90,6 +90,8 @@ class Evidence:
     label: str
     ok: bool
     reason: str = ""  # why it fails (empty when ok)
+    okta_effect: str = ""  # what Okta does with that answer (core/okta_expect.Problem)
+    fix: str = ""  # how to fix the server
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,14 +414,19 @@ def problems_of(ex: Exchange) -> list[Problem]:
     )
 
 
-def _judge(ex: Exchange) -> str:
-    """Why this answer fails the items of its step (empty: it does not). The judgement is the
-    step's (okta_expect), so every item a request bears on gets the same verdict; a 429 Okta
-    will retry fails nothing (yet)."""
+def _judge(ex: Exchange) -> tuple[str, str, str]:
+    """Why this answer fails the items of its step, what Okta does with it and the fix (empty
+    strings: it fails nothing). The judgement is the step's (okta_expect), so every item a
+    request bears on gets the same verdict; a 429 Okta will retry fails nothing (yet)."""
     problems = problems_of(ex)
     if not is_failure(problems):
-        return ""
-    return "; ".join(p.what for p in problems if p.effect != "retries")
+        return "", "", ""
+    failing = [p for p in problems if p.effect != "retries"]
+    return (
+        "; ".join(p.what for p in failing),
+        "; ".join(dict.fromkeys(p.okta_effect for p in failing)),
+        " ".join(dict.fromkeys(p.fix for p in failing)),
+    )
 
 
 def _applies(item: Item, ex: Exchange) -> bool:
@@ -455,7 +462,7 @@ class Coverage:
         """Take one answered request; returns the ids of the items it bore on."""
         touched: list[str] = []
         items = self._by_step.get(ex.okta_step or "", ())
-        reason = _judge(ex) if items else ""
+        reason, effect, fix = _judge(ex) if items else ("", "", "")
         for item in items:
             if not _applies(item, ex):
                 continue
@@ -468,6 +475,8 @@ class Coverage:
                 label=ex.okta_label or ex.okta_step or "",
                 ok=not reason,
                 reason=reason,
+                okta_effect=effect,
+                fix=fix,
             )
             tally = self._tallies[item.id]
             tally.count += 1

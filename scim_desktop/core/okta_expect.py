@@ -123,7 +123,13 @@ _TASK: dict[str, str] = {
     "grant_entitlement": "the grant stays pending until an admin retries it",
     "revoke_entitlement": "the revoke stays pending until an admin retries it",
 }
-_IN_TASKS = "the admin sees it under Dashboard → Tasks with the error's detail"
+
+
+def _in_tasks(body: Any) -> str:
+    """Where the admin sees a failed task (OKTA.md, "Errors": Okta shows ``detail``)."""
+    if _detail(body):
+        return "the admin sees it under Dashboard → Tasks with the error's detail"
+    return "the admin sees it under Dashboard → Tasks, with no reason (no SCIM Error detail)"
 
 
 def _task(step: str) -> str:
@@ -167,6 +173,11 @@ def _has_schema(body: Any, urn: str) -> bool:
 def _detail(body: Any) -> str:
     detail = ci_get(body, "detail")
     return detail if isinstance(detail, str) and detail else ""
+
+
+def _quoted(text: str, limit: int = 160) -> str:
+    """A message from the app, quoted and cut to a line's length."""
+    return f'"{text}"' if len(text) <= limit else f'"{text[: limit - 1]}…"'
 
 
 def _ids(values: Any) -> set[str]:
@@ -282,12 +293,13 @@ def _rate_limited(gives_up: bool) -> Problem:
 def _unauthorized(step: str, body: Any) -> Problem:
     what = "answered 401"
     if _detail(body):
-        what += f': "{_detail(body)}"'
+        what += f": {_quoted(_detail(body))}"
     return Problem(
         "fails",
         what,
         "Okta reports the credentials as invalid: "
-        + ("the credentials test fails" if step == "test_credentials" else _task(step)),
+        + ("the credentials test fails" if step == "test_credentials" else _task(step))
+        + f" ({_in_tasks(body)})",
         "Accept the credential configured in Okta (the bearer token after 'Bearer ', Basic "
         "user and password, or the OAuth access token) on every endpoint.",
     )
@@ -304,7 +316,7 @@ def _error_status(
 ) -> list[Problem]:
     what = f"answered {status}" + (" instead of 200" if step in _LIST_STEPS else "")
     if _detail(body):
-        what += f': "{_detail(body)}"'
+        what += f": {_quoted(_detail(body))}"
     note = _error_body_note(body)
     if status == 404 and step == "create_user_existence_check":
         return []  # OKTA.md, Create step 1: "404 is tolerated"
@@ -314,7 +326,7 @@ def _error_status(
             Problem(
                 "fails",
                 f"PATCH answered 501 ({step.replace('_', ' ')})",
-                f"{_task(step)}; Okta does not fall back to PUT ({_IN_TASKS})",
+                f"{_task(step)}; Okta does not fall back to PUT ({_in_tasks(body)})",
                 "Implement PATCH (RFC 7644 §3.5.2) for what Okta sends: path-less replace of "
                 "active and password on users, members add / remove / replace on groups.",
             )
@@ -325,7 +337,7 @@ def _error_status(
                 "fails",
                 what,
                 f"Okta documents no automatic retry for 5xx: {_task(step)} and an admin must "
-                f"retry it ({_IN_TASKS})",
+                f"retry it ({_in_tasks(body)})",
                 "Find the server error in the app's log; answer bad input with a 4xx SCIM "
                 "Error, never a 500." + note,
             )
@@ -366,7 +378,7 @@ def _error_status(
         )
     elif status == 404:
         fix = "Keep the ids you returned: Okta uses them for every later request." + note
-    return [Problem("fails", what, f"{_task(step)} ({_IN_TASKS})", fix)]
+    return [Problem("fails", what, f"{_task(step)} ({_in_tasks(body)})", fix)]
 
 
 def _status_is(step: str, method: str, status: int, want: int) -> list[Problem]:
@@ -621,7 +633,7 @@ def _duplicate_create(step: str, status: int, body: Any) -> list[Problem]:
         Problem(
             effect,
             what,
-            f"{_task(step)} with a server error instead of the conflict ({_IN_TASKS})"
+            f"{_task(step)} with a server error instead of the conflict ({_in_tasks(body)})"
             if status >= 500
             else "Okta fails the task; its SPEC test expects 409",
             "Answer 409 with scimType uniqueness (RFC 7644 §3.3, §3.12), not a 500.",

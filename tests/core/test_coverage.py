@@ -7,13 +7,14 @@ checklist reads, and must tick exactly its items. Wrong answers mark an item fai
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
 from typing import Any
 
 import orjson
 import pytest
 
 from scim_desktop.core.coverage import ITEMS, MAX_EVIDENCE, Coverage, Exchange
-from scim_desktop.core.coverage_report import report_json, report_markdown, summary
+from scim_desktop.core.coverage_report import report_html, report_json, report_markdown, summary
 from scim_desktop.core.okta import STEPS, OktaClassifier, classify_sequence
 
 # The flows are fixtures of test_okta.py; imported here so getfixturevalue finds them.
@@ -391,3 +392,45 @@ def test_reports(request: pytest.FixtureRequest) -> None:
     # Evidence lines name the record; a pipe in an id cannot break the table or the list.
     assert "- `#2` 2026-01-01T00:00:02Z `POST /scim/v2/Users` → 201" in md
     assert "`a\\|b`" in md and "FAILED: answered 500" in md
+
+
+class _Page(HTMLParser):
+    """The tags, text and ids of an HTML page (to check the report's structure and escaping)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.text: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.ids.update(v for k, v in attrs if k == "id" and v)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def test_the_html_report_is_self_contained_and_escapes_traffic(
+    request: pytest.FixtureRequest,
+) -> None:
+    cov = feed(records(request.getfixturevalue("create_user_flow")))
+    hostile = '<script>alert("x")</script>&amp;'
+    cov.add(one("push_group_rename", "PATCH", GROUP + "?" + hostile, 500, {"detail": hostile}))
+    cov.tick("suspend_user")
+    states = cov.snapshot()
+    page = report_html(states, "2026-01-02 03:04:05 UTC", ("a<b>.jsonl",))
+    parser = _Page()
+    parser.feed(page)
+    text = "".join(parser.text)
+    assert "script" not in parser.tags and "a" in parser.tags and "b" not in parser.tags
+    assert hostile in text and "a<b>.jsonl" in text  # shown as text, not markup
+    assert "Generated 2026-01-02 03:04:05 UTC" in text
+    assert summary(states, " · ") in text
+    assert "3 of 33 covered · 1 failed · 23 not seen · 6 manual" in text
+    # Self-contained: inline style, nothing fetched.
+    assert "<style>" in page and "http" not in page.replace("http-equiv", "")
+    assert {i.id for i in ITEMS} <= parser.ids  # every item has its evidence section
+    # A failure carries what Okta does and the fix.
+    assert "Okta: Okta documents no automatic retry for 5xx" in text and "Fix: " in text
+    assert "@media print" in page

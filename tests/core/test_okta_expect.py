@@ -240,7 +240,7 @@ def test_a_duplicate_create_must_get_409_uniqueness(
 def test_a_409_to_okta_s_create_fails_the_task_and_says_the_existence_check_missed() -> None:
     p = only(one("create_user", "POST", 409, error(409, "exists", "uniqueness")))
     assert p.effect == "fails" and "existence check" in p.okta_effect
-    assert 'answered 409: "exists"' in p.what
+    assert p.what == 'answered 409: "exists" (the userName exists)'
 
 
 # --- lists ----------------------------------------------------------------------------------------
@@ -352,6 +352,7 @@ def test_5xx_fails_with_no_retry(step: str) -> None:
     p = only(one(step, "GET", 503, "Service Unavailable"))
     assert p.effect == "fails" and "no automatic retry" in p.okta_effect
     assert "SCIM Error body" in p.fix  # a plain-text error shows the admin nothing
+    assert "with no reason" in p.okta_effect
 
 
 def test_429_retries_then_gives_up() -> None:
