@@ -40,8 +40,8 @@ from scim_desktop.config import (
 from scim_desktop.gui import theme
 from scim_desktop.gui.widgets.upstream import (
     UpstreamSection,
+    credential_text,
     mock_pill_style,
-    mode_text,
     proxy_pill_style,
 )
 from scim_desktop.tunnel.providers import PROVIDERS
@@ -159,13 +159,14 @@ class ConnectionBar(QFrame):
     def set_mode(self, upstream: UpstreamConfig | None) -> None:
         """Mock server, or proxy to ``upstream`` (the pill shows its URL)."""
         self._upstream = upstream
-        self.mode.setText(mode_text(upstream))
+        # Short: the bar must fit a 1440-pixel window; the proxy strip below names the URL.
+        self.mode.setText("Mock server" if upstream is None else "Proxy")
         self.mode.setStyleSheet(mock_pill_style() if upstream is None else proxy_pill_style())
         self.mode.setToolTip(
             "SCIM Desktop answers from its own data"
             if upstream is None
-            else f"Requests to the URL here are forwarded to {upstream.url}; "
-            f"credential: {upstream.describe_credential()}"
+            else f"Proxy: requests to the URL here are forwarded to {upstream.url}; "
+            f"credential: {credential_text(upstream)}"
         )
 
     def _start_stop(self) -> None:

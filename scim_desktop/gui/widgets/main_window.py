@@ -42,7 +42,7 @@ from scim_desktop.gui.widgets.groups_view import GroupsView
 from scim_desktop.gui.widgets.json_editor import deliver
 from scim_desktop.gui.widgets.oauth_dialog import OAuthDialog
 from scim_desktop.gui.widgets.requests_view import RequestsView
-from scim_desktop.gui.widgets.upstream import UpstreamIndicator, window_title
+from scim_desktop.gui.widgets.upstream import ProxyStrip, UpstreamIndicator, window_title
 from scim_desktop.gui.widgets.users_view import UsersView
 from scim_desktop.okta_sim import OktaSimulator
 from scim_desktop.server.events import RequestRecord, UpstreamStatus
@@ -163,6 +163,8 @@ class MainWindow(QMainWindow):
         layout.setSpacing(0)
         self.connection = ConnectionBar()
         layout.addWidget(self.connection)
+        self.proxy_strip = ProxyStrip()  # proxy mode: where Okta's requests go
+        layout.addWidget(self.proxy_strip)
         self.notice = NoticeBar()
         layout.addWidget(self.notice)
         self.banner = FaultBanner()
@@ -392,6 +394,7 @@ class MainWindow(QMainWindow):
         """Mock server or proxy: the connection bar's pill, the title and the status bar."""
         upstream = self.config.upstream
         self.connection.set_mode(upstream)
+        self.proxy_strip.set_upstream(upstream)
         self.connection.set_auth(self.config.auth)
         self.setWindowTitle(window_title(upstream))
         self.upstream_status.set_upstream(upstream)

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -32,8 +33,10 @@ from scim_desktop.server.events import UpstreamStatus
 __all__ = [
     "CREDENTIAL_KINDS",
     "INSECURE_WARNING",
+    "ProxyStrip",
     "UpstreamIndicator",
     "UpstreamSection",
+    "credential_text",
     "mode_text",
     "window_title",
 ]
@@ -59,6 +62,17 @@ _WARN = "#b45309"
 def mode_text(upstream: UpstreamConfig | None) -> str:
     """What the connection bar and the title say about the mode."""
     return "Mock server" if upstream is None else f"Proxy → {upstream.url}"
+
+
+def credential_text(upstream: UpstreamConfig) -> str:
+    """How the proxy authenticates to the upstream, in the window's words (never the secret)."""
+    if upstream.token is not None:
+        return "a bearer token of its own (Okta's stays here)"
+    if upstream.basic is not None:
+        return f"HTTP Basic as {upstream.basic[0]!r} (Okta's credential stays here)"
+    if upstream.header is not None:
+        return f"a {upstream.header[0]} header (Okta's credential stays here)"
+    return "Okta's own, passed through unchanged"
 
 
 def window_title(upstream: UpstreamConfig | None) -> str:
@@ -269,6 +283,37 @@ class UpstreamSection(QWidget):
             except ConfigError as exc:
                 raise ConfigError(str(exc).replace("--upstream-header", "The header")) from None
         return UpstreamConfig(url, insecure=insecure)
+
+
+class ProxyStrip(QFrame):
+    """A strip under the connection bar while the proxy is on: where Okta's requests go and
+    with which credential, so that proxy mode is never mistaken for the mock."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("proxyStrip")
+        self.setStyleSheet(
+            f"QFrame#proxyStrip {{ background: {_PROXY_PILL}; }}"
+            " QFrame#proxyStrip QLabel { color: white; }"
+        )
+        row = QHBoxLayout(self)
+        row.setContentsMargins(14, 5, 14, 5)
+        self.text = QLabel()
+        self.text.setTextFormat(Qt.TextFormat.RichText)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        row.addWidget(self.text, 1)
+        self.set_upstream(None)
+
+    def set_upstream(self, upstream: UpstreamConfig | None) -> None:
+        self.setVisible(upstream is not None)
+        if upstream is None:
+            self.text.setText("")
+            return
+        self.text.setText(
+            f"<b>{html.escape(mode_text(upstream))}</b>&nbsp;&nbsp;·&nbsp;&nbsp;Okta's "
+            "requests to the base URL above are forwarded to your server with "
+            f"{html.escape(credential_text(upstream))}"
+        )
 
 
 class UpstreamIndicator(QWidget):
