@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check this installation (server, HTTP, window offscreen) and exit 0 if it works",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{gui,serve,coverage}")
+    sub = parser.add_subparsers(dest="command", metavar="{gui,serve,coverage,check}")
     serve = sub.add_parser(
         "serve", help="run the SCIM server without a window", description="Run headless."
     )
@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     from scim_desktop.coverage_files import add_parser as add_coverage_parser
 
     add_coverage_parser(sub)
+    # Sends Okta's requests to a SCIM server: plain http.client, no Qt, no Tornado.
+    from scim_desktop.check.cli import add_parser as add_check_parser
+
+    add_check_parser(sub)
     return parser
 
 
@@ -265,7 +269,7 @@ def gui(args: argparse.Namespace) -> int:
     return int(run_gui(args))
 
 
-_TOP_LEVEL = {"serve", "gui", "coverage", "-h", "--help", "--version", "--self-test"}
+_TOP_LEVEL = {"serve", "gui", "coverage", "check", "-h", "--help", "--version", "--self-test"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -288,6 +292,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from scim_desktop.coverage_files import run as coverage
 
         return coverage(args)
+    if args.command == "check":
+        from scim_desktop.check.cli import run as check
+
+        return check(args, _subcommand(parser, "check"))
     if args.demo and not args.screenshot:
         # --demo swaps in a throwaway server for a picture; without --screenshot it would
         # open a window that quietly is not the user's server.

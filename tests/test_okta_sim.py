@@ -7,7 +7,7 @@ import time
 
 from scim_desktop.core.catalog import parse_catalog
 from scim_desktop.core.coverage import Coverage
-from scim_desktop.coverage_files import _from_jsonl
+from scim_desktop.coverage_files import exchange_of
 from scim_desktop.okta_sim import (
     OKTA_USER_AGENT,
     SPEC_USER_AGENT,
@@ -15,7 +15,7 @@ from scim_desktop.okta_sim import (
     Sent,
     user_filter_path,
 )
-from scim_desktop.server.events import RequestRecord, record_json
+from scim_desktop.server.events import RequestRecord
 from scim_desktop.server.runner import ServerThread
 from tests.conftest import TOKEN, RecordingSink
 from tests.gui.test_governance import CATALOG
@@ -108,10 +108,10 @@ def test_demo_without_a_catalog_sends_no_oig_requests(
 
 
 def coverage_of_records(records: list[RequestRecord]) -> Coverage:
-    """The checklist fed the server's own records, as coverage_files reads a --log jsonl line."""
+    """The checklist fed the server's own records, as the window feeds it."""
     cov = Coverage()
-    for n, record in enumerate(records, 1):
-        cov.add(_from_jsonl(record_json(record), f"sim#{n}").exchange)
+    for record in records:
+        cov.add(exchange_of(record))
     return cov
 
 

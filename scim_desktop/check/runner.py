@@ -1,0 +1,439 @@
+"""The checker's engine: sends Okta's requests (``okta_sim.OktaSimulator``, the one copy of
+them) to the server under test, records every exchange redacted into the check that sent it,
+judges each answer with ``core/okta_expect.expect`` (the knowledge the proxy and the coverage
+checklist share) plus the checker's own checks, and removes what it created at the end.
+
+Blocking, plain ``http.client``: run it on a worker thread in a window. :class:`Runner` takes a
+callback per finished check (a progress bar) and a cancel flag (a ``threading.Event``); a
+cancelled or interrupted run skips the checks left and still cleans up.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from scim_desktop.check.model import (
+    MAX_REPORT_BODY,
+    SUITES,
+    Check,
+    Finding,
+    Report,
+    RequestLog,
+)
+from scim_desktop.core.okta_expect import Problem, expect
+from scim_desktop.core.okta_steps import OKTA_TIMEOUT_S
+from scim_desktop.okta_sim import (
+    OktaSimulator,
+    Sent,
+    SimResult,
+    group_filter_path,
+    user_filter_path,
+)
+from scim_desktop.server.events import redact_body, redact_headers, redact_url, scrub
+
+#: Every resource the checker creates starts with this, so it is recognisable (and removable).
+PREFIX = "scim-desktop-check-"
+#: A 429 is retried like Okta does (after an integer Retry-After), this many times at most, and
+#: the checker waits at most this long each time (Okta itself waits up to minutes).
+MAX_RETRIES = 3
+MAX_RETRY_WAIT_S = 10.0
+
+_STRICT = re.compile(r"not a JSON (integer|boolean)")
+_CLIENT_WOULD = re.compile(r"\(Okta's own client would: (.*)\)$")
+
+
+class Unreachable(Exception):
+    """The server never answered (refused, unknown host, TLS failure, timeout)."""
+
+
+class Cancelled(Exception):
+    """The cancel flag was set (or Ctrl-C): the checks left are skipped."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOptions:
+    """What ``scim-desktop check`` was asked (or the window's dialog)."""
+
+    url: str
+    token: str | None = None
+    basic: tuple[str, str] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    suites: tuple[str, ...] = SUITES
+    insecure: bool = False
+    keep: bool = False
+    timeout: float = OKTA_TIMEOUT_S
+    domain: str = "example.com"
+
+    def secrets(self) -> list[str]:
+        """The credential texts, scrubbed from every text a report holds."""
+        out = [self.token or ""]
+        if self.basic:
+            pair = f"{self.basic[0]}:{self.basic[1]}"
+            out += [self.basic[1], base64.b64encode(pair.encode()).decode()]
+        for value in self.headers.values():
+            out += [value, value.split(" ", 1)[-1]]
+        return [s for s in out if len(s) >= 4]
+
+
+def ssl_context(insecure: bool) -> ssl.SSLContext:
+    """The system store verifies the server's certificate; ``--insecure`` turns that off."""
+    if not insecure:
+        return ssl.create_default_context()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class _Client(OktaSimulator):
+    """Okta's requests, retried after a 429 the way Okta does (a shorter wait), and an
+    unreachable server told apart from a bad answer."""
+
+    answered = False
+
+    def request(self, method: str, path: str, body: Any = None, **kw: Any) -> SimResult:
+        for attempt in range(MAX_RETRIES + 1):
+            result = super().request(method, path, body, **kw)
+            if result.status == 0 and not self.answered:
+                hint = ""
+                if "CERTIFICATE_VERIFY_FAILED" in result.error:
+                    hint = " (a self-signed certificate? --insecure skips verification)"
+                raise Unreachable(f"cannot reach {self.url('')}: {result.error}{hint}")
+            self.answered = self.answered or result.status != 0
+            wait = _retry_after(result)
+            if result.status != 429 or wait is None or attempt == MAX_RETRIES:
+                return result
+            if self.stop.wait(min(wait, MAX_RETRY_WAIT_S)):
+                raise InterruptedError("check cancelled")
+        return result  # pragma: no cover (the loop returns)
+
+
+def _retry_after(result: SimResult) -> float | None:
+    """OKTA.md: Okta honours Retry-After only as an integer number of seconds."""
+    value = next((v for k, v in result.headers.items() if k.lower() == "retry-after"), None)
+    return float(value) if value is not None and value.strip().isdigit() else None
+
+
+class Runner:
+    """One run of the checks. ``on_check`` is called with each finished :class:`Check` (on the
+    runner's thread); setting ``cancel`` stops the run at the next request."""
+
+    def __init__(
+        self,
+        options: CheckOptions,
+        *,
+        on_check: Callable[[Check], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        self.options = options
+        self.on_check = on_check
+        self.cancel = cancel or threading.Event()
+        self.tag = PREFIX + secrets.token_hex(4)
+        self.report = Report(options.url)
+        self._secrets = options.secrets()
+        self._current: Check | None = None
+        self._last: Sent | None = None
+        self._sent: list[Sent] = []  # the current check's exchanges, unredacted, for judging
+        self.sim = self._client(self.cancel)
+        #: What this run created: ids it was given, and the names it created (a server that
+        #: answers an empty 201 still stored something: cleanup looks the names up).
+        self.user_ids: dict[str, str] = {}
+        self.group_ids: dict[str, str] = {}
+        self.user_names: list[str] = []
+        self.group_names: list[str] = []
+
+    def _client(self, stop: threading.Event) -> _Client:
+        o = self.options
+        return _Client(
+            o.url,
+            token=o.token,
+            basic=o.basic,
+            headers=o.headers,
+            domain=o.domain,
+            stop=stop,
+            timeout=o.timeout,
+            governance=True,
+            ssl_context=ssl_context(o.insecure) if o.url.lower().startswith("https") else None,
+            on_exchange=self._record,
+        )
+
+    # --- names ---------------------------------------------------------------------------------
+    def user_name(self, what: str) -> str:
+        name = f"{self.tag}-{what}@{self.options.domain}"
+        self.user_names.append(name)
+        return name
+
+    def group_name(self, what: str) -> str:
+        name = f"{self.tag}-{what}"
+        self.group_names.append(name)
+        return name
+
+    def track(self, result: SimResult, kind: str = "user") -> str | None:
+        """Remember the id a create answered (for cleanup); returns it."""
+        rid = result.body.get("id") if isinstance(result.body, dict) else None
+        if 200 <= result.status < 300 and isinstance(rid, str) and rid:
+            name = result.body.get("userName" if kind == "user" else "displayName")
+            (self.user_ids if kind == "user" else self.group_ids)[rid] = str(name or rid)
+            return rid
+        return None
+
+    # --- recording -----------------------------------------------------------------------------
+    def _record(self, sent: Sent) -> None:
+        self._last = sent
+        if self._current is not None:
+            self._current.requests.append(self.redact(sent))
+            self._sent.append(sent)
+
+    def sent_in(self, check: Check) -> list[Sent]:
+        """The exchanges of the current check as sent and received (not redacted)."""
+        return list(self._sent) if check is self._current else []
+
+    def judge_as(self, check: Check, steps: Iterable[str]) -> list[Finding]:
+        """Judge the check's exchanges so far, in order, as ``steps``."""
+        findings: list[Finding] = []
+        for sent, step in zip(self.sent_in(check), steps, strict=False):
+            self._last = sent
+            findings += self.judge(step)
+        return findings
+
+    def redact(self, sent: Sent) -> RequestLog:
+        """An exchange as a report may hold it: credentials, passwords and secrets gone
+        (server/events.py's redaction, the same the server's own records get)."""
+        found: list[str] = list(self._secrets)
+        body = redact_body(sent.body.encode(), found) if sent.body else ""
+        answer = redact_body(sent.result.text.encode(), found) if sent.result.text else ""
+        if len(answer) > MAX_REPORT_BODY:
+            answer = answer[:MAX_REPORT_BODY] + f"… [{len(answer) - MAX_REPORT_BODY} more]"
+        return RequestLog(
+            method=sent.method,
+            url=redact_url(sent.url),
+            headers=redact_headers(sent.headers),
+            body=scrub(body, found) or "",
+            status=sent.result.status,
+            response_body=scrub(answer, found) or "",
+            duration_ms=sent.result.duration_s * 1000,
+            error=scrub(sent.result.error, found) or "",
+        )
+
+    def scrub(self, text: str) -> str:
+        return scrub(text, self._secrets) or ""
+
+    # --- checks --------------------------------------------------------------------------------
+    def begin(self, suite: str, name: str) -> Check:
+        check = Check(name=name, suite=suite)
+        self._current = check
+        self._sent = []
+        check.duration_s = time.monotonic()
+        return check
+
+    def finish(self, check: Check, findings: Iterable[Finding], passed: str = "") -> Check:
+        """Close a check: failed when anything was found, passed otherwise (``passed`` is its
+        detail)."""
+        found: list[Finding] = []
+        for f in findings:  # the same answer twice (two list pages) is said once
+            if all((f.what, f.okta_effect) != (g.what, g.okta_effect) for g in found):
+                found.append(f)
+        check.findings = found
+        if found:
+            check.status = "fail"
+            check.detail = self.scrub("; ".join(_unique(f.what for f in found)))
+            check.okta_effect = self.scrub("; ".join(_unique(_effect_text(f) for f in found)))
+            check.fix = self.scrub(" ".join(_unique(f.fix for f in found)))
+        else:
+            check.status = "pass"
+            check.detail = self.scrub(passed or self._answered_text(check))
+        return self._done(check)
+
+    def skip(self, suite: str, name: str, why: str, check: Check | None = None) -> Check:
+        check = check or Check(name=name, suite=suite)
+        check.status, check.detail, check.duration_s = "skip", why, time.monotonic()
+        return self._done(check)
+
+    def _done(self, check: Check) -> Check:
+        check.duration_s = max(0.0, time.monotonic() - check.duration_s)
+        if self._current is check:
+            self._current = None
+        self.report.checks.append(check)
+        if self.on_check is not None:
+            self.on_check(check)
+        return check
+
+    @staticmethod
+    def _answered_text(check: Check) -> str:
+        return ", ".join(f"{r.method} {r.status}" for r in check.requests) or "no request"
+
+    # --- judging -------------------------------------------------------------------------------
+    def judge(
+        self,
+        step: str,
+        *,
+        duplicate: bool = False,
+        explanation: str | None = None,
+        spec: bool = False,
+    ) -> list[Finding]:
+        """What Okta makes of the last answer, for the step it plays (core/okta_steps ids)."""
+        sent = self._last
+        if sent is None:
+            return []
+        parts = urlsplit(sent.url)
+        res = sent.result
+        problems = expect(
+            step,
+            sent.method,
+            parts.query,
+            sent.body,
+            res.status,
+            res.text,
+            path=parts.path,
+            explanation=explanation,
+            duplicate=duplicate,
+            duration_s=res.duration_s if res.status else None,
+        )
+        return [_finding(p, spec) for p in problems]
+
+    @property
+    def last(self) -> SimResult:
+        assert self._last is not None
+        return self._last.result
+
+    # --- the run -------------------------------------------------------------------------------
+    def run(self) -> Report:
+        """Every suite asked for, then cleanup. Raises :class:`Unreachable` when the server
+        never answered (nothing was created then); KeyboardInterrupt is re-raised after
+        cleanup, with the report kept in :attr:`report`."""
+        from scim_desktop.check.suites import SUITE_FUNCTIONS
+
+        started = time.monotonic()
+        try:
+            for suite in self.options.suites:
+                try:
+                    SUITE_FUNCTIONS[suite](self)
+                except InterruptedError:
+                    raise Cancelled() from None
+        except (Cancelled, KeyboardInterrupt) as exc:
+            self.report.interrupted = True
+            if self._current is not None:
+                self.skip(self._current.suite, self._current.name, "cancelled", self._current)
+            self.cleanup()
+            self.report.duration_s = time.monotonic() - started
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            return self.report
+        except Unreachable:
+            self.sim.close()
+            raise
+        except BaseException:
+            self.cleanup()
+            raise
+        self.cleanup()
+        self.report.duration_s = time.monotonic() - started
+        return self.report
+
+    # --- cleanup -------------------------------------------------------------------------------
+    def cleanup(self) -> None:
+        """Delete what this run created (unless ``keep``): groups, then users. Okta never
+        deletes users, but a checker should not leave them: DELETE /Users/{id}, and when the
+        server refuses it, a deactivation (said in the report)."""
+        self._current = None
+        self.sim.close()
+        client = self._client(threading.Event())  # a cancelled run still cleans up
+        client.answered = True
+        lines = self.report.cleanup
+        try:
+            groups = dict(self.group_ids)
+            users = dict(self.user_ids)
+            for name in self.group_names:
+                groups.update(_found(client, group_filter_path(name), "displayName", name))
+            for name in self.user_names:
+                users.update(_found(client, user_filter_path(name), "userName", name))
+            if self.options.keep:
+                lines += [f"kept group {n} ({i})" for i, n in groups.items()]
+                lines += [f"kept user {n} ({i})" for i, n in users.items()]
+                return
+            for gid, name in groups.items():
+                res = client.delete_group(gid)
+                ok = res.status in (200, 204, 404)
+                lines.append(
+                    f"deleted group {name}"
+                    if ok
+                    else f"could not delete group {name} ({gid}): DELETE answered {res.status}"
+                )
+            for uid, name in users.items():
+                res = client.request("DELETE", f"/Users/{uid}")
+                if res.status in (200, 204, 404):
+                    lines.append(f"deleted user {name}")
+                    continue
+                off = client.patch_user(uid, [{"op": "replace", "value": {"active": False}}])
+                lines.append(
+                    f"user {name}: the server refused DELETE /Users/{{id}} ({res.status}); "
+                    + ("deactivated it instead" if off.status in (200, 204) else "left it")
+                )
+        except InterruptedError:  # pragma: no cover (its own flag is never set)
+            pass
+        finally:
+            client.close()
+
+
+def _found(client: OktaSimulator, path: str, attr: str, name: str) -> dict[str, str]:
+    """Ids of the resources named ``name`` (an exact, case-insensitive match), by filter."""
+    res = client.request("GET", path)
+    found = res.body.get("Resources") if isinstance(res.body, dict) else None
+    return {
+        r["id"]: name
+        for r in found or []
+        if isinstance(r, dict)
+        and isinstance(r.get("id"), str)
+        and str(r.get(attr, "")).lower() == name.lower()
+    }
+
+
+def _finding(problem: Problem, spec: bool) -> Finding:
+    """A Problem of core/okta_expect as a report finding, saying whose rule it is. A JSON type
+    the Runscope SPEC test does not look at is Okta's provisioning client's rule, stricter."""
+    if _STRICT.search(problem.what):
+        client = _CLIENT_WOULD.search(problem.okta_effect)
+        effect = client.group(1) if client else problem.okta_effect
+        return Finding(
+            problem.what,
+            f"Runscope's SPEC test does not check JSON types, but Okta's client does: {effect}",
+            problem.fix,
+            "fails",
+            "strict",
+        )
+    source = "spec" if spec else "okta"
+    return Finding(problem.what, problem.okta_effect, problem.fix, problem.effect, source)
+
+
+#: How a finding's source is named in a report line.
+SOURCE_TEXT = {
+    "okta": "Okta's client",
+    "spec": "Runscope SPEC test",
+    "strict": "Okta's client, stricter than Runscope",
+    "check": "checker",
+}
+
+
+def _effect_text(f: Finding) -> str:
+    return f"[{SOURCE_TEXT.get(f.source, f.source)}] {f.okta_effect}"
+
+
+def _unique(texts: Iterable[str]) -> list[str]:
+    seen: list[str] = []
+    for t in texts:
+        if t and t not in seen:
+            seen.append(t)
+    return seen
+
+
+def own(what: str, okta_effect: str, fix: str, source: str = "check") -> Finding:
+    """A finding of the checker's own (or a Runscope assertion, ``source="spec"``)."""
+    return Finding(what, okta_effect, fix, "fails", source)
