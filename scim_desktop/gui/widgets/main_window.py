@@ -399,6 +399,13 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(window_title(upstream))
         self.upstream_status.set_upstream(upstream)
         self.requests.set_proxy_mode(upstream is not None)
+        # Proxy mode: the users and groups are the upstream's; these tabs hold the idle mock's.
+        for view in (self.users, self.groups, self.governance):
+            index = self.tabs.indexOf(view)
+            self.tabs.setTabEnabled(index, upstream is None)
+            self.tabs.setTabToolTip(
+                index, "" if upstream is None else "The mock server's data (not used by the proxy)"
+            )
         if upstream is not None:
             self.kept_upstream = upstream
         if upstream is None or upstream.has_credential:
