@@ -9,6 +9,7 @@ server that never answered, 130 after Ctrl-C (what was created is removed first)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -112,8 +113,11 @@ def run(
     options = options_from(args, parser)
 
     def on_check(check: Check) -> None:
-        out.write("\n".join(check_lines(check)) + "\n")
-        out.flush()
+        try:
+            out.write("\n".join(check_lines(check)) + "\n")
+            out.flush()
+        except BrokenPipeError:  # "| head": the run goes on (and cleans up) unheard
+            pass
 
     runner = Runner(options, on_check=on_check)
     interrupted = False
@@ -127,8 +131,9 @@ def run(
         report = runner.report
     lines = list(text_lines(report))
     # The checks were printed as they finished; the rest of the text report follows.
-    out.write("\n".join(lines[sum(len(check_lines(c)) for c in report.checks) :]) + "\n")
-    out.flush()
+    with contextlib.suppress(BrokenPipeError):
+        out.write("\n".join(lines[sum(len(check_lines(c)) for c in report.checks) :]) + "\n")
+        out.flush()
     try:
         if args.json:
             Path(args.json).write_bytes(to_json_bytes(report))

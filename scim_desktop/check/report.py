@@ -70,7 +70,7 @@ def text_lines(report: Report) -> Iterator[str]:
     yield from cleanup_lines(report)
     if report.interrupted:
         yield "interrupted: the checks left were not run"
-    yield f"time: {report.duration_s:.1f} s"
+    yield f"time: {report.duration_s:.2f} s"
     yield report.summary()
 
 

@@ -298,7 +298,7 @@ class Runner:
             duplicate=duplicate,
             duration_s=res.duration_s if res.status else None,
         )
-        return [_finding(p, spec) for p in problems]
+        return [_finding(p, spec or step == "spec_test") for p in problems]
 
     @property
     def last(self) -> SimResult:

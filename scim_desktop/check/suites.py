@@ -447,6 +447,7 @@ def groups(r: Runner) -> None:
     res = sim.delete_group(gid)
     findings = r.judge("push_group_delete")
     if 200 <= res.status < 300:
+        r.group_ids.pop(gid, None)  # gone: nothing for cleanup to delete or keep
         gone = sim.get_group(gid)
         if gone.status != 404:
             findings.append(

@@ -1,0 +1,224 @@
+"""scim-desktop check against our own server: every check passes, the reports (JSON, JUnit, HTML)
+hold what the contract says without secrets, what the run created is removed (or kept with
+--keep), and the exit statuses for an unreachable server and usage errors."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from scim_desktop.check import Check, CheckOptions, Runner
+from scim_desktop.check.runner import PREFIX
+from scim_desktop.cli import main
+from scim_desktop.core.catalog import parse_catalog
+from scim_desktop.server.runner import ServerThread
+from tests.conftest import TOKEN
+from tests.gui.test_governance import CATALOG
+from tests.scim_client import ScimClient
+
+SPEC_NAMES = [f"SPEC {n:>2}" for n in range(1, 13)]
+
+
+def run_check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    rc = main(["check", *args])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def leftovers(client: ScimClient) -> list[str]:
+    """Names of the users and groups the checker's runs left on the server."""
+    names = []
+    for endpoint, attr in (("/Users", "userName"), ("/Groups", "displayName")):
+        page = client.get(f"{endpoint}?startIndex=1&count=1000")
+        assert page.status == 200
+        names += [r[attr] for r in page.body.get("Resources", [])]
+    return [n for n in names if n.startswith(PREFIX)]
+
+
+def test_our_server_passes_every_check_and_cleans_up(
+    server: ServerThread, client: ScimClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.set_catalog(parse_catalog(CATALOG)).result(10)
+    out_json, out_junit, out_html = (tmp_path / n for n in ("r.json", "r.xml", "r.html"))
+    rc, out, err = run_check(
+        capsys,
+        server.base_url,
+        *("--token", TOKEN, "--json", str(out_json), "--junit", str(out_junit)),
+        *("--html", str(out_html)),
+    )
+    assert rc == 0, out
+    assert err == ""
+    lines = out.splitlines()
+    total = len(json.loads(out_json.read_text(encoding="utf-8"))["checks"])
+    assert lines[-1] == f"check: {total} passed, 0 failed, 0 skipped"
+    assert lines[-2].startswith("time: ") and lines[-2].endswith(" s")
+    assert all(line.startswith(("PASS  ", "cleanup: ", "time: ", "check: ")) for line in lines)
+
+    doc = json.loads(out_json.read_text(encoding="utf-8"))
+    assert set(doc) >= {"url", "checks", "passed", "failed", "skipped"}
+    assert doc["url"] == server.base_url and doc["failed"] == doc["skipped"] == 0
+    checks = doc["checks"]
+    assert {c["suite"] for c in checks} == {"spec", "crud", "groups", "entitlements"}
+    assert [c["name"][:7] for c in checks if c["suite"] == "spec"] == SPEC_NAMES
+    for c in checks:
+        assert set(c) == {"name", "suite", "status", "detail", "okta_effect", "fix", "requests"}
+        assert c["status"] == "pass" and c["requests"], c["name"]
+        for r in c["requests"]:
+            assert {"method", "url", "headers", "body", "status", "response_body"} <= set(r)
+    # Okta's headers: the SPEC steps as Runscope sends them, the rest as Okta's client.
+    agents = {c["suite"]: {r["headers"]["User-Agent"] for r in c["requests"]} for c in checks}
+    assert agents["spec"] == {"OKTA SCIM Integration"}
+    assert agents["crud"] == agents["groups"] == {"Okta SCIM Client 1.0.0"}
+    # 409 on the duplicate, 401 to a wrong credential, 404 for the made-up id.
+    statuses = {c["name"]: [r["status"] for r in c["requests"]] for c in checks}
+    assert statuses["duplicate create -> 409"] == [409]
+    assert [s for n, s in statuses.items() if n.startswith("SPEC 11")] == [[401]]
+    assert [s for n, s in statuses.items() if n.startswith("SPEC 12")] == [[404]]
+
+    # JUnit: one testsuite per suite, no failure.
+    root = ET.parse(out_junit).getroot()
+    assert root.tag == "testsuites"
+    assert root.get("tests") == str(len(checks)) and root.get("failures") == "0"
+    assert [s.get("name") for s in root] == ["spec", "crud", "groups", "entitlements"]
+    assert sum(len(s.findall("testcase")) for s in root) == len(checks)
+    assert not root.findall(".//failure") and not root.findall(".//skipped")
+
+    # No credential, no password in any report.
+    for path in (out_json, out_junit, out_html):
+        text = path.read_text(encoding="utf-8")
+        assert TOKEN not in text
+        assert "Okta-placeholder-1!" not in text and "Spec-Test-Password-1!" not in text
+        assert "New-Okta-Password-2!" not in text
+    assert "Bearer ***" in out_json.read_text(encoding="utf-8")
+    html = out_html.read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") and "check: " in html
+
+    # Cleanup: nothing named scim-desktop-check-... is left.
+    assert leftovers(client) == []
+    assert any(line.startswith("cleanup: deleted ") for line in lines)
+
+
+def test_without_a_catalog_entitlements_are_skipped_with_the_reason(
+    server: ServerThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, _ = run_check(capsys, server.base_url, "--token", TOKEN, "--suite", "entitlements")
+    assert rc == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("SKIP  entitlements  resource types (GET /ResourceTypes): ")
+    assert "declares no type with schema urn:okta:scim:schemas:core:1.0:Role" in lines[0]
+    assert lines[-1] == "check: 0 passed, 0 failed, 1 skipped"
+
+
+def test_keep_keeps_what_the_checks_created(
+    server: ServerThread, client: ScimClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_json = tmp_path / "r.json"
+    rc, out, _ = run_check(
+        capsys,
+        server.base_url,
+        "--token",
+        TOKEN,
+        "--suite",
+        "crud,groups",
+        "--keep",
+        "--json",
+        str(out_json),
+    )
+    assert rc == 0, out
+    kept = leftovers(client)
+    # crud's user and the two group members (the group itself was deleted by its own check).
+    assert len(kept) == 3 and all(n.endswith("@example.com") for n in kept)
+    cleanup = json.loads(out_json.read_text(encoding="utf-8"))["cleanup"]
+    assert sorted(line.split()[2] for line in cleanup) == sorted(kept)
+    assert "cleanup: kept user " in out
+
+
+def test_header_credential_and_basic_parse(
+    server: ServerThread, client: ScimClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_json = tmp_path / "r.json"
+    rc, _, _ = run_check(
+        capsys,
+        server.base_url,
+        "--header",
+        f"Authorization: Bearer {TOKEN}",
+        "--suite",
+        "spec",
+        "--json",
+        str(out_json),
+    )
+    assert rc == 0
+    text = out_json.read_text(encoding="utf-8")
+    assert TOKEN not in text and "Bearer ***" in text
+    # Basic credentials the server does not take: every answer is 401, so checks fail (1).
+    rc, out, _ = run_check(
+        capsys, server.base_url, "--basic", "user:secret-pass", "--suite", "spec"
+    )
+    assert rc == 1
+    assert "secret-pass" not in out and "Expected 200, got 401" in out
+    assert leftovers(client) == []
+
+
+def test_an_unreachable_server_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rc, out, err = run_check(capsys, f"http://127.0.0.1:{port}/scim/v2", "--token", "t0k3n-x")
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1
+    assert err.startswith(f"scim-desktop check: error: cannot reach http://127.0.0.1:{port}")
+    assert "refused" in err.lower()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["ftp://example.com/scim"], "URL must be an http:// or https://"),
+        (["http://x/scim/v2", "--suite", "spec,nope"], "unknown suite 'nope'"),
+        (["http://x/scim/v2", "--basic", "no-colon"], "--basic must be USER:PASS"),
+        (["http://x/scim/v2", "--header", "NoColon"], '--header must be "Name: value"'),
+        (["http://x/scim/v2", "--token", "a", "--basic", "u:p"], "not allowed with argument"),
+    ],
+)
+def test_usage_errors_exit_2(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["check", *args])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cancel_stops_the_run_and_still_cleans_up(server: ServerThread, client: ScimClient) -> None:
+    cancel = threading.Event()
+    seen: list[Check] = []
+
+    def on_check(check: Check) -> None:
+        seen.append(check)
+        if len(seen) == 16:  # in crud, after its user was created
+            cancel.set()
+
+    runner = Runner(CheckOptions(server.base_url, token=TOKEN), on_check=on_check, cancel=cancel)
+    report = runner.run()
+    assert report.interrupted
+    assert [c.name for c in report.checks[:16]] == [c.name for c in seen[:16]]
+    # The check that was running when the flag was set is the last, skipped as cancelled.
+    assert report.checks[-1].status == "skip" and report.checks[-1].detail == "cancelled"
+    assert len(report.checks) == 17 and report.failed == 0
+    assert leftovers(client) == []
+    assert any(line.startswith("deleted user ") for line in report.cleanup)
+
+
+def test_the_api_reports_each_check_as_it_finishes(server: ServerThread) -> None:
+    done: list[tuple[str, str]] = []
+    options = CheckOptions(server.base_url, token=TOKEN, suites=("groups",))
+    report = Runner(options, on_check=lambda c: done.append((c.name, c.status))).run()
+    assert done == [(c.name, c.status) for c in report.checks]
+    assert [s for _, s in done] == ["pass"] * 7

@@ -1,0 +1,258 @@
+"""scim-desktop check against servers that answer wrong: each is caught by the right check with
+the right Okta effect. Our server plays most of them with fault rules (an empty 201 to creates,
+501 to PATCH, 500 on /Groups, DELETE /Users refused); a tiny rewriting proxy in front of it plays
+the rest (totalResults as a string, a duplicate create answered 201 instead of 409)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from scim_desktop.check import CheckOptions, Report, Runner
+from scim_desktop.check.runner import PREFIX
+from scim_desktop.cli import main
+from scim_desktop.config import AuthConfig, ServerConfig
+from scim_desktop.core.faults import parse_fault_spec
+from scim_desktop.server.runner import ServerThread
+from tests.conftest import TOKEN, RecordingSink
+from tests.scim_client import ScimClient
+
+#: (method, path, request body, status, answer body) -> (status, answer body)
+Rewrite = Callable[[str, str, bytes, int, bytes], tuple[int, bytes]]
+
+
+@pytest.fixture
+def faulty(tmp_path: Path) -> Iterator[Callable[..., ServerThread]]:
+    """Start our server with fault rules (``--fault`` specs)."""
+    started: list[ServerThread] = []
+
+    def start(*specs: str) -> ServerThread:
+        config = ServerConfig(
+            host="127.0.0.1",
+            port=0,
+            db_path=tmp_path / f"d{len(started)}.json",
+            auth=AuthConfig("bearer", token=TOKEN),
+            faults=tuple(parse_fault_spec(s) for s in specs),
+        )
+        thread = ServerThread(config, RecordingSink())
+        thread.start()
+        started.append(thread)
+        return thread
+
+    yield start
+    for thread in started:
+        thread.stop()
+
+
+class RewritingProxy:
+    """A few lines of http.server in front of a real SCIM server, changing its answers."""
+
+    def __init__(self, upstream: str, rewrite: Rewrite) -> None:
+        target = urlsplit(upstream)
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                conn.request(self.command, self.path, body=body or None, headers=headers)
+                resp = conn.getresponse()
+                status, answer = rewrite(self.command, self.path, body, resp.status, resp.read())
+                conn.close()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/scim+json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}{target.path}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def proxy(server: ServerThread) -> Iterator[Callable[[Rewrite], RewritingProxy]]:
+    made: list[RewritingProxy] = []
+
+    def start(rewrite: Rewrite) -> RewritingProxy:
+        made.append(RewritingProxy(server.base_url, rewrite))
+        return made[-1]
+
+    yield start
+    for p in made:
+        p.close()
+
+
+def run(url: str, *suites: str) -> Report:
+    return Runner(CheckOptions(url, token=TOKEN, suites=suites)).run()
+
+
+def by_name(report: Report) -> dict[str, Any]:
+    return {c.name: c for c in report.checks}
+
+
+def leftovers(base_url: str) -> list[dict[str, Any]]:
+    client = ScimClient(base_url, token=TOKEN)
+    try:
+        out = []
+        for endpoint, attr in (("/Users", "userName"), ("/Groups", "displayName")):
+            page = client.get(f"{endpoint}?startIndex=1&count=1000").body
+            out += [r for r in page.get("Resources", []) if r[attr].startswith(PREFIX)]
+        return out
+    finally:
+        client.close()
+
+
+def test_an_empty_201_to_creates_fails_create_user(faulty: Callable[..., ServerThread]) -> None:
+    server = faulty("action=empty,method=POST,path=/Users")
+    report = run(server.base_url, "spec", "crud")
+    checks = by_name(report)
+    create = checks["create user (POST /Users)"]
+    assert create.status == "fail"
+    assert "carries no resource with an id" in create.detail
+    assert 'the task fails with "Create new user returned empty user"' in create.okta_effect
+    assert create.findings[0].source == "okta" and create.findings[0].effect == "fails"
+    # The steps that need the id are skipped, saying why.
+    read = checks["read user (GET /Users/{id})"]
+    assert (read.status, read.detail) == ("skip", "the create returned no user id")
+    spec_create = next(c for c in report.checks if c.name.startswith("SPEC  5"))
+    assert spec_create.status == "fail" and "Runscope" in spec_create.okta_effect
+    # The server stored the users it answered empty for: cleanup found them by name.
+    assert leftovers(server.base_url) == []
+
+
+def test_501_to_patch_fails_deactivation_with_no_fallback(
+    faulty: Callable[..., ServerThread], capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = faulty("action=not_implemented,method=PATCH")
+    rc = main(["check", server.base_url, "--token", TOKEN, "--suite", "crud,groups"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "FAIL  crud          deactivate (PATCH, no path)" in out
+    block = out.split("FAIL  crud          deactivate (PATCH, no path)")[1].split("\nFAIL")[0]
+    assert "PATCH answered 501" in block
+    assert "Okta does not fall back to PUT" in block
+    assert "fix: Implement PATCH (RFC 7644 §3.5.2)" in block
+    # The AIW PUT deactivation is fine: PUT works on this server.
+    assert "PASS  crud          deactivate (AIW: GET, then PUT)" in out
+    assert "FAIL  groups        add members (PATCH add members)" in out
+    assert out.splitlines()[-1].startswith("check: ") and " failed, " in out.splitlines()[-1]
+    assert leftovers(server.base_url) == []
+
+
+def test_500_on_groups_fails_spec_and_the_group_push(faulty: Callable[..., ServerThread]) -> None:
+    server = faulty("status=500,path=/Groups*")
+    report = run(server.base_url, "spec", "groups")
+    checks = by_name(report)
+    spec_groups = next(c for c in report.checks if c.name.startswith("SPEC 10"))
+    assert spec_groups.status == "fail" and "Expected 200, got 500" in spec_groups.detail
+    lookup = checks["group lookup (displayName eq, absent)"]
+    assert lookup.status == "fail" and "answered 500" in lookup.detail
+    assert "no automatic retry" in lookup.okta_effect
+    create = checks["create group (POST /Groups)"]
+    assert create.status == "fail"
+    assert [c.status for c in report.checks if c.suite == "groups"][2:] == ["skip"] * 5
+    assert leftovers(server.base_url) == []
+
+
+def test_refused_user_delete_deactivates_in_cleanup(faulty: Callable[..., ServerThread]) -> None:
+    server = faulty("status=405,method=DELETE,path=/Users/*")
+    report = run(server.base_url, "crud")
+    assert report.failed == 0
+    refused = [line for line in report.cleanup if "refused DELETE" in line]
+    assert len(refused) == 1 and refused[0].endswith("deactivated it instead")
+    left = leftovers(server.base_url)
+    assert len(left) == 1 and left[0]["active"] is False
+
+
+def _string_totals(
+    method: str, path: str, sent: bytes, status: int, body: bytes
+) -> tuple[int, bytes]:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return status, body
+    if isinstance(doc, dict) and isinstance(doc.get("totalResults"), int):
+        doc["totalResults"] = str(doc["totalResults"])
+        return status, json.dumps(doc).encode()
+    return status, body
+
+
+def test_string_total_results_are_okta_client_strictness(
+    proxy: Callable[[Rewrite], RewritingProxy], server: ServerThread
+) -> None:
+    upstream = proxy(_string_totals)
+    report = run(upstream.base_url, "spec", "crud")
+    checks = by_name(report)
+    first = next(c for c in report.checks if c.name.startswith("SPEC  1"))
+    assert first.status == "fail"
+    assert first.detail == 'totalResults is "1", not a JSON integer'
+    # Runscope would not see it; Okta's client does: the line says which.
+    assert first.findings[0].source == "strict"
+    assert first.okta_effect.startswith(
+        "[Okta's client, stricter than Runscope] Runscope's SPEC test does not check JSON types"
+    )
+    walk = checks["import users (count=100 pages to totalResults)"]
+    assert walk.status == "fail" and "not a JSON integer" in walk.detail
+    assert "the user import fails" in walk.okta_effect
+    existence = checks["existence check before create (userName eq, absent)"]
+    assert existence.status == "fail" and "the user's create task fails" in existence.okta_effect
+    # Statuses and the rest were right: the creates passed.
+    assert checks["create user (POST /Users)"].status == "pass"
+    assert leftovers(server.base_url) == []
+
+
+def _no_conflict(
+    method: str, path: str, sent: bytes, status: int, body: bytes
+) -> tuple[int, bytes]:
+    if method == "POST" and status == 409:
+        return 201, json.dumps({**json.loads(sent), "id": "a-second-account"}).encode()
+    return status, body
+
+
+def test_a_duplicate_create_without_409_is_caught(
+    proxy: Callable[[Rewrite], RewritingProxy], server: ServerThread, tmp_path: Path
+) -> None:
+    upstream = proxy(_no_conflict)
+    out_json = tmp_path / "r.json"
+    rc = main(
+        [
+            "check",
+            upstream.base_url,
+            "--token",
+            TOKEN,
+            "--suite",
+            "spec,crud",
+            "--json",
+            str(out_json),
+        ]
+    )
+    assert rc == 1
+    doc = json.loads(out_json.read_text(encoding="utf-8"))
+    failed = {c["name"]: c for c in doc["checks"] if c["status"] == "fail"}
+    assert set(failed) == {"SPEC  9: create the same user again -> 409", "duplicate create -> 409"}
+    dup = failed["duplicate create -> 409"]
+    assert dup["detail"].startswith("the duplicate create answered 201")
+    assert "two accounts for one person" in dup["okta_effect"]
+    assert "409 scimType uniqueness" in dup["fix"]
+    assert doc["failed"] == 2 and doc["skipped"] == 0
+    assert TOKEN not in out_json.read_text(encoding="utf-8")
