@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gui.add_argument(
         "--screenshot-tab",
-        choices=("requests", "users", "groups", "governance", "faults", "connect"),
+        choices=("requests", "users", "groups", "governance", "coverage", "faults", "connect"),
         default="requests",
         help="with --screenshot: which tab to show",
     )

@@ -458,6 +458,11 @@ class Coverage:
             for step in item.steps:
                 self._by_step.setdefault(step, []).append(item)
 
+    def wants(self, step: str | None) -> bool:
+        """Whether a request of this step bears on some item (so a caller can skip building
+        the :class:`Exchange` of one that does not)."""
+        return step is not None and step in self._by_step
+
     def add(self, ex: Exchange) -> list[str]:
         """Take one answered request; returns the ids of the items it bore on."""
         touched: list[str] = []

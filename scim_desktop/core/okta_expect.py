@@ -325,7 +325,7 @@ def _error_status(
         return [
             Problem(
                 "fails",
-                f"PATCH answered 501 ({step.replace('_', ' ')})",
+                "PATCH " + what,
                 f"{_task(step)}; Okta does not fall back to PUT ({_in_tasks(body)})",
                 "Implement PATCH (RFC 7644 §3.5.2) for what Okta sends: path-less replace of "
                 "active and password on users, members add / remove / replace on groups.",

@@ -47,6 +47,7 @@ TABS = {
     "users": "users",
     "groups": "groups",
     "governance": "governance",
+    "coverage": "coverage",
     "faults": "faults",
     "connect": "guide",
 }
@@ -122,6 +123,11 @@ def _capture(window: MainWindow, path: Path, demo: bool, tab: str = "requests") 
         window.faults.add_rule(
             parse_fault_spec("status=429,retry_after=30,method=POST,path=/Users,count=1"), "custom"
         )
+        if tab == "coverage":
+            # A server without PATCH for member removal: the checklist shows what fails.
+            window.faults.add_rule(
+                parse_fault_spec("status=501,step=push_group_remove_members,count=1"), "custom"
+            )
         auth = window.config.auth
         sim = OktaSimulator(
             server.base_url,
@@ -149,6 +155,13 @@ def _capture(window: MainWindow, path: Path, demo: bool, tab: str = "requests") 
     if tab == "governance":
         _settle(0.5)  # the last grants reach the users model (and the holder index)
         window.governance.show_busiest_value()
+    if tab == "coverage":
+        # A failed item shows what failed and the fix; else the first covered one.
+        states = window.coverage.model.states()
+        shown = next((s for s in states if s.status == "failed"), None)
+        shown = shown or next((s for s in states if s.status == "covered"), None)
+        if shown is not None:
+            window.coverage.select_item(shown.item.id)
     # Past the change highlight's fade (2 s), unless the log itself is the subject.
     _settle(0.4 if tab == "requests" else 2.4)
     # No mkdir: path_problem() refused a missing folder before the window opened.

@@ -36,6 +36,7 @@ from scim_desktop.gui import theme
 from scim_desktop.gui.bridge import QtEventSink
 from scim_desktop.gui.controller import ServerController
 from scim_desktop.gui.widgets.connection import ConnectGuide, ConnectionBar, SettingsDialog
+from scim_desktop.gui.widgets.coverage_view import CoverageView
 from scim_desktop.gui.widgets.faults_panel import FaultsPanel
 from scim_desktop.gui.widgets.governance_view import GovernanceView
 from scim_desktop.gui.widgets.groups_view import GroupsView
@@ -178,12 +179,16 @@ class MainWindow(QMainWindow):
         self.groups = GroupsView(self.controller, users_model=self.users.model)
         self.governance = GovernanceView(self.controller, self.users.model)
         self.governance.customAttributesChanged.connect(self.users.set_custom_attributes)
+        self.coverage = CoverageView(self.requests)
+        self.coverage.message.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        self.coverage.requestShown.connect(lambda: self.tabs.setCurrentWidget(self.requests))
         self.faults = FaultsPanel(self.controller)
         self.guide = ConnectGuide()
         self.tabs.addTab(self.requests, "Requests")
         self.tabs.addTab(self.users, "Users")
         self.tabs.addTab(self.groups, "Groups")
         self.tabs.addTab(self.governance, "Governance")
+        self.tabs.addTab(self.coverage, "Coverage")
         self.tabs.addTab(self.faults, "Faults")
         self.tabs.addTab(self.guide, "Connect to Okta")
         layout.addWidget(self.tabs, 1)
@@ -466,6 +471,7 @@ class MainWindow(QMainWindow):
         self.users.apply_events(events)
         self.groups.apply_events(events)
         self.governance.apply_events(events)
+        self.coverage.apply_events(events)
         n = sum(1 for e in events if isinstance(e, RequestRecord))
         if n:
             self._rate_window.append((time.monotonic(), n))
