@@ -56,6 +56,7 @@ class Finding:
     fix: str
     effect: str = "fails"  # core/okta_expect.Effect, or "fails" for the checker's own
     source: str = "okta"
+    request: int | None = None  # the index in Check.requests of the answer it is about
 
 
 @dataclass(slots=True)

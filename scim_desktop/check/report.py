@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import orjson
 
 from scim_desktop.check.model import Check, Report, RequestLog
-from scim_desktop.check.runner import SOURCE_TEXT
+from scim_desktop.check.runner import source_text
 from scim_desktop.server.events import escape_controls
 
 #: How much of an answer body a text line quotes.
@@ -44,14 +44,15 @@ def check_lines(check: Check) -> list[str]:
     if check.status == "skip":
         return [f"{head}: {check.detail}"]
     lines = [head]
-    if check.requests:
-        # The request the first finding is about is usually the last one sent.
-        lines.append(f"        server answered: {answered(check.requests[-1])}")
+    shown: int | None = None
     for f in check.findings or []:
-        source = SOURCE_TEXT.get(f.source, f.source)
+        at = f.request if f.request is not None else len(check.requests) - 1
+        if at != shown and 0 <= at < len(check.requests):
+            lines.append(f"        server answered: {answered(check.requests[at])}")
+            shown = at
         lines += [
             f"      - {f.what}",
-            f"        Okta ({source}): {f.okta_effect}",
+            f"        Okta ({source_text(f)}): {f.okta_effect}",
             f"        fix: {f.fix}",
         ]
     if not check.findings:

@@ -17,7 +17,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -239,7 +239,10 @@ class Runner:
         """Close a check: failed when anything was found, passed otherwise (``passed`` is its
         detail)."""
         found: list[Finding] = []
-        for f in findings:  # the same answer twice (two list pages) is said once
+        last = len(check.requests) - 1 if check.requests else None
+        for f in (
+            g if g.request is not None else replace(g, request=last) for g in findings
+        ):  # the same answer twice (two list pages) is said once
             if all((f.what, f.okta_effect) != (g.what, g.okta_effect) for g in found):
                 found.append(f)
         check.findings = found
@@ -298,7 +301,8 @@ class Runner:
             duplicate=duplicate,
             duration_s=res.duration_s if res.status else None,
         )
-        return [_finding(p, spec or step == "spec_test") for p in problems]
+        at = next((i for i, x in enumerate(self._sent) if x is sent), None)
+        return [replace(_finding(p, spec or step == "spec_test"), request=at) for p in problems]
 
     @property
     def last(self) -> SimResult:
@@ -416,14 +420,22 @@ def _finding(problem: Problem, spec: bool) -> Finding:
 #: How a finding's source is named in a report line.
 SOURCE_TEXT = {
     "okta": "Okta's client",
+    "tooling": "Okta's tests and OIN review",
     "spec": "Runscope SPEC test",
     "strict": "Okta's client, stricter than Runscope",
     "check": "checker",
 }
 
 
+def source_text(f: Finding) -> str:
+    """Whose rule a finding is, in words: a ``tooling`` problem of a lifecycle step is one
+    Okta's client copes with but its test suites or the OIN review flag."""
+    key = "tooling" if f.source == "okta" and f.effect == "tooling" else f.source
+    return SOURCE_TEXT.get(key, key)
+
+
 def _effect_text(f: Finding) -> str:
-    return f"[{SOURCE_TEXT.get(f.source, f.source)}] {f.okta_effect}"
+    return f"[{source_text(f)}] {f.okta_effect}"
 
 
 def _unique(texts: Iterable[str]) -> list[str]:
