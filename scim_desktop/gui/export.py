@@ -140,8 +140,8 @@ def _har_timings(record: RequestRecord) -> dict[str, Any]:
     upstream = record.upstream_ms
     if upstream is None:
         return {"send": 0, "wait": record.duration_ms, "receive": 0}
-    in_proxy = max(record.duration_ms - upstream, 0.0)
-    return {"blocked": in_proxy, "send": 0, "wait": upstream, "receive": 0}
+    wait = min(upstream, record.duration_ms)  # the sum must stay ``time`` (HAR 1.2)
+    return {"blocked": record.duration_ms - wait, "send": 0, "wait": wait, "receive": 0}
 
 
 def _har_upstream(record: RequestRecord) -> dict[str, Any]:

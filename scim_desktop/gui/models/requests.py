@@ -570,6 +570,7 @@ class RequestFilterProxy(QSortFilterProxyModel):
         self._classes: frozenset[str] | None = None
         self._step: str | None = None
         self._faults_only = False
+        self._rejected_only = False
         self._log: RequestLogModel | None = None
 
     def setSourceModel(self, model: Any) -> None:
@@ -613,6 +614,7 @@ class RequestFilterProxy(QSortFilterProxyModel):
             or self._classes is not None
             or self._step
             or self._faults_only
+            or self._rejected_only
         )
 
     def set_text(self, text: str) -> None:
@@ -644,6 +646,15 @@ class RequestFilterProxy(QSortFilterProxyModel):
         if bool(on) != self._faults_only:
             self._change(lambda: setattr(self, "_faults_only", bool(on)))
 
+    @property
+    def rejected_only(self) -> bool:
+        return self._rejected_only
+
+    def set_rejected_only(self, on: bool) -> None:
+        """Proxy mode: only the upstream's answers Okta would reject (or upstream failures)."""
+        if bool(on) != self._rejected_only:
+            self._change(lambda: setattr(self, "_rejected_only", bool(on)))
+
     def _change(self, apply: Any) -> None:
         # One re-filter per change. Qt 6.10 replaced invalidateFilter() with
         # begin/endFilterChange(); older Qt releases only have the former.
@@ -666,6 +677,8 @@ class RequestFilterProxy(QSortFilterProxyModel):
         row = log.entry(source_row)
         record = row.record
         if self._faults_only and not record.fault:
+            return False
+        if self._rejected_only and not (record.okta_problems or record.upstream_error):
             return False
         if self._methods is not None and record.method.upper() not in self._methods:
             return False

@@ -164,6 +164,15 @@ class RequestsView(QWidget):
         self.faults_button.setToolTip("Show only requests a fault rule answered")
         bar.addWidget(self.faults_button)
 
+        self.rejected_button = QPushButton("⚠ Okta would reject", self)
+        self.rejected_button.setCheckable(True)
+        self.rejected_button.setToolTip(
+            "Proxy mode: show only your server's answers that Okta would not accept, and "
+            "requests your server did not answer"
+        )
+        self.rejected_button.hide()  # shown with the Upstream column
+        bar.addWidget(self.rejected_button)
+
         bar.addSpacing(8)
         self.pause_button = QPushButton("Pause", self)
         self.pause_button.setCheckable(True)
@@ -249,6 +258,7 @@ class RequestsView(QWidget):
         self.status_combo.currentIndexChanged.connect(self._apply_status)
         self.step_combo.currentIndexChanged.connect(self._apply_step)
         self.faults_button.toggled.connect(self.proxy.set_faults_only)
+        self.rejected_button.toggled.connect(self.proxy.set_rejected_only)
         self.pause_button.toggled.connect(self._set_paused)
         self.clear_button.clicked.connect(self.clear)
         self.export_jsonl_action.triggered.connect(lambda: self._ask_export("jsonl"))
@@ -332,6 +342,9 @@ class RequestsView(QWidget):
         wanted = self.model.proxy_mode or self.model.has_upstream
         if self.table.isColumnHidden(COL_UPSTREAM) == wanted:
             self.table.setColumnHidden(COL_UPSTREAM, not wanted)
+            self.rejected_button.setVisible(wanted)
+            if not wanted:
+                self.rejected_button.setChecked(False)
 
     def set_row_cap(self, cap: int) -> None:
         self.model.set_row_cap(cap)
