@@ -279,7 +279,7 @@ class SettingsDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
-        self.setMinimumWidth(560)
+        self.setMinimumWidth(680)
         self._base = config
         form = QFormLayout(self)
         self.upstream = UpstreamSection(config.upstream or kept_upstream, self)

@@ -49,9 +49,9 @@ CREDENTIAL_KINDS: tuple[tuple[str, str, str | None, str | None], ...] = (
     ("header", "Custom header (an API key)", "Header name", "Header value"),
 )
 INSECURE_WARNING = (
-    "⚠ The upstream's certificate is not checked: anyone on the way to your server could "
-    "read and change the traffic, credentials included. Only for a test server with a "
-    "self-signed certificate."
+    "⚠ The upstream's certificate is not checked: anyone on the way to\n"
+    "your server could read and change the traffic, credentials included.\n"
+    "Only for a test server with a self-signed certificate."
 )
 _PROXY_PILL = "#6d28d9"
 _DOWN = "#b91c1c"
@@ -136,7 +136,7 @@ class UpstreamSection(QWidget):
         outer.addLayout(row)
 
         self.group = QGroupBox("Your SCIM server (upstream)")
-        form = QFormLayout(self.group)
+        form = self._form = QFormLayout(self.group)
         self.url = QLineEdit(upstream.url if upstream else "")
         self.url.setPlaceholderText("https://app.example.com/scim/v2")
         self.url.setToolTip("/scim/v2/<rest> here is forwarded to <this URL>/<rest>")
@@ -159,15 +159,15 @@ class UpstreamSection(QWidget):
         secret_row.addWidget(self.secret, 1)
         secret_row.addWidget(self.reveal)
         form.addRow(self.secret_label, secret_row)
+        self._secret_row = secret_row
+        # Lines broken by hand: word-wrapped labels in a nested form get cut off.
         self.credential_note = QLabel()
-        self.credential_note.setWordWrap(True)
         self.credential_note.setStyleSheet("color: palette(placeholder-text)")
         form.addRow(self.credential_note)
         self.insecure = QCheckBox("Don't verify the upstream's certificate")
         self.insecure.setChecked(bool(upstream and upstream.insecure))
         form.addRow(self.insecure)
         self.insecure_warning = QLabel(INSECURE_WARNING)
-        self.insecure_warning.setWordWrap(True)
         self.insecure_warning.setStyleSheet(f"color: {_WARN}; font-weight: 600")
         form.addRow(self.insecure_warning)
         outer.addWidget(self.group)
@@ -229,20 +229,19 @@ class UpstreamSection(QWidget):
         on = self.proxy
         self.group.setEnabled(on)
         spec = next(k for k in CREDENTIAL_KINDS if k[0] == self.kind.currentData())
-        for widget in (self.name_label, self.name):
-            widget.setVisible(spec[2] is not None)
-        for widget in (self.secret_label, self.secret, self.reveal):
-            widget.setVisible(spec[3] is not None)
+        self._form.setRowVisible(self.name, spec[2] is not None)
+        self._form.setRowVisible(self._secret_row, spec[3] is not None)
         if spec[0] == "passthrough":
             note = (
-                "Okta is set up with your server's own credential; SCIM Desktop passes it "
-                "through unchanged and your server decides. Authentication below is not used."
+                "Okta is set up with your server's own credential; SCIM Desktop\n"
+                "passes it through unchanged and your server decides.\n"
+                "The Authentication setting below is not used."
             )
         else:
             note = (
-                "Okta authenticates to SCIM Desktop with the Authentication below; SCIM "
-                "Desktop sends this credential to your server instead (Okta's never reaches "
-                "it, and this one never reaches Okta or a log)."
+                "Okta authenticates to SCIM Desktop with the Authentication below;\n"
+                "SCIM Desktop sends this credential to your server instead: Okta's\n"
+                "never reaches it, and this one never reaches Okta or a log."
             )
         self.credential_note.setText(note)
         is_http = self.url.text().strip().lower().startswith("http://")
