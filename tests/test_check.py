@@ -5,19 +5,25 @@ hold what the contract says without secrets, what the run created is removed (or
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from scim_desktop.check import Check, CheckOptions, Runner
+from scim_desktop.check import EXPECTED_CHECKS, Check, CheckOptions, Runner
 from scim_desktop.check.runner import PREFIX
 from scim_desktop.cli import main
+from scim_desktop.config import AuthConfig, ServerConfig
 from scim_desktop.core.catalog import parse_catalog
+from scim_desktop.core.faults import parse_fault_spec
 from scim_desktop.server.runner import ServerThread
-from tests.conftest import TOKEN
+from tests.conftest import TOKEN, RecordingSink
 from tests.gui.test_governance import CATALOG
 from tests.scim_client import ScimClient
 
@@ -65,6 +71,9 @@ def test_our_server_passes_every_check_and_cleans_up(
     checks = doc["checks"]
     assert {c["suite"] for c in checks} == {"spec", "crud", "groups", "entitlements"}
     assert [c["name"][:7] for c in checks if c["suite"] == "spec"] == SPEC_NAMES
+    per_suite = {s: sum(c["suite"] == s for c in checks) for s in EXPECTED_CHECKS}
+    # The catalog has three endpoints: two checks each beyond the first one's.
+    assert per_suite == {**EXPECTED_CHECKS, "entitlements": EXPECTED_CHECKS["entitlements"] + 4}
     for c in checks:
         assert set(c) == {"name", "suite", "status", "detail", "okta_effect", "fix", "requests"}
         assert c["status"] == "pass" and c["requests"], c["name"]
@@ -222,3 +231,45 @@ def test_the_api_reports_each_check_as_it_finishes(server: ServerThread) -> None
     report = Runner(options, on_check=lambda c: done.append((c.name, c.status))).run()
     assert done == [(c.name, c.status) for c in report.checks]
     assert [s for _, s in done] == ["pass"] * 7
+
+
+def test_ctrl_c_cleans_up_and_exits_130(tmp_path: Path) -> None:
+    """SIGINT while a request waits (the server is slowed by a latency rule): what was created
+    is removed before the process ends, and the report so far is printed."""
+    config = ServerConfig(
+        host="127.0.0.1",
+        port=0,
+        db_path=tmp_path / "d.json",
+        auth=AuthConfig("bearer", token=TOKEN),
+        faults=(parse_fault_spec("latency_ms=400,method=PATCH"),),
+    )
+    server = ServerThread(config, RecordingSink())
+    server.start()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "scim_desktop", "check", server.base_url, "--token", TOKEN],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:  # the run reaches crud's PATCHes after its create
+            lines.append(line.rstrip("\n"))
+            if "create user (POST /Users)" in line:
+                break
+        time.sleep(0.2)  # now in the slow PATCH
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=60)
+        lines += rest.splitlines()
+        assert proc.returncode == 130, err
+        assert "interrupted: the checks left were not run" in lines
+        assert lines[-1].startswith("check: ")
+        client = ScimClient(server.base_url, token=TOKEN)
+        try:
+            assert leftovers(client) == []
+        finally:
+            client.close()
+        assert any(line.startswith("cleanup: deleted ") for line in lines)
+    finally:
+        server.stop()
