@@ -411,6 +411,7 @@ class MainWindow(QMainWindow):
             self.tabs.setTabToolTip(
                 index, "" if upstream is None else "The mock server's data (not used by the proxy)"
             )
+        self.status_counts.setVisible(upstream is None)  # the mock's counts, idle meanwhile
         if upstream is not None:
             self.kept_upstream = upstream
         if upstream is None or upstream.has_credential:
