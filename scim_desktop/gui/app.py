@@ -156,15 +156,19 @@ def saved_auth(settings: QSettings, db_path: Path) -> AuthConfig:
     return AuthConfig("bearer", token=load_or_create_token(token_path_for(db_path)))
 
 
-def config_from(args: argparse.Namespace, settings: QSettings) -> ServerConfig:
-    """Command-line options win; otherwise the last settings; otherwise the defaults."""
+def config_from(
+    args: argparse.Namespace, settings: QSettings, *, saved_proxy: bool = True
+) -> ServerConfig:
+    """Command-line options win; otherwise the last settings; otherwise the defaults.
+    ``saved_proxy=False``: the mock server unless ``--upstream`` asks for the proxy (the
+    demo screenshot's simulated Okta must never write to the user's own server)."""
     db_text = args.db or settings.value("db", "") or default_db_path()
     db_path = Path(db_text).expanduser().resolve()
     host = args.host or settings.value("host", DEFAULT_HOST)
     port = args.port if args.port is not None else int(settings.value("port", DEFAULT_PORT))
     # --upstream (and its credential options) win; otherwise the mode the window last had.
     upstream = upstream_from(args)
-    if upstream is None and settings.value("server_mode", "mock") == "proxy":
+    if upstream is None and saved_proxy and settings.value("server_mode", "mock") == "proxy":
         upstream = saved_upstream(settings, db_path)
     given = explicit_auth(args)
     if upstream is not None and not upstream.has_credential:
@@ -309,7 +313,7 @@ def run_gui(args: argparse.Namespace) -> int:
             args.db = args.db or str(Path(temp_dir.name) / "demo.json")
             if args.port is None:
                 args.port = 0
-        config = config_from(args, settings)
+        config = config_from(args, settings, saved_proxy=not (screenshot and demo))
     except ConfigError as exc:
         print(f"scim-desktop: error: {exc}", file=sys.stderr)
         return 2
