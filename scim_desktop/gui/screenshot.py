@@ -162,6 +162,7 @@ def _capture(window: MainWindow, path: Path, demo: bool, tab: str = "requests") 
         shown = shown or next((s for s in states if s.status == "covered"), None)
         if shown is not None:
             window.coverage.select_item(shown.item.id)
+            window.coverage.evidence.selectRow(0)  # the failure, ready for Show in Requests
     # Past the change highlight's fade (2 s), unless the log itself is the subject.
     _settle(0.4 if tab == "requests" else 2.4)
     # No mkdir: path_problem() refused a missing folder before the window opened.

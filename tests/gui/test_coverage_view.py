@@ -79,7 +79,7 @@ def test_the_tab_follows_the_request_log(qtbot, window: MainWindow) -> None:
     assert view.title_label.text() == "Assign a new user: create"
     assert view.evidence.rowCount() == 1
     assert view.evidence.item(0, 1).text() == "POST /scim/v2/Users"
-    assert view.evidence.item(0, 2).text() == "201" and view.evidence.item(0, 3).text() == "ok"
+    assert view.evidence.item(0, 2).text() == "201" and view.evidence.item(0, 3).text() == "✔ ok"
 
     # ... and a double-click opens that request in the Requests tab.
     view._on_evidence_activated(0, 1)

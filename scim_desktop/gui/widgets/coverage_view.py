@@ -196,7 +196,7 @@ class CoverageView(QWidget):
         for col, mode in enumerate(modes):
             ev_header.setSectionResizeMode(col, mode)
         ev_header.setStretchLastSection(False)
-        self.evidence.setColumnWidth(VERDICT_COL, 190)
+        self.evidence.setColumnWidth(VERDICT_COL, 200)
         self.evidence.cellDoubleClicked.connect(self._on_evidence_activated)
         self.open_button = QPushButton("Show in Requests", pane)
         self.open_button.setToolTip("Open the selected evidence request in the Requests tab")
@@ -330,7 +330,7 @@ class CoverageView(QWidget):
                     format_local_time(e.time) if e.time else "",
                     f"{e.method} {e.target}",
                     str(e.status or "—"),
-                    "ok" if e.ok else e.reason,
+                    "✔ ok" if e.ok else f"✘ {_cut(e.reason, 22)}",
                 )
                 for col, text in enumerate(cells):
                     cell = QTableWidgetItem(text)
@@ -437,6 +437,11 @@ class CoverageView(QWidget):
         muted = theme.muted_color().name()
         self.note.setStyleSheet(f"color: {muted};")
         self.evidence_label.setStyleSheet(f"color: {muted};")
+
+
+def _cut(text: str, limit: int) -> str:
+    """The start of a long text (the view elides in the middle, for request targets)."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _h(text: str) -> str:
