@@ -256,3 +256,33 @@ def test_a_duplicate_create_without_409_is_caught(
     assert "409 scimType uniqueness" in dup["fix"]
     assert doc["failed"] == 2 and doc["skipped"] == 0
     assert TOKEN not in out_json.read_text(encoding="utf-8")
+
+
+def _echo_credential(
+    method: str, path: str, sent: bytes, status: int, body: bytes
+) -> tuple[int, bytes]:
+    """A careless server: its 404 details quote the credential it was sent."""
+    if status == 404:
+        detail = f"no such user (you sent Authorization: Bearer {TOKEN})"
+        doc = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "detail": detail}
+        return 404, json.dumps({**doc, "status": "404"}).encode()
+    if status == 409:  # and a 409 without scimType, so something fails and is printed
+        return 409, json.dumps({"detail": f"exists; token {TOKEN}"}).encode()
+    return status, body
+
+
+def test_a_credential_echoed_by_the_server_stays_out_of_every_report(
+    proxy: Callable[[Rewrite], RewritingProxy],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    upstream = proxy(_echo_credential)
+    files = [tmp_path / n for n in ("r.json", "r.xml", "r.html")]
+    args = ["--json", str(files[0]), "--junit", str(files[1]), "--html", str(files[2])]
+    rc = main(["check", upstream.base_url, "--token", TOKEN, "--suite", "spec", *args])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "FAIL  spec          SPEC  9: create the same user again -> 409" in out
+    assert "***" in out  # the echoed credential, scrubbed
+    for text in [out, *(f.read_text(encoding="utf-8") for f in files)]:
+        assert TOKEN not in text

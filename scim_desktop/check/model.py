@@ -75,6 +75,7 @@ class Check:
     requests: list[RequestLog] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     duration_s: float = 0.0
+    started: float = 0.0  # time.monotonic() when it began (the runner's bookkeeping)
 
     def to_json(self) -> dict[str, Any]:
         return {

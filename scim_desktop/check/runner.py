@@ -229,40 +229,51 @@ class Runner:
 
     # --- checks --------------------------------------------------------------------------------
     def begin(self, suite: str, name: str) -> Check:
-        check = Check(name=name, suite=suite)
+        check = Check(name=name, suite=suite, started=time.monotonic())
         self._current = check
         self._sent = []
-        check.duration_s = time.monotonic()
         return check
+
+    def discard(self, check: Check) -> None:
+        """Forget a check begun for a step that never came."""
+        if self._current is check:
+            self._current = None
 
     def finish(self, check: Check, findings: Iterable[Finding], passed: str = "") -> Check:
         """Close a check: failed when anything was found, passed otherwise (``passed`` is its
         detail)."""
         found: list[Finding] = []
         last = len(check.requests) - 1 if check.requests else None
-        for f in (
-            g if g.request is not None else replace(g, request=last) for g in findings
-        ):  # the same answer twice (two list pages) is said once
-            if all((f.what, f.okta_effect) != (g.what, g.okta_effect) for g in found):
+        for g in findings:
+            # Scrubbed: a server may echo a credential in an error detail.
+            f = replace(
+                g,
+                what=self.scrub(g.what),
+                okta_effect=self.scrub(g.okta_effect),
+                fix=self.scrub(g.fix),
+                request=g.request if g.request is not None else last,
+            )
+            # The same answer twice (two list pages) is said once.
+            if all((f.what, f.okta_effect) != (h.what, h.okta_effect) for h in found):
                 found.append(f)
         check.findings = found
         if found:
             check.status = "fail"
-            check.detail = self.scrub("; ".join(_unique(f.what for f in found)))
-            check.okta_effect = self.scrub("; ".join(_unique(_effect_text(f) for f in found)))
-            check.fix = self.scrub(" ".join(_unique(f.fix for f in found)))
+            check.detail = "; ".join(_unique(f.what for f in found))
+            check.okta_effect = "; ".join(_unique(_effect_text(f) for f in found))
+            check.fix = " ".join(_unique(f.fix for f in found))
         else:
             check.status = "pass"
             check.detail = self.scrub(passed or self._answered_text(check))
         return self._done(check)
 
     def skip(self, suite: str, name: str, why: str, check: Check | None = None) -> Check:
-        check = check or Check(name=name, suite=suite)
-        check.status, check.detail, check.duration_s = "skip", why, time.monotonic()
+        check = check or Check(name=name, suite=suite, started=time.monotonic())
+        check.status, check.detail = "skip", why
         return self._done(check)
 
     def _done(self, check: Check) -> Check:
-        check.duration_s = max(0.0, time.monotonic() - check.duration_s)
+        check.duration_s = max(0.0, time.monotonic() - check.started)
         if self._current is check:
             self._current = None
         self.report.checks.append(check)

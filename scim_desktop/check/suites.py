@@ -107,7 +107,7 @@ def spec(r: Runner) -> None:
         try:
             key, res = next(steps)
         except StopIteration:
-            r._current = None
+            r.discard(check)
             break
         for missing in SPEC_ORDER[: SPEC_ORDER.index(key)]:
             if missing not in seen:
