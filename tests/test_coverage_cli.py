@@ -267,3 +267,23 @@ def test_the_subcommand_does_not_load_qt_or_tornado(tmp_path: Path) -> None:
         [sys.executable, "-c", code, str(empty)], capture_output=True, text=True, timeout=60
     )
     assert done.stdout.splitlines()[-1] == "0 []", done.stderr
+
+
+def test_html_report_from_a_recorded_session(
+    session: list[RequestRecord], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jsonl = tmp_path / "a<b>.jsonl"  # a file name is text in the page, never markup
+    jsonl.write_text(to_jsonl(session), encoding="utf-8")
+    out_html, out_md = tmp_path / "coverage.html", tmp_path / "coverage.md"
+    rc, out, err = run_cli(capsys, str(jsonl), "--html", str(out_html), "--markdown", str(out_md))
+    assert rc == 0 and err == ""
+    page = out_html.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and "a&lt;b&gt;.jsonl" in page
+    assert "<b>" not in page
+    summary_line = out.splitlines()[-1]  # the printed summary, in the page with its dots
+    assert summary_line.replace(", ", " · ") in page
+    # The same evidence as the Markdown report: every record id it names is in the page.
+    ids = set(re.findall(r"^- `([^`]+)`", out_md.read_text(encoding="utf-8"), re.M))
+    assert ids and all(
+        f"<code>{i.replace('<', '&lt;').replace('>', '&gt;')}</code>" in page for i in ids
+    )
