@@ -74,6 +74,7 @@ from scim_desktop.server.http1 import (
     http_date,
 )
 from scim_desktop.server.oauth_handlers import MAX_OAUTH_BODY
+from scim_desktop.server.proxy import okta_problems
 
 log = logging.getLogger("scim_desktop.server")
 
@@ -189,6 +190,8 @@ class ServerContext:
     oauth: Any = None
     #: ``https://host`` of the tunnel while one is up: the URL clients are told about.
     public_url: str | None = None
+    #: Proxy mode (``scim_desktop.server.proxy.Proxy``): SCIM paths are forwarded upstream.
+    proxy: Any = None
 
 
 # --- the HTTP side ----------------------------------------------------------------------------
@@ -245,6 +248,9 @@ class ScimServer:
             admission = self.decide(request.method, path, request.headers, length)
         except Exception as exc:  # an undecodable path: the Exchange answers it
             admission = Admission(_NOT_FOUND, (), exc, False)
+        proxy = self.ctx.proxy
+        if proxy is not None and (refusal := proxy.refuse_head(request)) is not None:
+            admission = Admission(_NOT_FOUND, (), refusal, False)  # never a forward proxy
         request.admission = admission
         return (
             admission.refusal is None
@@ -257,9 +263,12 @@ class ScimServer:
         for an unknown method (before authentication), 413 for a declared body over the
         limit, 401 without valid credentials, 405 for a method the route lacks (unless fault
         rules, which may answer first, are set)."""
-        route, args = match_route(
-            self.routes, path, self.ctx.service.catalog, self.ctx.config.base_path
-        )
+        if self.ctx.proxy is not None:  # proxy mode: every path under the base is forwarded
+            route, args = self.ctx.proxy.match(path)
+        else:
+            route, args = match_route(
+                self.routes, path, self.ctx.service.catalog, self.ctx.config.base_path
+            )
         if method not in _KNOWN_METHODS or route.public:
             return Admission(route, args, None, False)
         limit = self.ctx.config.max_body_bytes
@@ -373,6 +382,12 @@ class Exchange:
     _response_headers: dict[str, str] = {}
     _response_body = b""
     _response_obj: Any = None
+    #: Proxy mode: what the upstream answered and how long it took, or why it did not; its
+    #: answer's body parsed (for the Okta label; None: not JSON).
+    upstream_status: int | None = None
+    upstream_ms: float | None = None
+    upstream_error: str | None = None
+    _response_json: Any = None
     _closed = False
     _answered = False
     _active = True
@@ -679,6 +694,24 @@ class Exchange:
             self.conn.send(status, headers, None if self.method == "HEAD" else data)
         self._record()
 
+    def answer_forwarded(
+        self, status: int, headers: dict[str, str], data: bytes, recorded: bytes, parsed: Any
+    ) -> None:
+        """Proxy mode: write the upstream's answer as server/proxy.py prepared it (no gzip,
+        ``Vary`` or length of ours) and record it (``recorded``: the body decoded)."""
+        if self._answered:
+            raise RuntimeError("The request was already answered")
+        self._answered = True
+        self.status = 0 if self._closed else status
+        self._response_body = recorded
+        self._response_json = parsed
+        self._response_headers = headers
+        if not self._closed:
+            self.server.answered(self.conn)
+            send = None if self.method == "HEAD" or status in (204, 304) else data
+            self.conn.send(status, headers, send)
+        self._record()
+
     def _done(self) -> None:
         if self._active:
             self._active = False
@@ -715,6 +748,9 @@ class Exchange:
             request_body = redact_body(self.body, found) if bodies else ""
             response_body = scrub(self._recorded_response(), found) if bodies else ""
             explanation = step.explanation if step else None
+            problems: tuple[str, ...] = ()
+            if self.upstream_status is not None and step is not None:
+                problems = okta_problems(self, step, status, self._response_json)
             record = RequestRecord(
                 id=next_record_id(),
                 time=self._arrived,
@@ -726,14 +762,25 @@ class Exchange:
                 client=self.remote_ip,
                 request_headers=redact_headers(self.h) if bodies else {},
                 request_body=request_body,
-                # This server's own headers carry no credentials (no Set-Cookie either).
-                response_headers=self._response_headers if bodies else {},
+                # This server's own headers carry no credentials (no Set-Cookie either); an
+                # upstream's may.
+                response_headers=(
+                    self._response_headers
+                    if self.upstream_status is None
+                    else redact_headers(self._response_headers)
+                )
+                if bodies
+                else {},
                 response_body=response_body or "",
                 okta_step=step.id if step else None,
                 okta_label=scrub(step.label, found) if step else None,
                 okta_explanation=scrub(explanation, found) if found else explanation,
                 fault=self.fault,
                 extra=extra,
+                upstream_status=self.upstream_status,
+                upstream_ms=self.upstream_ms,
+                upstream_error=self.upstream_error,
+                okta_problems=tuple(scrub(p, found) or "" for p in problems),
             )
             publish_changes(ctx, self.changes, self.base_url)
             ctx.sink.publish(record)
@@ -749,7 +796,9 @@ class Exchange:
         # The answer as built (list pages hold pre-encoded users, which the classifier need
         # not look into); only fault answers and the like are parsed back.
         response_body = self._response_obj
-        if response_body is None and self._response_body:
+        if response_body is None:
+            response_body = self._response_json
+        if response_body is None and self._response_body and self.upstream_status is None:
             try:
                 response_body = orjson.loads(self._response_body)
             except orjson.JSONDecodeError:

@@ -43,6 +43,7 @@ from scim_desktop.server.events import EventSink, NullSink, ResourceChanged
 from scim_desktop.server.handlers import ServerContext, publish_changes
 from scim_desktop.server.http1 import HttpServer
 from scim_desktop.server.oauth_handlers import OAuthRuntime
+from scim_desktop.server.proxy import Proxy
 from scim_desktop.server.tls import TlsError, prepare_tls, quiet_tls_errors
 from scim_desktop.store import DurableStore
 from scim_desktop.store.lock import DataFileInUse, DataFileLock
@@ -220,6 +221,18 @@ class ServerThread:
         """The local SCIM base URL (http or https, loopback): what this machine connects to.
         Thread-safe."""
         return f"{self.local_origin}{self.config.base_path}"
+
+    @property
+    def proxy_mode(self) -> bool:
+        """Whether SCIM requests are forwarded to ``config.upstream``. Thread-safe."""
+        return self.config.upstream is not None
+
+    @property
+    def upstream_up(self) -> bool | None:
+        """Proxy mode: whether the upstream answered the last forwarded request (None: none
+        forwarded yet, or not in proxy mode). Thread-safe (a read of one attribute)."""
+        proxy = self.context.proxy if self.context is not None else None
+        return proxy.up if proxy is not None else None
 
     @property
     def public_base_url(self) -> str | None:
@@ -624,6 +637,12 @@ class ServerThread:
             )
             if service.catalog is not None:
                 ctx.okta.set_catalog(service.catalog.endpoints())
+            if self.config.upstream is not None:
+                # Proxy mode: SCIM paths go upstream (the store stays open but unused by
+                # requests, so the window's views and the data file behave as in mock mode).
+                ctx.proxy = Proxy(
+                    self.config.upstream, self.config.base_path, ctx, self.config.max_body_bytes
+                )
             if self.config.catalog is not None:
                 await store.commit()  # --catalog FILE is in the data file before serving
             app = make_app(ctx)
@@ -708,4 +727,6 @@ class ServerThread:
             await asyncio.wait_for(server.close_all_connections(), 1.0)
         except TimeoutError:
             log.warning("Some connections did not close in time")
+        if ctx.proxy is not None:
+            ctx.proxy.close()  # the upstream's kept-alive connections end with the server
         await store.close()
