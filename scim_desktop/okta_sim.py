@@ -43,6 +43,8 @@ ENTITLEMENT_SCHEMA = "urn:okta:scim:schemas:core:1.0:Entitlement"
 ENTITLEMENT_PAGE = 100
 #: OKTA.md, "Import users": Okta's page size.
 IMPORT_PAGE = 100
+#: An import walk stops after this many pages (100,000 resources of 100).
+MAX_IMPORT_PAGES = 1000
 
 PEOPLE = [
     ("Jane", "Doe"),
@@ -412,7 +414,9 @@ class OktaSimulator:
     def _import(self, endpoint: str, count: int, extra: str = "") -> list[SimResult]:
         pages: list[SimResult] = []
         start = 1
-        while not self.stop.is_set():
+        # A server whose totalResults never ends (or whose pages repeat) must not keep a
+        # simulation going for ever: MAX_IMPORT_PAGES pages at most.
+        while not self.stop.is_set() and len(pages) < MAX_IMPORT_PAGES:
             page = self.request("GET", f"{endpoint}?startIndex={start}&count={count}{extra}")
             pages.append(page)
             start += count

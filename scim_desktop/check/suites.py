@@ -16,12 +16,12 @@ from typing import Any
 from scim_desktop.check.runner import Finding, Runner, own
 from scim_desktop.core.okta_spec import _SPEC_STEPS
 from scim_desktop.okta_sim import (
+    MAX_IMPORT_PAGES,
     SimResult,
     active_ops,
     add_members_ops,
     entitlement_types,
     grant_ops,
-    group_body,
     member_values,
     remove_member_ops,
     rename_ops,
@@ -46,8 +46,6 @@ SPEC_ORDER = (
     "bad_auth",
     "fixed_unknown_id",
 )
-#: The import walk stops after this many pages (100,000 users): a check, not a migration.
-MAX_IMPORT_PAGES = 1000
 
 
 # --- reading answers -----------------------------------------------------------------------------
@@ -382,7 +380,7 @@ def groups(r: Runner) -> None:
     r.finish(check, findings, _answer(res))
 
     check = r.begin("groups", "create group (POST /Groups)")
-    res = sim.request("POST", "/Groups", group_body(name))
+    res = sim.create_group(name)
     gid = r.track(res, "group")
     r.finish(check, r.judge("push_group_create"), _answer(res))
     later = (
