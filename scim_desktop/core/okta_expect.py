@@ -184,7 +184,10 @@ def expect(
         return _group_patch(step, request_body, status, body)
     if step in ("read_resource_types", "read_extension_schemas", "read_entitlement_value"):
         return _status_is(step, method, status, 200)
-    return []  # push_group_delete: any 2xx (204 expected, 200 works)
+    if step == "push_group_delete":
+        # OKTA.md: "Delete: DELETE /Groups/{id} → 204"; RFC 7644 §3.6: "SHALL return ... 204".
+        return _status_is(step, method, status, 204)
+    return []
 
 
 def _rate_limited(gives_up: bool) -> Problem:

@@ -418,6 +418,8 @@ def test_member_changes_the_answer_contradicts_are_lost() -> None:
 
 def test_group_delete_wants_204() -> None:
     assert one("push_group_delete", "DELETE", 204) == []
+    p = only(one("push_group_delete", "DELETE", 200, sales()))
+    assert p.effect == "tooling" and p.what == "answered 200 instead of 204"
     p = only(one("push_group_delete", "DELETE", 404, error(404, "gone")))
     assert p.effect == "fails" and "ids" in p.fix
 

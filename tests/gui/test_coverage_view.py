@@ -67,6 +67,8 @@ def test_the_tab_follows_the_request_log(qtbot, window: MainWindow) -> None:
     assert status(window, "existence_check") == "covered"
     assert view.summary_label.text().startswith(f"2 of {len(ITEMS)} covered · 0 failed")
     assert view.progress.value() == 2
+    window._update_tab_titles()
+    assert tabs.tabText(tabs.indexOf(view)) == f"Coverage 2/{len(ITEMS)}"
 
     # Clicking an item shows its evidence: the POST that created Jane.
     tabs.setCurrentWidget(view)
@@ -114,6 +116,7 @@ def test_a_failing_answer_shows_failed_with_the_reason(qtbot, window: MainWindow
     assert model.data(model.index(row, STATUS_COL)) == "Failed"
     assert model.data(model.index(row, NOTE_COL)).startswith("PATCH answered 501")
     assert "1 failed" in view.summary_label.text()
+    assert view.tab_title().endswith(" ✘1")
     window.tabs.setCurrentWidget(view)
     view.select_item("deactivate_user")
     assert view.failure_label.isVisible()

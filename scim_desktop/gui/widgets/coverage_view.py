@@ -229,6 +229,15 @@ class CoverageView(QWidget):
         self._update_summary()
         self._show_item(None)
 
+    def tab_title(self) -> str:
+        """ "Coverage 12/33", with "✘2" when items failed ("Coverage" before any traffic)."""
+        states = self.model.states()
+        covered = sum(1 for s in states if s.status == "covered")
+        failed = sum(1 for s in states if s.status == "failed")
+        if not covered and not failed:
+            return "Coverage"
+        return f"Coverage {covered}/{len(states)}" + (f" ✘{failed}" if failed else "")
+
     # --- summary ----------------------------------------------------------------------------------
     def _update_summary(self) -> None:
         states = self.model.states()

@@ -497,6 +497,7 @@ class MainWindow(QMainWindow):
         self.tabs.setTabText(tab(self.groups), f"Groups ({self.groups.model.rowCount():,})")
         active = len(self.faults.active)
         self.tabs.setTabText(tab(self.faults), f"Faults ⚡{active}" if active else "Faults")
+        self.tabs.setTabText(tab(self.coverage), self.coverage.tab_title())
 
     # --- demo controls ---------------------------------------------------------------------------
     def load_demo(self) -> None:
