@@ -18,7 +18,12 @@ from typing import IO, Any
 
 from scim_desktop import __version__
 from scim_desktop.config import ConfigError, ServerConfig, token_path_for
-from scim_desktop.options import add_connect_options, add_server_options, make_config
+from scim_desktop.options import (
+    add_connect_options,
+    add_server_options,
+    add_upstream_options,
+    make_config,
+)
 
 EXIT_OK = 0
 EXIT_START_FAILED = 1
@@ -36,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check this installation (server, HTTP, window offscreen) and exit 0 if it works",
     )
-    sub = parser.add_subparsers(dest="command", metavar="{gui,serve,coverage,check}")
+    sub = parser.add_subparsers(dest="command", metavar="{gui,serve,proxy,coverage,check}")
     serve = sub.add_parser(
         "serve", help="run the SCIM server without a window", description="Run headless."
     )
@@ -49,8 +54,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="one line per request as text (default) or as JSON (stdout then carries only "
         "the JSON lines)",
     )
+    proxy = sub.add_parser(
+        "proxy",
+        help="forward SCIM requests to your own SCIM server and log, label and break them",
+        description="Run headless between Okta and your own SCIM server: /scim/v2/<rest> is "
+        "forwarded to --upstream URL/<rest>; every request is logged with its Okta step, and "
+        "--fault rules answer in the proxy before anything is forwarded.",
+    )
+    add_upstream_options(proxy, required=True)
+    add_server_options(proxy)
+    add_connect_options(proxy)
+    proxy.add_argument(
+        "--log",
+        choices=("text", "jsonl"),
+        default="text",
+        help="one line per request as text (default) or as JSON (stdout then carries only "
+        "the JSON lines)",
+    )
     gui = sub.add_parser("gui", help="open the desktop window (the default)")
     add_server_options(gui)
+    add_upstream_options(gui)
     gui.add_argument(
         "--screenshot",
         metavar="PATH",
@@ -104,6 +127,27 @@ def _served_catalog(server: Any) -> Any:
         return None
 
 
+def _proxy_warnings(config: ServerConfig) -> list[str]:
+    """What the banner must say about a proxy's risky settings."""
+    upstream = config.upstream
+    if upstream is None:
+        return []
+    out = []
+    if upstream.insecure and upstream.https:
+        out.append(
+            "--insecure-upstream: the upstream's https certificate is NOT verified; anyone on "
+            "the path to it can read and change the traffic. Use it with test servers only."
+        )
+    elif upstream.insecure:
+        out.append("--insecure-upstream has no effect: the upstream is plain http")
+    if upstream.has_credential and config.auth.mode == "none":
+        out.append(
+            "--no-auth with an upstream credential: anyone who can reach this proxy acts on "
+            "your server with that credential"
+        )
+    return out
+
+
 def _banner(
     config: ServerConfig,
     base_url: str,
@@ -111,7 +155,11 @@ def _banner(
     out: IO[str],
     server: Any = None,
 ) -> None:
-    lines = [f"SCIM Desktop {__version__}: SCIM 2.0 server listening"]
+    upstream = config.upstream
+    if upstream is not None:
+        lines = [f"SCIM Desktop {__version__}: proxy mode, forwarding to your SCIM server"]
+    else:
+        lines = [f"SCIM Desktop {__version__}: SCIM 2.0 server listening"]
     public = server.public_base_url if server is not None else None
     if public:
         status = server.tunnel_status()
@@ -120,7 +168,15 @@ def _banner(
         lines.append(f"  Tunnel:    {status.provider} (pid {status.pid}); it stops with the server")
     else:
         lines.append(f"  Base URL:  {base_url}")
-    lines.append(f"  Auth:      {config.auth.describe()}")
+    if upstream is not None:
+        lines.append(
+            f"  Upstream:  {upstream.url}   (/scim/v2/<rest> goes to {upstream.url}/<rest>)"
+        )
+        lines.append(f"  Upstream auth: {upstream.describe_credential()}")
+    if upstream is not None and not upstream.has_credential:
+        lines.append("  Auth:      none of its own: your server checks the client's credential")
+    else:
+        lines.append(f"  Auth:      {config.auth.describe()}")
     token_file = _token_file_in_use(config)
     if token_file is not None:
         lines.append(f"  Token file: {token_file}")
@@ -142,7 +198,7 @@ def _banner(
         lines.append(f"  TLS:       {kind} {config.tls.cert_path}{made}")
         lines.append(f"  TLS SHA-256: {server.tls_fingerprint}")
     lines.append(f"  Database:  {config.db_path}")
-    catalog = _served_catalog(server)
+    catalog = _served_catalog(server) if upstream is None else None
     if catalog is not None:
         # What Okta's entitlement discovery will find (--catalog FILE, or the stored one).
         where = "loaded from --catalog" if config.catalog is not None else "kept in the data file"
@@ -150,7 +206,7 @@ def _banner(
         lines.append(f"  Catalog:   {types or 'no resource types'}; {where}")
     for rule in config.faults:
         lines.append(f"  FAULT:     {rule.describe()}")
-    lines += [f"  WARNING: {w}" for w in warnings]
+    lines += [f"  WARNING: {w}" for w in [*_proxy_warnings(config), *warnings]]
     if not public:
         # The step a new user needs next: Okta's provisioning runs in Okta's cloud, so it cannot
         # reach 127.0.0.1 (nor most LAN addresses); a tunnel gives it a public https URL.
@@ -269,7 +325,17 @@ def gui(args: argparse.Namespace) -> int:
     return int(run_gui(args))
 
 
-_TOP_LEVEL = {"serve", "gui", "coverage", "check", "-h", "--help", "--version", "--self-test"}
+_TOP_LEVEL = {
+    "serve",
+    "proxy",
+    "gui",
+    "coverage",
+    "check",
+    "-h",
+    "--help",
+    "--version",
+    "--self-test",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -287,6 +353,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # No subcommand: the window, with default settings.
         args = parser.parse_args(["gui", *words])
     if args.command == "serve":
+        return serve(args)
+    if args.command == "proxy":
+        if args.catalog is not None:
+            # The entitlement catalog is the mock server's; in proxy mode the upstream serves.
+            _subcommand(parser, "proxy").error("--catalog is for the mock server (serve, gui)")
         return serve(args)
     if args.command == "coverage":
         from scim_desktop.coverage_files import run as coverage

@@ -750,7 +750,7 @@ class Exchange:
             explanation = step.explanation if step else None
             problems: tuple[str, ...] = ()
             if self.upstream_status is not None and step is not None:
-                problems = okta_problems(self, step, status, self._response_json)
+                problems = okta_problems(self, step, status, self._response_json, duration_ms)
             record = RequestRecord(
                 id=next_record_id(),
                 time=self._arrived,

@@ -42,7 +42,7 @@ import orjson
 
 from scim_desktop.config import UpstreamConfig
 from scim_desktop.core import errors
-from scim_desktop.core.faults import METHODS
+from scim_desktop.core.faults import METHODS, relative_path
 from scim_desktop.server.endpoints import _NOT_FOUND, Route
 from scim_desktop.server.events import REDACTED, UpstreamStatus
 from scim_desktop.server.http1_head import http_date
@@ -303,12 +303,15 @@ class Proxy:
         self.pool.close()
 
 
-def okta_problems(ex: Exchange, step: Step, status: int, body: Any) -> tuple[str, ...]:
+def okta_problems(
+    ex: Exchange, step: Step, status: int, body: Any, duration_ms: float
+) -> tuple[str, ...]:
     """How a forwarded answer differs from what Okta expects for the request's step (one line
     each: what is wrong — what Okta does about it), from core/okta_expect.py."""
     problems: list[str] = []
     ctype = ex._response_headers.get("Content-Type", "").split(";")[0].strip().lower()
-    if body is None and ex._response_body.strip() and ctype.endswith("json"):
+    text = ex._response_body.decode("utf-8", errors="replace")
+    if body is None and text.strip() and ctype.endswith("json"):
         # Decided: forwarded as it came (the developer must see their server's real answer),
         # and flagged here rather than turned into a 502.
         problems.append(
@@ -321,11 +324,14 @@ def okta_problems(ex: Exchange, step: Step, status: int, body: Any) -> tuple[str
         found = okta_expect.expect(
             step.id,
             ex.method,
-            ex.query_args() if ex.query else {},
-            ex._decoded_body(),
+            ex.query,
+            ex.body.decode("utf-8", errors="replace"),
             status,
-            body,
+            text,
             retry_gives_up=step.retry_gives_up,
+            path=relative_path(ex.path, ex.ctx.config.base_path),
+            explanation=step.explanation,
+            duration_s=duration_ms / 1000,
         )
         problems += [f"{p.what} — {p.okta_effect}" for p in found]
     except Exception:  # judging must never break serving

@@ -503,3 +503,53 @@ def test_secrets_are_redacted_in_text_and_json_lines_logs(
     assert "(upstream 201 in" in text_out.getvalue()
     text.close()
     jsonl.close()
+
+
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+def test_answers_okta_would_reject_are_flagged_in_the_record(
+    tmp_path: Path, scripted: ScriptedUpstream, sink: RecordingSink, proxies: list[ServerThread]
+) -> None:
+    from tests.server.test_okta_flows import okta_create_body
+
+    answers = iter(
+        [
+            # The existence check's list page with totalResults as a string.
+            (
+                200,
+                [("Content-Type", "application/scim+json")],
+                b'{"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":"0","Resources":[],"startIndex":1,"itemsPerPage":0}',
+            ),
+            # A create answered 201 without an id.
+            (
+                201,
+                [("Content-Type", "application/scim+json")],
+                b'{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ada@example.com"}',
+            ),
+            # Deactivation answered 204 where Okta expects 200 with the user.
+            (204, [], b""),
+            # Not JSON at all, though it says so.
+            (200, [("Content-Type", "application/scim+json")], b"<html>oops</html>"),
+        ]
+    )
+    scripted.answer = lambda seen: next(answers)
+    proxy = start_proxy(tmp_path, UpstreamConfig(scripted.url), sink)
+    proxies.append(proxy)
+    client = ScimClient(proxy.base_url, token="t")
+    client.get("/Users?filter=userName%20eq%20%22ada%40example.com%22&startIndex=1&count=100")
+    client.post("/Users", okta_create_body("ada@example.com"))
+    deactivate = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "replace", "value": {"active": False}}],
+    }
+    client.patch("/Users/abc", deactivate)
+    client.get("/Users/abc")
+    assert wait_for(lambda: len(records(sink)) == 4)
+    check, create, patch, garbage = records(sink)
+    assert any("totalResults" in p for p in check.okta_problems), check.okta_problems
+    assert any("id" in p for p in create.okta_problems), create.okta_problems
+    assert any("204" in p for p in patch.okta_problems), (patch.okta_step, patch.okta_problems)
+    assert any("not valid JSON" in p for p in garbage.okta_problems), garbage.okta_problems
+    # Each line says what is wrong, then what Okta does about it.
+    assert all(" — " in p for r in (check, create, patch, garbage) for p in r.okta_problems)
