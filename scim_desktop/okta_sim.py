@@ -321,10 +321,12 @@ class OktaSimulator:
             raw = resp.read()
         except TimeoutError:
             self.close()
-            result = SimResult(0, None, error=f"no answer within {self.timeout:g} s")
+            waited = max(time.monotonic() - started, self.timeout)
+            result = SimResult(0, None, duration_s=waited, error=f"no answer within {waited:g} s")
         except (OSError, http.client.HTTPException) as exc:
             self.close()  # a dropped connection (fault) or a restart: Okta just sees a failure
-            result = SimResult(0, None, error=f"{type(exc).__name__}: {exc}")
+            took = time.monotonic() - started
+            result = SimResult(0, None, duration_s=took, error=f"{type(exc).__name__}: {exc}")
         else:
             text = raw.decode("utf-8", errors="replace")
             try:

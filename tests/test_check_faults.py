@@ -286,3 +286,17 @@ def test_a_credential_echoed_by_the_server_stays_out_of_every_report(
     assert "***" in out  # the echoed credential, scrubbed
     for text in [out, *(f.read_text(encoding="utf-8") for f in files)]:
         assert TOKEN not in text
+
+
+def test_an_answer_slower_than_the_timeout_fails_its_check_and_the_run_goes_on(
+    faulty: Callable[..., ServerThread],
+) -> None:
+    # Okta waits 60 s; the check's timeout is shortened to keep the test quick.
+    server = faulty("latency_ms=1500,method=GET,path=/Groups")
+    report = Runner(CheckOptions(server.base_url, token=TOKEN, suites=("spec",), timeout=0.5)).run()
+    groups = next(c for c in report.checks if c.name.startswith("SPEC 10"))
+    assert groups.status == "fail"
+    assert groups.requests[0].status == 0 and "no answer within" in groups.requests[0].error
+    # The steps after it were answered as usual.
+    assert [c.status for c in report.checks[10:]] == ["pass", "pass"]
+    assert leftovers(server.base_url) == []
