@@ -14,7 +14,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, QItemSelection, QModelIndex, QPoint, Qt, QTimer, Signal
+from PySide6.QtCore import (
+    QEvent,
+    QItemSelection,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    Qt,
+    QTimer,
+    Signal,
+)
 from PySide6.QtGui import QFont, QFontMetrics, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -420,6 +429,10 @@ class RequestsView(QWidget):
         if isinstance(record, RequestRecord):
             self.detail.show_record(record, proxied=bool(self.proxy.data(rows[0], ProxiedRole)))
             self.curl_button.setEnabled(True)
+            # A taller detail (a reject banner, a long explanation) shrinks the table once
+            # laid out: keep the selected row in view then.
+            row = QPersistentModelIndex(rows[0])
+            QTimer.singleShot(0, lambda: row.isValid() and self.table.scrollTo(QModelIndex(row)))
 
     # --- counts ----------------------------------------------------------------------------------
     def _schedule_counts(self, *args: Any) -> None:
