@@ -192,31 +192,42 @@ def revoke_ops(rtype: dict[str, Any], value: dict[str, Any]) -> list[dict[str, A
     return [{"op": "remove", "path": f'{attribute}[value eq "{value["id"]}"]'}]
 
 
+def objects(value: Any) -> list[dict[str, Any]]:
+    """The objects in a JSON list (nothing when ``value`` is not a list: a server may send
+    anything where a list belongs)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def entitlement_types(listed: Any) -> list[dict[str, Any]]:
     """The resource types of a /ResourceTypes answer that Okta treats as roles or entitlements."""
     resources = listed.get("Resources") if isinstance(listed, dict) else None
     return [
         t
-        for t in resources or []
-        if isinstance(t, dict)
-        and t.get("schema") in (ROLE_SCHEMA, ENTITLEMENT_SCHEMA)
+        for t in objects(resources)
+        if t.get("schema") in (ROLE_SCHEMA, ENTITLEMENT_SCHEMA)
         and isinstance(t.get("endpoint"), str)
     ]
+
+
+def with_id(body: Any) -> dict[str, Any] | None:
+    """``body`` when it is a resource with a string id (what later requests need)."""
+    return body if isinstance(body, dict) and isinstance(body.get("id"), str) else None
 
 
 def without_meta(resource: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in resource.items() if k != "meta"}
 
 
-def _resources(result: SimResult) -> list[dict[str, Any]]:
+def resources_of(result: SimResult) -> list[dict[str, Any]]:
+    """The objects of a ListResponse's ``Resources`` (none when the answer has no list)."""
     body = result.body
-    found = body.get("Resources") if isinstance(body, dict) else None
-    return [r for r in found or [] if isinstance(r, dict)]
+    return objects(body.get("Resources") if isinstance(body, dict) else None)
 
 
-def _total(result: SimResult) -> int:
+def total_of(result: SimResult) -> int | None:
+    """A ListResponse's ``totalResults`` when it is a JSON integer."""
     total = result.body.get("totalResults") if isinstance(result.body, dict) else None
-    return total if isinstance(total, int) and not isinstance(total, bool) else 0
+    return total if isinstance(total, int) and not isinstance(total, bool) else None
 
 
 class OktaSimulator:
@@ -374,19 +385,18 @@ class OktaSimulator:
     def create_user(self, given: str, family: str) -> dict[str, Any] | None:
         """Assign a user: existence check, then create (or link when it exists)."""
         body = self.user_body(given, family)
-        found = _resources(self.existence_check(body["userName"]))
+        found = resources_of(self.existence_check(body["userName"]))
         if found and isinstance(found[0].get("id"), str):
             uid = found[0]["id"]
             current = self.get_user(uid).body
             if isinstance(current, dict):
-                linked = self.put_user(uid, {**without_meta(current), **body}).body
-                return linked if isinstance(linked, dict) else None
+                return with_id(self.put_user(uid, {**without_meta(current), **body}).body)
             return None
         created = self.post_user(body)
         if created.status == 429:
             # Okta pauses the task and retries (after Retry-After); a demo retries at once.
             created = self.post_user(body)
-        return created.body if created.status == 201 and isinstance(created.body, dict) else None
+        return with_id(created.body) if created.status == 201 else None
 
     def update_profile(
         self, user: dict[str, Any], clear: Iterable[str] = (), **changes: Any
@@ -423,7 +433,7 @@ class OktaSimulator:
             pages.append(page)
             start += count
             # A page without resources ends the walk too, whatever totalResults claims.
-            if page.status != 200 or not _resources(page) or start > _total(page):
+            if page.status != 200 or not resources_of(page) or start > (total_of(page) or 0):
                 break
         return pages
 
@@ -447,14 +457,14 @@ class OktaSimulator:
         """Push a group: look it up, create it when absent, add members, then Okta's rename
         after the change; remove one member; Push Now. Returns the group's id."""
         members = [m for m in members if m]
-        found = _resources(self.lookup_group(name))
+        found = resources_of(self.lookup_group(name))
         if found and isinstance(found[0].get("id"), str):
             gid = found[0]["id"]
         else:
-            created = self.create_group(name)
-            if created.status != 201 or not isinstance(created.body, dict):
+            created = with_id(self.create_group(name).body)
+            if created is None:
                 return None
-            gid = created.body["id"]
+            gid = created["id"]
         value = member_values(members)
         self.patch_group(gid, add_members_ops(value))
         self.patch_group(gid, rename_ops(gid, name))
@@ -485,7 +495,7 @@ class OktaSimulator:
         """Every value of one entitlement endpoint, paged like a user import."""
         values: list[dict[str, Any]] = []
         for page in self._import(endpoint, ENTITLEMENT_PAGE):
-            values += _resources(page)
+            values += resources_of(page)
         return values
 
     def grant(
@@ -530,7 +540,7 @@ class OktaSimulator:
         say = say or (lambda text: None)
         say("Reading the app's entitlements")
         found = self.discover_entitlements()
-        pairs = [(t, v) for t, values in found for v in values[:3]]
+        pairs = [(t, v) for t, values in found for v in values[:3] if with_id(v)]
         if not pairs or not users:
             return bool(found)
         roles = [(t, v) for t, v in pairs if t.get("schema") == ROLE_SCHEMA]
@@ -578,11 +588,11 @@ class OktaSimulator:
         the first list is empty, ``seed`` (if given) is called to create one and the list is
         sent again."""
         listed = self.spec_request("GET", "/Users?count=1&startIndex=1")
-        if not _resources(listed) and listed.status == 200 and seed is not None:
+        if not resources_of(listed) and listed.status == 200 and seed is not None:
             seed()
             listed = self.spec_request("GET", "/Users?count=1&startIndex=1")
         yield "list_users", listed
-        first = next(iter(_resources(listed)), {})
+        first = next(iter(resources_of(listed)), {})
         if isinstance(first.get("id"), str):
             yield "get_user", self.spec_request("GET", f"/Users/{first['id']}")
         absent = f"spec-absent-{secrets.token_hex(6)}@example.com"

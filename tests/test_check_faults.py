@@ -21,6 +21,7 @@ from scim_desktop.check.runner import PREFIX
 from scim_desktop.cli import main
 from scim_desktop.config import AuthConfig, ServerConfig
 from scim_desktop.core.faults import parse_fault_spec
+from scim_desktop.okta_sim import OktaSimulator
 from scim_desktop.server.runner import ServerThread
 from tests.conftest import TOKEN, RecordingSink
 from tests.scim_client import ScimClient
@@ -300,3 +301,47 @@ def test_an_answer_slower_than_the_timeout_fails_its_check_and_the_run_goes_on(
     # The steps after it were answered as usual.
     assert [c.status for c in report.checks[10:]] == ["pass", "pass"]
     assert leftovers(server.base_url) == []
+
+
+def _ids_missing(
+    method: str, path: str, sent: bytes, status: int, body: bytes
+) -> tuple[int, bytes]:
+    """Answers shaped right but without ids: creates, lists, resource types, values."""
+    if method == "POST":
+        return 201, b'{"userName": "someone", "displayName": "something"}'
+    if path.split("?")[0].endswith("/ResourceTypes"):
+        types = [{"schema": "urn:okta:scim:schemas:core:1.0:Role", "endpoint": "/Roles"}]
+        return 200, json.dumps({"Resources": types}).encode()
+    page = {"totalResults": 1, "Resources": [{"displayName": "no id"}]}
+    return 200, json.dumps(page).encode()
+
+
+def test_answers_without_ids_get_a_report_not_a_traceback(
+    proxy: Callable[[Rewrite], RewritingProxy], server: ServerThread
+) -> None:
+    upstream = proxy(_ids_missing)
+    report = run(upstream.base_url, "spec", "crud", "groups", "entitlements")
+    assert report.failed > 5 and not report.interrupted
+    statuses = {c.name: c.status for c in report.checks}
+    assert statuses["grant by PATCH add"] == "skip"
+    # The simulator copes too: nothing to act on, so it stops short of those steps.
+    OktaSimulator(upstream.base_url, token=TOKEN, governance=True).run_demo()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"<html><body>Welcome</body></html>",
+        b"[]",
+        b'{"Resources": 5, "totalResults": 1e309, "id": 7, "members": "x", "active": "yes"}',
+        b"",
+    ],
+)
+def test_a_server_answering_nonsense_gets_a_report_not_a_traceback(
+    proxy: Callable[[Rewrite], RewritingProxy], server: ServerThread, answer: bytes
+) -> None:
+    upstream = proxy(lambda method, path, sent, status, body: (200, answer))
+    report = run(upstream.base_url, "spec", "crud", "groups", "entitlements")
+    assert report.failed > 10 and not report.interrupted
+    assert all(c.status in ("pass", "fail", "skip") for c in report.checks)
+    assert all(c.detail for c in report.checks if c.status != "pass")

@@ -36,6 +36,7 @@ from scim_desktop.okta_sim import (
     Sent,
     SimResult,
     group_filter_path,
+    resources_of,
     user_filter_path,
 )
 from scim_desktop.server.events import redact_body, redact_headers, redact_url, scrub
@@ -401,14 +402,10 @@ class Runner:
 
 def _found(client: OktaSimulator, path: str, attr: str, name: str) -> dict[str, str]:
     """Ids of the resources named ``name`` (an exact, case-insensitive match), by filter."""
-    res = client.request("GET", path)
-    found = res.body.get("Resources") if isinstance(res.body, dict) else None
     return {
         r["id"]: name
-        for r in found or []
-        if isinstance(r, dict)
-        and isinstance(r.get("id"), str)
-        and str(r.get(attr, "")).lower() == name.lower()
+        for r in resources_of(client.request("GET", path))
+        if isinstance(r.get("id"), str) and str(r.get(attr, "")).lower() == name.lower()
     }
 
 

@@ -23,10 +23,13 @@ from scim_desktop.okta_sim import (
     entitlement_types,
     grant_ops,
     member_values,
+    objects,
     remove_member_ops,
     rename_ops,
     replace_members_ops,
+    resources_of,
     revoke_ops,
+    total_of,
     user_body,
     without_meta,
 )
@@ -53,31 +56,21 @@ def _dict(res: SimResult) -> dict[str, Any]:
     return res.body if isinstance(res.body, dict) else {}
 
 
-def _resources(res: SimResult) -> list[dict[str, Any]]:
-    found = _dict(res).get("Resources")
-    return [r for r in found or [] if isinstance(r, dict)] if isinstance(found, list) else []
-
-
-def _total(res: SimResult) -> int | None:
-    total = _dict(res).get("totalResults")
-    return total if isinstance(total, int) and not isinstance(total, bool) else None
-
-
 def _id(res: SimResult) -> str | None:
     rid = _dict(res).get("id")
     return rid if isinstance(rid, str) and rid else None
 
 
 def _members(res: SimResult) -> set[str]:
-    members = _dict(res).get("members")
-    return {m.get("value") for m in members or [] if isinstance(m, dict)} - {None}
+    values = {m.get("value") for m in objects(_dict(res).get("members"))}
+    return {v for v in values if isinstance(v, str)}
 
 
 def _answer(res: SimResult) -> str:
     """A few words on an answer, for a passing check's detail."""
     if res.status == 0:
         return f"no answer ({res.error})"
-    total = _total(res)
+    total = total_of(res)
     if total is not None:
         return f"{res.status}, totalResults {total}"
     return f"{res.status}" + (" with the resource" if _id(res) else "")
@@ -151,11 +144,11 @@ def _spec_own(key: str, res: SimResult, user_name: str, uid: str | None) -> list
     """Runscope's assertions beyond the status (``source="spec"``), and the checker's own."""
     if res.status != 200:
         return []
-    found = _resources(res)
-    if key == "filter_absent" and _total(res) not in (None, 0):
+    found = resources_of(res)
+    if key == "filter_absent" and total_of(res) not in (None, 0):
         return [
             own(
-                f"totalResults is {_total(res)} for a userName that does not exist",
+                f"totalResults is {total_of(res)} for a userName that does not exist",
                 "the SPEC step fails; Okta's existence check would link a new user to another",
                 "Apply the filter (RFC 7644 §3.4.2.2): no match is totalResults 0.",
                 "spec",
@@ -206,10 +199,10 @@ def crud(r: Runner) -> None:
     check = r.begin("crud", "existence check before create (userName eq, absent)")
     res = sim.existence_check(name)
     findings = r.judge("create_user_existence_check")
-    if res.status == 200 and _total(res) not in (None, 0):
+    if res.status == 200 and total_of(res) not in (None, 0):
         findings.append(
             own(
-                f"totalResults is {_total(res)} for a userName that does not exist",
+                f"totalResults is {total_of(res)} for a userName that does not exist",
                 "Okta links the new assignment to the user it found instead of creating one",
                 "Apply the filter (RFC 7644 §3.4.2.2).",
             )
@@ -246,7 +239,7 @@ def _crud_user(r: Runner, uid: str, name: str) -> None:
     check = r.begin("crud", "existence check finds the user (upper-cased userName)")
     res = sim.existence_check(name.upper())
     findings = r.judge("create_user_existence_check")
-    if res.status == 200 and uid not in {u.get("id") for u in _resources(res)}:
+    if res.status == 200 and uid not in {u.get("id") for u in resources_of(res)}:
         findings.append(
             own(
                 "the existence check with the userName upper-cased finds nothing",
@@ -273,7 +266,8 @@ def _crud_user(r: Runner, uid: str, name: str) -> None:
     check = r.begin("crud", "update profile (GET, then PUT)")
     res = sim.update_profile({"id": uid}, name={"givenName": "Changed", "familyName": "Crud"})
     findings = r.judge_as(check, ("read_user", "update_user_put"))
-    given = (_dict(res).get("name") or {}).get("givenName") if res else None
+    name_now = _dict(res).get("name") if res else None
+    given = name_now.get("givenName") if isinstance(name_now, dict) else None
     if res is not None and res.status == 200 and given != "Changed":
         findings.append(
             own(
@@ -333,8 +327,8 @@ def _import_walk(r: Runner, name: str) -> None:
     check = r.begin("crud", "import users (count=100 pages to totalResults)")
     pages = r.sim.import_users()
     findings = r.judge_as(check, ("import_users",) * len(pages))
-    ids = [u.get("id") for page in pages for u in _resources(page)]
-    total = _total(pages[-1]) if pages else None
+    ids = [u.get("id") for page in pages for u in resources_of(page)]
+    total = total_of(pages[-1]) if pages else None
     if pages and pages[-1].status == 200 and total is not None:
         if len(ids) != len(set(ids)):
             findings.append(
@@ -353,7 +347,7 @@ def _import_walk(r: Runner, name: str) -> None:
                     "Return every page up to totalResults.",
                 )
             )
-    names = {str(u.get("userName", "")).lower() for p in pages for u in _resources(p)}
+    names = {str(u.get("userName", "")).lower() for p in pages for u in resources_of(p)}
     detail = f"{len(pages)} page(s), {len(ids)} users, totalResults {total}"
     if pages and not findings and name.lower() not in names and len(pages) < MAX_IMPORT_PAGES:
         detail += "; the checker's user was not in it (inactive users may be left out)"
@@ -369,10 +363,10 @@ def groups(r: Runner) -> None:
     check = r.begin("groups", "group lookup (displayName eq, absent)")
     res = sim.lookup_group(name)
     findings = r.judge("push_group_lookup")
-    if res.status == 200 and _total(res) not in (None, 0):
+    if res.status == 200 and total_of(res) not in (None, 0):
         findings.append(
             own(
-                f"totalResults is {_total(res)} for a displayName that does not exist",
+                f"totalResults is {total_of(res)} for a displayName that does not exist",
                 "Okta links the push group to the group it found instead of creating it",
                 "Apply the filter (RFC 7644 §3.4.2.2).",
             )
@@ -431,7 +425,7 @@ def groups(r: Runner) -> None:
     findings = r.judge("push_group_rename")
     found = sim.lookup_group(renamed)
     findings += r.judge("push_group_lookup")
-    if found.status == 200 and gid not in {g.get("id") for g in _resources(found)}:
+    if found.status == 200 and gid not in {g.get("id") for g in resources_of(found)}:
         findings.append(
             own(
                 "the group is not found by its new displayName",
@@ -522,7 +516,8 @@ def entitlements(r: Runner) -> None:
                 )
             )
         r.finish(check, findings, f"{len(found)} value(s)")
-        values += [(rtype, found[0])] if found else []
+        grantable = [v for v in found if isinstance(v.get("id"), str) and v["id"]]
+        values += [(rtype, grantable[0])] if grantable else []
     _grant_and_revoke(r, values)
 
 
@@ -554,7 +549,7 @@ def _holds(r: Runner, uid: str, attr: str, value: str, want: bool, res: SimResul
     if res.status != 204:
         return []
     back = r.sim.get_user(uid)
-    have = {g.get("value") for g in _dict(back).get(attr) or [] if isinstance(g, dict)}
+    have = {g.get("value") for g in objects(_dict(back).get(attr))}
     if back.status == 200 and (value in have) is not want:
         return [
             own(
