@@ -242,6 +242,7 @@ def test_insecure_upstream_is_warned_about_in_the_status_bar(qtbot, make_window)
     win = make_window(UpstreamConfig(f"https://127.0.0.1:{port}/scim/v2", insecure=True))
     assert win.upstream_status.isVisible() and win.upstream_status.insecure.isVisible()
     assert "not verified" in win.upstream_status.insecure.text()
+    assert "certificate is not verified" in win.proxy_strip.text.text()
 
 
 def run_settings(qtbot, win: MainWindow, act: Callable[[SettingsDialog], None]) -> None:

@@ -312,6 +312,11 @@ class ProxyStrip(QFrame):
             f"<b>{html.escape(mode_text(upstream))}</b>&nbsp;&nbsp;·&nbsp;&nbsp;Okta's "
             "requests to the base URL above are forwarded to your server with "
             f"{html.escape(credential_text(upstream))}"
+            + (
+                "&nbsp;&nbsp;·&nbsp;&nbsp;<b>⚠ its certificate is not verified</b>"
+                if upstream.insecure
+                else ""
+            )
         )
 
 
