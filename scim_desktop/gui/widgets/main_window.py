@@ -267,6 +267,19 @@ class MainWindow(QMainWindow):
         self.presentation_action.toggled.connect(self.set_presentation_mode)
         demo.addAction(self.presentation_action)
 
+        tools = bar.addMenu("&Tools")
+        self.check_action = QAction("Check a server…", self)
+        self.check_action.setToolTip("Run Okta's SCIM tests against this server or any other")
+
+        def open_check() -> None:
+            # Imported on first use: the checker is not needed to start the window.
+            from scim_desktop.gui.widgets.check_dialog import CheckDialog
+
+            CheckDialog.open_for(self, self.controller)
+
+        self.check_action.triggered.connect(open_check)
+        tools.addAction(self.check_action)
+
         help_menu = bar.addMenu("&Help")
         guide = QAction("Connect to Okta", self)
         guide.triggered.connect(lambda: self.tabs.setCurrentWidget(self.guide))
