@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -142,12 +143,35 @@ def test_an_empty_201_to_creates_fails_create_user(faulty: Callable[..., ServerT
 
 
 def test_501_to_patch_fails_deactivation_with_no_fallback(
-    faulty: Callable[..., ServerThread], capsys: pytest.CaptureFixture[str]
+    faulty: Callable[..., ServerThread], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     server = faulty("action=not_implemented,method=PATCH")
-    rc = main(["check", server.base_url, "--token", TOKEN, "--suite", "crud,groups"])
+    junit = tmp_path / "r.xml"
+    rc = main(
+        [
+            "check",
+            server.base_url,
+            "--token",
+            TOKEN,
+            "--suite",
+            "crud,groups",
+            "--junit",
+            str(junit),
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 1
+    # JUnit: the failures a CI pipeline shows, each with Okta's effect and the fix.
+    root = ET.parse(junit).getroot()
+    failures = root.findall(".//testcase/failure")
+    assert root.get("failures") == str(len(failures)) and len(failures) >= 6
+    case = next(c for c in root.iter("testcase") if c.get("name") == "deactivate (PATCH, no path)")
+    failure = case.find("failure")
+    assert failure is not None and "PATCH answered 501" in (failure.get("message") or "")
+    assert "Okta does not fall back to PUT" in (failure.text or "")
+    assert "Fix: " in (failure.text or "") and f"PATCH {server.base_url}/Users/" in (
+        failure.text or ""
+    )
     assert "FAIL  crud          deactivate (PATCH, no path)" in out
     block = out.split("FAIL  crud          deactivate (PATCH, no path)")[1].split("\nFAIL")[0]
     assert "PATCH answered 501" in block
