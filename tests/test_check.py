@@ -273,3 +273,16 @@ def test_ctrl_c_cleans_up_and_exits_130(tmp_path: Path) -> None:
         assert any(line.startswith("cleanup: deleted ") for line in lines)
     finally:
         server.stop()
+
+
+def test_the_checker_loads_no_tornado_qt_or_tinydb() -> None:
+    """check/ sits on the command line's level but needs only http.client, core and the
+    redaction helpers of server/events.py (which import no Tornado)."""
+    script = (
+        "import sys\n"
+        "import scim_desktop.check.cli, scim_desktop.check.suites, scim_desktop.check.report\n"
+        "print(sorted({n.split('.')[0] for n in sys.modules} & {'PySide6', 'tornado', 'tinydb'}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
