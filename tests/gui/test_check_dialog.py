@@ -171,7 +171,7 @@ def test_own_server_in_one_click_passes_every_check_live(
 
     # A passing check's pane: its requests and answers, the credential redacted.
     text = select_check(dialog, "duplicate create -> 409")
-    assert "PASS" in text and "POST " in text and "409 in " in text
+    assert "PASS" in text and "POST " in text and "→ 409 Conflict in " in text and "Answer" in text
     assert TOKEN not in text and "Bearer ***" in text
 
     # Exports: written by check.report, parsed back, no secret in any.
@@ -219,7 +219,7 @@ def test_a_501_to_patch_fails_with_oktas_effect_and_the_fix(
     assert "FAIL" in text and "crud · deactivate (PATCH, no path)" in text
     assert "Okta does not fall back to PUT" in text
     assert "Implement PATCH (RFC 7644 §3.5.2)" in text
-    assert "PATCH " in text and "501 in " in text  # the request and the answer
+    assert "PATCH " in text and "→ 501 Not Implemented in " in text  # the request, the answer
     assert TOKEN not in text
     summary = dialog.summary.text()
     assert " failed, " in summary and " 0 failed" not in summary

@@ -14,6 +14,7 @@ import contextlib
 import html
 import logging
 import threading
+from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -49,6 +50,7 @@ from scim_desktop.check import (
     Check,
     CheckOptions,
     Report,
+    RequestLog,
     Runner,
     Unreachable,
 )
@@ -121,6 +123,23 @@ def _pretty(text: str) -> str:
         return text
 
 
+def _target(url: str) -> str:
+    """The path and query of a request's URL (the server is the dialog's)."""
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _answer(r: RequestLog) -> str:
+    if not r.status:
+        return f"no answer: {r.error}"
+    try:
+        phrase = " " + HTTPStatus(r.status).phrase
+    except ValueError:
+        phrase = ""
+    took = f"{r.duration_ms:.0f} ms" if r.duration_ms >= 1 else "<1 ms"
+    return f"{r.status}{phrase} in {took}"
+
+
 def check_html(check: Check) -> str:
     """The detail pane for one check: what was seen, each finding (what the server did, what
     Okta does, the fix), then every request and answer (already redacted by the runner)."""
@@ -151,14 +170,14 @@ def check_html(check: Check) -> str:
     for i, r in enumerate(check.requests, 1):
         head = [f"{r.method} {r.url}"] + [f"{k}: {v}" for k, v in r.headers.items()]
         sent = "\n".join(head) + ("\n\n" + _pretty(r.body) if r.body else "")
-        answer = f"{r.status} in {r.duration_ms:.0f} ms" if r.status else f"no answer: {r.error}"
-        answer_colour = theme.status_color(r.status).name()
         out.append(
-            f"<p style='margin-bottom:0'><b>{i}.</b> <b>{e(r.method)}</b> "
-            f"→ <b style='color:{answer_colour}'>{e(answer)}</b></p>"
+            f"<p style='margin-bottom:0'><b>{i}. {e(r.method)} {e(_target(r.url))}</b> → "
+            f"<b style='color:{theme.status_color(r.status).name()}'>{e(_answer(r))}</b></p>"
             f"<pre>{e(sent)}</pre>"
-            + (f"<pre>{e(_pretty(r.response_body))}</pre>" if r.response_body else "")
         )
+        if r.status:
+            body = _pretty(r.response_body) if r.response_body else "(empty body)"
+            out.append(f"<p style='margin:0'><i>Answer</i></p><pre>{e(body)}</pre>")
     return "".join(out)
 
 
@@ -187,8 +206,10 @@ class CheckDialog(QDialog):
         intro = QLabel(
             "Runs Okta's tests (its SPEC suite, the user lifecycle, group push, entitlements) "
             "against a SCIM server and says what Okta does with each wrong answer. The checks "
-            "create users and groups named <code>scim-desktop-check-…</code> and delete them "
-            "at the end."
+            "create users and groups named "
+            # Non-breaking hyphens: Qt's labels wrap at "-" even inside nowrap.
+            "<code>scim&#8209;desktop&#8209;check&#8209;…</code> and delete them at "
+            "the end."
         )
         intro.setWordWrap(True)
         layout.addWidget(intro)
@@ -205,7 +226,7 @@ class CheckDialog(QDialog):
         run_row.addWidget(self.cancel_button)
         self.progress = QProgressBar()
         self.progress.setFormat("%v of %m checks")
-        self.progress.setValue(0)
+        self._reset_progress()
         run_row.addWidget(self.progress, 1)
         layout.addLayout(run_row)
         self.message = QLabel()  # the run's state, or why it could not run
@@ -228,19 +249,21 @@ class CheckDialog(QDialog):
         head.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         head.setSectionResizeMode(2, QHeaderView.ResizeMode.Interactive)
         head.setStretchLastSection(True)
-        self.table.setColumnWidth(2, 300)
+        self.table.setColumnWidth(2, 320)
         self.table.itemSelectionChanged.connect(self._show_selected)
         split.addWidget(self.table)
         self.detail = QTextBrowser()
         self.detail.setOpenLinks(False)
         self.detail.document().setDefaultStyleSheet(
-            "pre { font-family: monospace; font-size: small; } h4 { margin-bottom: 2px; }"
+            # pre-wrap: a long URL or body wraps instead of scrolling sideways.
+            "pre { font-family: monospace; font-size: small; white-space: pre-wrap; }"
+            " h4 { margin-bottom: 2px; }"
         )
         self.detail.setPlaceholderText("Click a check to see its requests and answers.")
         split.addWidget(self.detail)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
-        split.setSizes([700, 500])
+        split.setSizes([680, 540])
         layout.addWidget(split, 1)
 
         bottom = QHBoxLayout()
@@ -315,9 +338,11 @@ class CheckDialog(QDialog):
         header_row.addWidget(self.header_value, 2)
         self.cred_pages.addWidget(header)
         self.credential.currentIndexChanged.connect(self.cred_pages.setCurrentIndex)
+        self.credential.currentIndexChanged.connect(lambda i: self.show_secrets.setVisible(i > 0))
         cred_row.addWidget(self.cred_pages, 1)
         self.show_secrets = QCheckBox("Show")
         self.show_secrets.toggled.connect(self._set_secrets_shown)
+        self.show_secrets.hide()  # "None" has no secret
         cred_row.addWidget(self.show_secrets)
         form.addRow("Credential", cred_row)
 
@@ -327,6 +352,7 @@ class CheckDialog(QDialog):
             box_ = QCheckBox(suite)
             box_.setChecked(True)
             box_.setToolTip(_SUITE_TIPS[suite])
+            box_.toggled.connect(self._reset_progress)
             suites_row.addWidget(box_)
             self.suite_boxes[suite] = box_
         suites_row.addStretch(1)
@@ -350,6 +376,14 @@ class CheckDialog(QDialog):
         insecure_row.addWidget(self.insecure_warning, 1)
         form.addRow("TLS", insecure_row)
         return box
+
+    def _reset_progress(self, *_: object) -> None:
+        """Between runs the bar shows how many checks the chosen suites hold."""
+        if self.running:
+            return
+        expected = sum(EXPECTED_CHECKS[s] for s, box in self.suite_boxes.items() if box.isChecked())
+        self.progress.setRange(0, max(1, expected))
+        self.progress.setValue(0)
 
     def _secret_field(self, placeholder: str) -> QLineEdit:
         field = QLineEdit()
@@ -568,6 +602,11 @@ class CheckDialog(QDialog):
         first_fail = next((i for i, c in enumerate(report.checks) if c.status == "fail"), None)
         if first_fail is not None and not self.table.selectionModel().hasSelection():
             self.table.selectRow(first_fail)
+            # Centred: the checks around it (what passed before it) stay in view.
+            self.table.scrollTo(
+                self.table.model().index(first_fail, 0),
+                QAbstractItemView.ScrollHint.PositionAtCenter,
+            )
 
     def _on_failed(self, message: str, report: Report) -> None:
         self._end(report if report.checks else None)
@@ -579,7 +618,11 @@ class CheckDialog(QDialog):
             thread.join(5)  # it has returned (this is its last word); joined for tidiness
         self.report = report
         if report is not None:
-            lines = [f"<b>{html.escape(report.summary())}</b> in {report.duration_s:.1f} s"]
+            colour = status_colour("fail" if report.failed else "pass").name()
+            lines = [
+                f"<b style='color:{colour}'>{html.escape(report.summary())}</b>"
+                f" in {report.duration_s:.1f} s"
+            ]
             lines += [html.escape(line) for line in cleanup_lines(report)]
             self.summary.setText("<br>".join(lines))
         self._set_running(False)
