@@ -85,7 +85,7 @@ class ConnectionBar(QFrame):
         self.state.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.state.setMinimumWidth(96)
         row.addWidget(self.state)
-        # Mock server or "Proxy → <upstream>": which one answers Okta must never be a guess.
+        # Mock server or proxy: which one answers Okta must never be a guess.
         self.mode = QLabel()
         self.mode.setObjectName("modePill")
         self.mode.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -157,7 +157,8 @@ class ConnectionBar(QFrame):
         self.set_mode(None)
 
     def set_mode(self, upstream: UpstreamConfig | None) -> None:
-        """Mock server, or proxy to ``upstream`` (the pill shows its URL)."""
+        """Mock server, or proxy to ``upstream`` (the pill says which; its tooltip and the
+        window's proxy strip name the upstream)."""
         self._upstream = upstream
         # Short: the bar must fit a 1440-pixel window; the proxy strip below names the URL.
         self.mode.setText("Mock server" if upstream is None else "Proxy")
