@@ -19,7 +19,7 @@ from PySide6.QtCore import QSettings
 
 from scim_desktop.check import EXPECTED_CHECKS, SUITES
 from scim_desktop.check.runner import PREFIX
-from scim_desktop.config import AuthConfig, ServerConfig, UpstreamConfig
+from scim_desktop.config import AuthConfig, ServerConfig, TlsConfig, UpstreamConfig
 from scim_desktop.core.catalog import parse_catalog
 from scim_desktop.core.faults import parse_fault_spec
 from scim_desktop.gui.widgets.check_dialog import CREDENTIALS, CheckDialog, status_colour
@@ -38,11 +38,13 @@ RUN_TIMEOUT_MS = 120_000
 def make_window(qtbot, tmp_path: Path) -> Iterator[Callable[..., MainWindow]]:
     windows: list[MainWindow] = []
 
-    def make(*faults: str, upstream: UpstreamConfig | None = None) -> MainWindow:
+    def make(*faults: str, upstream: UpstreamConfig | None = None, tls: bool = False) -> MainWindow:
+        db_path = tmp_path / f"window{len(windows)}.json"
         config = ServerConfig(
             port=0,
-            db_path=tmp_path / f"window{len(windows)}.json",
+            db_path=db_path,
             auth=AuthConfig("bearer", token=TOKEN),
+            tls=TlsConfig.generated_for(db_path) if tls else None,
             faults=tuple(parse_fault_spec(f) for f in faults),
             upstream=upstream,
         )
@@ -259,17 +261,49 @@ def test_closing_mid_run_waits_for_cleanup_without_freezing(
     dialog.run_button.click()
     qtbot.waitUntil(lambda: dialog.table.rowCount() >= 14, timeout=RUN_TIMEOUT_MS)
     dialog.close()
-    # Still open while the runner cleans up on its thread; the GUI keeps turning meanwhile.
+    # close() returned at once (no wait on the GUI thread): the dialog is still open and the
+    # run still going while the runner cleans up on its thread.
     assert dialog.isVisible() and dialog.running
     assert "Cleaning up" in dialog.message.text()
-    ticks: list[int] = []
-    timer_id = win.startTimer(20)
-    win.timerEvent = lambda _e: ticks.append(1)  # type: ignore[method-assign]
     qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=RUN_TIMEOUT_MS)
-    win.killTimer(timer_id)
-    assert ticks, "the event loop did not turn while the check cleaned up"
     assert not dialog.running and dialog.report is not None and dialog.report.interrupted
     assert leftovers(qtbot, win.controller.server.base_url) == []
+
+
+def test_closing_the_window_mid_run_cancels_the_check(
+    qtbot, make_window: Callable[..., MainWindow]
+) -> None:
+    win = make_window("latency_ms=300,method=PATCH")
+    dialog = open_dialog(win)
+    dialog.own_button.click()
+    dialog.run_button.click()
+    qtbot.waitUntil(lambda: dialog.table.rowCount() >= 14, timeout=RUN_TIMEOUT_MS)
+    thread, cancel = dialog._thread, dialog._cancel
+    assert thread is not None and not cancel.is_set()
+    win.close()  # stops the server too: what is left of the run ends quickly
+    assert cancel.is_set()
+    qtbot.waitUntil(lambda: not thread.is_alive(), timeout=RUN_TIMEOUT_MS)
+
+
+def test_own_https_server_is_checked_without_verifying_its_certificate(
+    qtbot, make_window: Callable[..., MainWindow]
+) -> None:
+    win = make_window(tls=True)
+    dialog = open_dialog(win)
+    assert dialog.insecure_warning.isHidden()
+    dialog.own_button.click()
+    assert dialog.url.text().startswith("https://127.0.0.1:")
+    # The window's certificate is self-signed: one click turns verification off, warned.
+    assert dialog.insecure.isChecked() and not dialog.insecure_warning.isHidden()
+    for suite, box in dialog.suite_boxes.items():
+        box.setChecked(suite == "spec")
+    run_to_end(qtbot, dialog)
+    assert [r[0] for r in rows(dialog)] == ["PASS"] * EXPECTED_CHECKS["spec"]
+    # Verified against the system store, the same certificate is refused: one clear line.
+    dialog.insecure.setChecked(False)
+    run_to_end(qtbot, dialog)
+    assert "CERTIFICATE_VERIFY_FAILED" in dialog.message.text()
+    assert dialog.table.rowCount() == 0
 
 
 def test_an_unreachable_server_is_a_clear_message(qtbot, make_window) -> None:
