@@ -194,7 +194,6 @@ class CheckDialog(QDialog):
         self.report: Report | None = None
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
-        self._expected = 0
         self._close_when_done = False
         self.relay = CheckRelay(self)
         queued = Qt.ConnectionType.QueuedConnection
@@ -529,9 +528,7 @@ class CheckDialog(QDialog):
         self.table.setRowCount(0)
         self.detail.clear()
         self.report = None
-        self._expected = sum(EXPECTED_CHECKS[s] for s in options.suites)
-        self.progress.setRange(0, self._expected)
-        self.progress.setValue(0)
+        self._reset_progress()
         self.summary.setText("")
         self._cancel = threading.Event()
         relay = self.relay
@@ -585,13 +582,14 @@ class CheckDialog(QDialog):
         if done > self.progress.maximum():
             self.progress.setMaximum(done)
         self.progress.setValue(done)
-        if self.table.selectionModel().hasSelection() is False:
+        if not self.table.selectionModel().hasSelection():
             self.table.scrollToBottom()
 
     def _on_finished(self, report: Report) -> None:
         self._end(report)
         if report.interrupted:
-            self.say("Cancelled: the checks left were not run; what was created is cleaned up.")
+            # What cleanup did (or could not do) is in the summary's cleanup lines.
+            self.say("Cancelled: the checks left were not run.")
         else:
             self.message.hide()
         # A whole run reaches the end of the bar (a server without Okta's entitlement types
