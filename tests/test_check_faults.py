@@ -138,6 +138,9 @@ def test_an_empty_201_to_creates_fails_create_user(faulty: Callable[..., ServerT
     assert (read.status, read.detail) == ("skip", "the create returned no user id")
     spec_create = next(c for c in report.checks if c.name.startswith("SPEC  5"))
     assert spec_create.status == "fail" and "Runscope" in spec_create.okta_effect
+    # Runscope's rule, said by the problem itself (core/okta_expect's source "runscope").
+    assert {f.source for f in spec_create.findings} == {"spec"}
+    assert spec_create.okta_effect.startswith("[Runscope SPEC test] Okta's SPEC test suite fails")
     # The server stored the users it answered empty for: cleanup found them by name.
     assert leftovers(server.base_url) == []
 
@@ -239,10 +242,45 @@ def test_string_total_results_are_okta_client_strictness(
     walk = checks["import users (count=100 pages to totalResults)"]
     assert walk.status == "fail" and "not a JSON integer" in walk.detail
     assert "the user import fails" in walk.okta_effect
+    # The import is Okta's client's own step: its rule, without the SPEC test's words.
+    assert walk.findings[0].source == "strict" and walk.findings[0].effect == "fails"
+    assert "Runscope's SPEC test" not in walk.okta_effect
     existence = checks["existence check before create (userName eq, absent)"]
     assert existence.status == "fail" and "the user's create task fails" in existence.okta_effect
     # Statuses and the rest were right: the creates passed.
     assert checks["create user (POST /Users)"].status == "pass"
+    assert leftovers(server.base_url) == []
+
+
+def _string_active(
+    method: str, path: str, sent: bytes, status: int, body: bytes
+) -> tuple[int, bytes]:
+    """Every boolean active answered as the string "true" / "false"."""
+    text = body.decode()
+    for value in ("true", "false"):
+        text = text.replace(f'"active":{value}', f'"active":"{value}"')
+        text = text.replace(f'"active": {value}', f'"active": "{value}"')
+    return status, text.encode()
+
+
+def test_string_active_is_okta_client_strictness_not_a_spec_failure(
+    proxy: Callable[[Rewrite], RewritingProxy], server: ServerThread
+) -> None:
+    upstream = proxy(_string_active)
+    report = run(upstream.base_url, "spec")
+    spec_create = next(c for c in report.checks if c.name.startswith("SPEC  5"))
+    assert spec_create.status == "fail"
+    assert spec_create.detail == 'active is "true", not a JSON boolean'
+    finding = spec_create.findings[0]
+    # Runscope does not check the type; Okta's client misreads it: data says which.
+    assert (finding.source, finding.effect) == ("strict", "ignored")
+    assert spec_create.okta_effect.startswith(
+        "[Okta's client, stricter than Runscope] Runscope's SPEC test does not check JSON types"
+    )
+    assert "misreads whether the user is active" in spec_create.okta_effect
+    # The SPEC test's own checks (statuses, Error bodies) still pass: only types differ.
+    unknown = next(c for c in report.checks if c.name.startswith("SPEC  4"))
+    assert unknown.status == "pass"
     assert leftovers(server.base_url) == []
 
 

@@ -11,7 +11,6 @@ cancelled or interrupted run skips the checks left and still cleans up.
 from __future__ import annotations
 
 import base64
-import re
 import secrets
 import ssl
 import threading
@@ -47,9 +46,6 @@ PREFIX = "scim-desktop-check-"
 #: the checker waits at most this long each time (Okta itself waits up to minutes).
 MAX_RETRIES = 3
 MAX_RETRY_WAIT_S = 10.0
-
-_STRICT = re.compile(r"not a JSON (integer|boolean)")
-_CLIENT_WOULD = re.compile(r"\(Okta's own client would: (.*)\)$")
 
 
 class Unreachable(Exception):
@@ -410,21 +406,15 @@ def _found(client: OktaSimulator, path: str, attr: str, name: str) -> dict[str, 
 
 
 def _finding(problem: Problem, spec: bool) -> Finding:
-    """A Problem of core/okta_expect as a report finding, saying whose rule it is. A JSON type
-    the Runscope SPEC test does not look at is Okta's provisioning client's rule, stricter."""
-    if _STRICT.search(problem.what):
-        client = _CLIENT_WOULD.search(problem.okta_effect)
-        effect = client.group(1) if client else problem.okta_effect
-        return Finding(
-            problem.what,
-            f"Runscope's SPEC test does not check JSON types, but Okta's client does: {effect}",
-            problem.fix,
-            # core/okta_expect: a string number fails Okta's task, a string active is misread.
-            "ignored" if "boolean" in problem.what else "fails",
-            "strict",
-        )
-    source = "spec" if spec else "okta"
+    """A Problem of core/okta_expect as a report finding, saying whose rule it is: the
+    problem's own ``source`` (a Runscope assertion, or Okta's client where it is stricter than
+    Runscope); otherwise Okta's client, or the SPEC test for a check of that suite."""
+    source = _FINDING_SOURCE.get(problem.source, "spec" if spec else "okta")
     return Finding(problem.what, problem.okta_effect, problem.fix, problem.effect, source)
+
+
+#: A Problem's source (core/okta_expect_answers.Source) as a Finding's, where it decides it.
+_FINDING_SOURCE = {"runscope": "spec", "strict": "strict"}
 
 
 #: How a finding's source is named in a report line.

@@ -25,6 +25,7 @@ Pure: no I/O, no clock, no state.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -34,6 +35,7 @@ from scim_desktop.core.okta_common import _eq_value, _int, _q
 from scim_desktop.core.okta_expect_answers import (
     Effect,
     Problem,
+    Source,
     _active_type,
     _created,
     _detail,
@@ -55,7 +57,7 @@ from scim_desktop.core.okta_steps import MAX_ATTEMPTS, OKTA_TIMEOUT_S, SPEC_UNKN
 from scim_desktop.core.paths import ci_get
 from scim_desktop.core.schemas import LIST_RESPONSE_SCHEMA
 
-__all__ = ["EFFECT_TEXT", "Effect", "Problem", "expect", "is_failure"]
+__all__ = ["EFFECT_TEXT", "Effect", "Problem", "Source", "expect", "is_failure"]
 
 #: A few words per effect, for a column or a badge.
 EFFECT_TEXT: dict[str, str] = {
@@ -351,6 +353,7 @@ def _list_problems(step: str, query: dict[str, str], status: int, body: Any) -> 
                     f"{name} is {_shown(value)}, not a JSON integer",
                     f"Okta's client reads {name} as a JSON integer: {task}",
                     f"Send {name} as a number, not a string (RFC 7644 §3.4.2).",
+                    source="strict",
                 )
             )
     resources = ci_get(body, "Resources")
@@ -479,8 +482,10 @@ def _spec(
     duplicate: bool,
     duration_s: float | None,
 ) -> list[Problem]:
-    """Okta's SPEC test (OKTA.md, "Okta's own test suites"). Every problem is ``tooling``: the
-    suite fails, Okta's provisioning client is not involved."""
+    """Okta's SPEC test (OKTA.md, "Okta's own test suites"). Its assertions are ``tooling``
+    problems of ``source="runscope"``: the suite fails, Okta's provisioning client is not
+    involved; a JSON type it does not check but Okta's client does keeps ``source="strict"``
+    and the client's effect (issue 15: "say which is which")."""
     problems: list[Problem] = []
     found = _COLLECTION.search(path)
     kind = found.group(1).lower() if found else ""
@@ -556,10 +561,20 @@ def _spec_problem(what: str) -> Problem:
         what,
         "Okta's SPEC test suite (Runscope) fails this step, which the OIN submission needs",
         "Answer as OKTA.md's SPEC test steps say (status and SCIM Error bodies).",
+        source="runscope",
     )
 
 
 def _as_spec(problem: Problem) -> Problem:
+    """A problem of Okta's client met in a SPEC answer. A JSON type (``source="strict"``) is
+    not one the Runscope suite checks: it stays the client's problem, with its effect; the rest
+    fail the SPEC step."""
+    if problem.source == "strict":
+        return replace(
+            problem,
+            okta_effect="Runscope's SPEC test does not check JSON types, but Okta's client "
+            "does: " + problem.okta_effect,
+        )
     return Problem(
         "tooling",
         problem.what,
@@ -567,4 +582,5 @@ def _as_spec(problem: Problem) -> Problem:
         + problem.okta_effect
         + ")",
         problem.fix,
+        source="runscope",
     )

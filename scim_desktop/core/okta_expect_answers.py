@@ -22,6 +22,12 @@ from scim_desktop.core.paths import ci_get
 #: tooling: allowed by the RFC or coped with by Okta's client, but Okta's test suites (Runscope
 #: SPEC / CRUD) or the OIN review flag it.
 Effect = Literal["fails", "retries", "ignored", "tooling"]
+#: Whose rule a problem is. okta: Okta's (its provisioning client; for a ``tooling`` effect, its
+#: test suites and the OIN review); runscope: an assertion of Okta's Runscope SPEC test suite;
+#: strict: Okta's provisioning client where it is stricter than the Runscope suites (a JSON type
+#: they do not check: integer totalResults / itemsPerPage / startIndex, boolean active; issue
+#: 15), so in a SPEC answer it stays the client's problem instead of a SPEC failure.
+Source = Literal["okta", "strict", "runscope"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +38,7 @@ class Problem:
     what: str  # what the server answered
     okta_effect: str  # what Okta does with it
     fix: str  # how to fix the server
+    source: Source = "okta"  # whose rule it is
 
 
 #: Reads whose answer Okta uses for what it sends next (the full PUT after a read).
@@ -129,6 +136,7 @@ def _active_type(resource: Any) -> list[Problem]:
             "Okta's client reads active as a boolean: it misreads whether the user is active "
             "(and imports users it should skip)",
             "Send active as true or false (RFC 7643 §4.1.1).",
+            source="strict",
         )
     ]
 

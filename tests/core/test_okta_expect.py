@@ -452,6 +452,40 @@ def test_spec_steps_without_the_classifier_judge_what_the_request_shows() -> Non
     assert only(dup).what == "Expected 409, got 201"
 
 
+def test_spec_answers_say_whose_rule_each_problem_is() -> None:
+    """Issue 15: Runscope's SPEC test checks statuses and Error bodies, not JSON types; Okta's
+    client reads totalResults as an integer and active as a boolean. A SPEC answer's problem
+    says which, as data (``source``), and the client's problem keeps the client's effect."""
+    listed = list_response([jane()])
+    listed["totalResults"] = "1"
+    users = {"path": "/scim/v2/Users", "query": "count=1&startIndex=1"}
+    p = only(one("spec_test", "GET", 200, listed, **users))
+    assert p.source == "strict" and p.effect == "fails"
+    assert p.what == 'totalResults is "1", not a JSON integer'
+    assert p.okta_effect.startswith("Runscope's SPEC test does not check JSON types, but Okta's")
+    assert p.okta_effect.endswith(
+        "Okta's client reads totalResults as a JSON integer: the task fails"
+    )
+    # A string active in the created user: misread by the client (ignored), not a SPEC failure.
+    p = only(one("spec_test", "POST", 201, {**jane(), "active": "true"}, path="/scim/v2/Users"))
+    assert (p.source, p.effect) == ("strict", "ignored") and "not a JSON boolean" in p.what
+    # Runscope's own assertions: a status, an Error body, a list that is no ListResponse.
+    p = only(one("spec_test", "GET", 404, "Not Found", path="/scim/v2/Users/00919288221112222"))
+    assert (p.source, p.effect) == ("runscope", "tooling")
+    p = only(one("spec_test", "GET", 200, [jane()], **users))
+    assert (p.source, p.effect) == ("runscope", "tooling")
+    assert "Okta's SPEC test suite fails this step (Okta's own client would: " in p.okta_effect
+    # Outside the SPEC test the same JSON type is the client's rule with its plain effect.
+    p = only(one("import_users", "GET", 200, listed, query="startIndex=1&count=100"))
+    assert (p.source, p.effect) == ("strict", "fails")
+    assert (
+        p.okta_effect == "Okta's client reads totalResults as a JSON integer: the user import fails"
+    )
+    # Everything else is Okta's (the default), as every other caller builds it.
+    assert only(one("create_user", "POST", 500)).source == "okta"
+    assert Problem("fails", "w", "e", "f").source == "okta"
+
+
 def test_nothing_expected_of_requests_okta_never_sends() -> None:
     assert one("not_okta", "DELETE", 500) == []
     assert one(None, "GET", 404) == []
