@@ -2,6 +2,7 @@
 
     python tests/benchmarks/bench_server.py [--users N] [--seconds S] [--concurrency C]
                                             [--compare] [--scale] [--gzip]
+                                            [--proxy [--proxy-upstream scim2|ours|both]]
 
 Starts ``python -m scim_desktop serve`` on 127.0.0.1 (a free port, a temporary database) and
 drives it with C concurrent keep-alive HTTP/1.1 clients (asyncio protocols in this process;
@@ -1065,6 +1066,10 @@ def scale_table(base: Sequence[Result], scale: Sequence[Result], big: int, users
 
 async def amain(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
+    if args.proxy:
+        await proxy_main(args)
+        print(f"Total run time: {time.perf_counter() - t0:.1f} s")
+        return
     results: list[Result] = []
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="scim-bench-") as tmp_name:
@@ -1120,6 +1125,31 @@ async def amain(args: argparse.Namespace) -> None:
     print(f"Total run time: {time.perf_counter() - t0:.1f} s")
 
 
+async def proxy_main(args: argparse.Namespace) -> None:
+    """--proxy: the proxy vs the same upstream directly (tests/benchmarks/bench_proxy.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_proxy
+
+    with tempfile.TemporaryDirectory(prefix="scim-bench-proxy-") as tmp_name:
+        results = await bench_proxy.run(sys.modules[__name__], args, Path(tmp_name))
+    print()
+    print(
+        f"SCIM Desktop proxy benchmark: upstream seeded with {args.users:,} users, "
+        f"{args.seconds:g} s per workload, {args.concurrency} keep-alive clients and 1, "
+        f"loopback, {os.cpu_count()} cores, Python {sys.version.split()[0]}; scim2-server "
+        f"{_version('scim2-server')} under uvicorn {_version('uvicorn')} ({args.scim2_http})"
+    )
+    print(table(results))
+    print()
+    print(bench_proxy.verdicts(results))
+    busy = [r.other_cpu for r in results if r.other_cpu is not None]
+    if busy and statistics.mean(busy) > 0.25:
+        print(
+            f"NOTE: other processes (through the proxy: the upstream too) used "
+            f"{statistics.mean(busy) * 100:.0f}% of a core on average while this ran."
+        )
+
+
 def _version(dist: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -1141,6 +1171,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--scale", action="store_true", help="also run ours at 100,000 users")
     p.add_argument("--scale-users", type=int, default=100_000, help=argparse.SUPPRESS)
     p.add_argument("--gzip", action="store_true", help="send Okta's Accept-Encoding: gzip")
+    p.add_argument(
+        "--proxy",
+        action="store_true",
+        help="only the proxy benchmark: create / GET by id / filter through scim-desktop proxy "
+        "vs the same upstream directly (tests/benchmarks/bench_proxy.py)",
+    )
+    p.add_argument(
+        "--proxy-upstream",
+        default="both",
+        choices=("scim2", "ours", "both"),
+        help="with --proxy: the upstream(s) to put the proxy in front of",
+    )
     p.add_argument(
         "--catalog-values",
         type=int,
