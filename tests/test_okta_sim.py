@@ -124,10 +124,9 @@ def wait_for_records(sink: RecordingSink, count: int) -> list[RequestRecord]:
 
 
 #: What traffic can never prove (OKTA.md: suspending a user or unlinking a group with "keep"
-#: sends nothing; rename off, push by rule and profile sourcing are settings in Okta; counts and
-#: empty values are compared by a person).
+#: sends nothing; rename off, push by rule and profile sourcing are settings in Okta; counts
+#: are compared by a person). Pushing an empty value is proved: the demo's PUT leaves title out.
 MANUAL_ONLY = {
-    "push_empty_values",
     "suspend_user",
     "import_counts_match",
     "profile_sourcing",
@@ -174,6 +173,11 @@ def test_a_simulated_session_covers_every_item_traffic_can_prove(
     assert [e.status for e in empty] == [200]
     deleted = [r for r in records if r.okta_step == "push_group_delete"]
     assert [r.status for r in deleted] == [204]
+    # The emptied title: the read, then the PUT leaving it out, answered without it.
+    emptied = by_id["push_empty_values"].evidence
+    assert [(e.method, e.status, e.label) for e in emptied] == [
+        ("PUT", 200, "Push empty values (PUT)")
+    ]
 
 
 def test_without_a_catalog_only_manual_and_entitlement_items_stay_open(

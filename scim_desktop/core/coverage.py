@@ -188,12 +188,13 @@ ITEMS: tuple[Item, ...] = (
         "password_sync_patch",
         "password_sync_put",
     ),
+    # "Okta's own test suites": the OIN QA plan's "push empty values".
     _item(
         "push_empty_values",
         "Push empty values",
-        "a profile update that clears attributes; check the app kept them empty",
-        "the cleared attributes empty in the app afterwards",
-        manual=True,
+        "a full PUT after the read that leaves out (or empties) an attribute the user had",
+        "200 with the resource no longer showing the emptied attributes",
+        "push_empty_values_put",
     ),
     _item(
         "suspend_user",

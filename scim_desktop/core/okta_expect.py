@@ -93,6 +93,7 @@ _USER_STEPS = frozenset(
         "link_user_put",
         "update_user_put",
         "update_user_patch",
+        "push_empty_values_put",
         "deactivate_user_patch",
         "reactivate_user_patch",
         "deactivate_user_put",

@@ -125,6 +125,42 @@ def _ids(values: Any) -> set[str]:
     return out
 
 
+#: Attributes never Okta's to push or empty: the server's (RFC 7643 §3.1, §4.1.2: id, meta and
+#: groups are readOnly; password is never returned), and roles / entitlements, which a PUT
+#: grants and revokes (OKTA.md, "Entitlements, roles and custom attributes").
+_NOT_PUSHED = frozenset({"id", "meta", "schemas", "password", "groups", "roles", "entitlements"})
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def emptied_attrs(held: Any, sent: Any) -> list[str]:
+    """The attributes (and sub-attributes of complex ones, ``name.middleName``) that ``held``
+    has a value for and a full-object PUT body ``sent`` leaves out or sends empty (null, "",
+    [], {}): how Okta pushes an emptied profile attribute (the OIN QA plan's "push empty
+    values"; RFC 7644 §3.5.1: a PUT replaces the resource). Booleans have no empty value and
+    are not counted (Okta sends active on every PUT). ``[]`` unless both are objects."""
+    if not isinstance(held, dict) or not isinstance(sent, dict):
+        return []
+    new = {k.lower(): v for k, v in sent.items()}
+    out: list[str] = []
+    for key, value in held.items():
+        if key.lower() in _NOT_PUSHED or _empty(value) or isinstance(value, bool):
+            continue
+        got = new.get(key.lower())
+        if _empty(got):
+            out.append(key)
+        elif isinstance(value, dict) and isinstance(got, dict):
+            sub = {k.lower(): v for k, v in got.items()}
+            out += [
+                f"{key}.{k}"
+                for k, v in value.items()
+                if not _empty(v) and not isinstance(v, bool) and _empty(sub.get(k.lower()))
+            ]
+    return out
+
+
 def _active_type(resource: Any) -> list[Problem]:
     active = ci_get(resource, "active")
     if active is None or isinstance(active, bool):
@@ -291,7 +327,28 @@ def _user_answer(
         problems.append(_password_echoed())
     if step in ("grant_entitlement", "revoke_entitlement"):
         problems += _grant_shown(step, request_body, body)
+    if step == "push_empty_values_put":
+        problems += _still_shown(request_body, body)
     return problems
+
+
+def _still_shown(request_body: str, body: Any) -> list[Problem]:
+    """A PUT that empties attributes must leave them empty in the answer (the OIN QA plan's
+    "push empty values": the attribute is empty in the app afterwards)."""
+    kept = emptied_attrs(body, _json(request_body))
+    if not kept:
+        return []
+    listed = ", ".join(kept[:5]) + (" …" if len(kept) > 5 else "")
+    return [
+        Problem(
+            "ignored",
+            f"the answer still shows {listed}, which the PUT left out or sent empty",
+            "Okta records the attribute as emptied but the app keeps the old value: the two "
+            'profiles differ, and the OIN test plan\'s "push empty values" fails',
+            "Treat a PUT as replacing the whole user (RFC 7644 §3.5.1): clear the attributes it "
+            'leaves out or sends empty (null, "", []).',
+        )
+    ]
 
 
 def _grant_shown(step: str, request_body: str, body: Any) -> list[Problem]:

@@ -84,6 +84,14 @@ STEPS: dict[str, tuple[str, str]] = {
         "Okta pushes a profile change for {who} as a full-object PUT after reading the user; it "
         "expects 200 with the updated resource.",
     ),
+    # OKTA.md, "Okta's own test suites": the OIN QA plan's "push empty values".
+    "push_empty_values_put": (
+        "Push empty values (PUT)",
+        "Okta pushes a profile change that empties {emptied} of {who}: after reading the user "
+        "it PUTs the whole object leaving {it} out (or sending {it} empty); it expects 200 with "
+        'the resource no longer showing {it} (the OIN test plan\'s "push empty values": the '
+        "attribute must be empty in the app afterwards).",
+    ),
     "update_user_patch": (
         "Update user (PATCH, not usual for Okta)",
         "A PATCH changing {attrs} of {who}: Okta's catalog template apps use PATCH only to "

@@ -1,6 +1,7 @@
 """Okta insight for /Users: the test-credentials call, existence check, create, link, read,
 profile update, (de|re)activation, password sync and import pages (OKTA.md, "User
-lifecycle", "Two kinds of Okta app", "Import users").
+lifecycle", "Two kinds of Okta app", "Import users"), and a PUT that empties attributes (the OIN
+test plan's "push empty values").
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from scim_desktop.core.okta_common import (
     _Target,
 )
 from scim_desktop.core.okta_entitlements import _EntitlementSteps
+from scim_desktop.core.okta_expect_answers import emptied_attrs
 from scim_desktop.core.okta_steps import (
     TEST_CREDENTIALS_MAX_COUNT,
     OktaRequest,
@@ -125,9 +127,23 @@ class _UserSteps(_EntitlementSteps):
             return grant
         if password:
             return _make("password_sync_put", note, who=who)
+        emptied = emptied_attrs(before, body)
+        if emptied:
+            # The OIN test plan's "push empty values": what the user held, the PUT leaves out.
+            also = [c for c in _changed_attrs(before, body) if c not in emptied]
+            notes = [note] if note else []
+            if also:
+                notes.append(f"It also changes {_listed(also)}.")
+            return _make(
+                "push_empty_values_put",
+                " ".join(notes),
+                who=who,
+                emptied=_listed(emptied),
+                it="it" if len(emptied) == 1 else "them",
+            )
         changed = _changed_attrs(before, body)
         if changed:
-            note = f"Changed: {', '.join(changed[:6])}{' …' if len(changed) > 6 else ''}."
+            note = f"Changed: {_listed(changed)}."
         elif before is None and not note:
             note = "No earlier read of this user was seen (Okta reads before it PUTs)."
         return _make("update_user_put", note, who=who)
@@ -176,6 +192,11 @@ class _UserSteps(_EntitlementSteps):
         if grant is not None:
             return grant
         return _make("update_user_patch", attrs=", ".join(others[:5]) or "nothing", who=who)
+
+
+def _listed(names: list[str]) -> str:
+    """At most six attribute names, for an explanation."""
+    return ", ".join(names[:6]) + (" …" if len(names) > 6 else "")
 
 
 def _changed_attrs(before: dict[str, Any] | None, after: Any) -> list[str]:

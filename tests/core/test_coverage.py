@@ -37,6 +37,7 @@ from tests.core.test_okta import (  # noqa: F401
     list_response,
     okta,
     password_sync_patch_flow,
+    push_empty_values_flow,
     push_now_empty_flow,
     push_now_flow,
     rate_limited_create_flow,
@@ -108,6 +109,7 @@ FLOWS: dict[str, set[str]] = {
     "create_user_flow": {"existence_check", "create_user"},
     "link_existing_user_flow": {"existence_check", "link_user"},
     "update_profile_flow": {"read_user", "update_profile"},
+    "push_empty_values_flow": {"read_user", "push_empty_values"},
     "deactivate_flow": {"deactivate_user"},
     "reactivate_flow": {"reactivate_user"},
     "aiw_deactivate_flow": {"read_user", "deactivate_user"},
@@ -288,6 +290,21 @@ def test_a_wrong_answer_marks_its_item_failed(
     assert [e.record_id for e in state.evidence] == ["r1"] and not state.evidence[0].ok
 
 
+def test_an_emptied_attribute_the_app_keeps_fails_push_empty_values(
+    request: pytest.FixtureRequest,
+) -> None:
+    """Classified from the traffic (the read, then a PUT leaving title out), judged by
+    okta_expect: the answer still showing title fails the item, with Okta's effect."""
+    read, (put, status, after, _answer) = request.getfixturevalue("push_empty_values_flow")
+    kept = [read, (put, status, after, jane(title="VP Sales"))]
+    cov = feed(records(kept))
+    state = cov.state("push_empty_values")
+    assert state.status == "failed"
+    assert state.reason == "the answer still shows title, which the PUT left out or sent empty"
+    assert "the app keeps the old value" in state.evidence[0].okta_effect
+    assert statuses(cov)["read_user"] == "covered"
+
+
 def test_a_failure_stays_failed_after_later_successes_and_is_listed_first() -> None:
     cov = Coverage()
     cov.add(one("create_user", "POST", USER, 200, jane(), id="bad"))
@@ -382,7 +399,7 @@ def test_reports(request: pytest.FixtureRequest) -> None:
     assert by_id["push_group_rename"]["evidence"][0]["reason"] == "answered 500"
     assert by_id["suspend_user"]["status"] == "covered"
     assert by_id["import_users"] == {**by_id["import_users"], "status": "not_seen", "evidence": []}
-    assert summary(states) == "3 of 33 covered, 1 failed, 23 not seen, 6 manual"
+    assert summary(states) == "3 of 33 covered, 1 failed, 24 not seen, 5 manual"
 
     md = report_markdown(states, "2026-01-02 03:04:05 UTC", ("session.jsonl",))
     assert "Generated 2026-01-02 03:04:05 UTC" in md and "`session.jsonl`" in md
@@ -427,7 +444,7 @@ def test_the_html_report_is_self_contained_and_escapes_traffic(
     assert hostile in text and "a<b>.jsonl" in text  # shown as text, not markup
     assert "Generated 2026-01-02 03:04:05 UTC" in text
     assert summary(states, " · ") in text
-    assert "3 of 33 covered · 1 failed · 23 not seen · 6 manual" in text
+    assert "3 of 33 covered · 1 failed · 24 not seen · 5 manual" in text
     # Self-contained: inline style, nothing fetched.
     assert "<style>" in page and "http" not in page.replace("http-equiv", "")
     assert {i.id for i in ITEMS} <= parser.ids  # every item has its evidence section

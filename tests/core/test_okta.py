@@ -153,6 +153,17 @@ def update_profile_flow() -> list[Exchange]:
 
 
 @pytest.fixture
+def push_empty_values_flow() -> list[Exchange]:
+    # OIN QA plan (OKTA.md, "Okta's own test suites"): "push empty values". An attribute set
+    # by an earlier update is emptied in Okta: the full PUT after the read leaves it out.
+    held = jane(title="VP Sales")
+    return [
+        (okta("GET", f"/Users/{JANE_ID}"), 200, None, held),
+        (okta("PUT", f"/Users/{JANE_ID}", full_put(jane())), 200, None, jane()),
+    ]
+
+
+@pytest.fixture
 def deactivate_flow() -> list[Exchange]:
     return [(okta("PATCH", f"/Users/{JANE_ID}", DEACTIVATE), 200, None, jane(active=False))]
 
@@ -556,6 +567,48 @@ def test_update_profile(update_profile_flow: list[Exchange]) -> None:
     assert "name.givenName" in put.explanation  # what changed since the read
 
 
+def test_push_empty_values(push_empty_values_flow: list[Exchange]) -> None:
+    read, put = classify_sequence(push_empty_values_flow)
+    assert read.id == "read_user"
+    assert (put.id, put.label) == ("push_empty_values_put", "Push empty values (PUT)")
+    assert put.explanation.startswith(
+        f"Okta pushes a profile change that empties title of jane@example.com (id {JANE_ID}): "
+        "after reading the user it PUTs the whole object leaving it out (or sending it empty); "
+        "it expects 200 with the resource no longer showing it"
+    )
+
+
+def test_a_put_sending_attributes_empty_pushes_empty_values_too() -> None:
+    held = jane(
+        title="VP Sales", name={"givenName": "Jane", "middleName": "Q", "familyName": "Doe"}
+    )
+    sent = full_put(held, title="", name={"givenName": "Janet", "familyName": "Doe"}, locale=None)
+    _read, put = classify_sequence(
+        [
+            (okta("GET", f"/Users/{JANE_ID}"), 200, None, held),
+            (okta("PUT", f"/Users/{JANE_ID}", sent), 200, None, jane()),
+        ]
+    )
+    assert put.id == "push_empty_values_put"
+    assert "empties name.middleName, locale, title of jane@example.com" in put.explanation
+    assert "leaving them out (or sending them empty)" in put.explanation
+    assert put.explanation.endswith("It also changes name.givenName.")
+
+
+def test_a_put_keeping_every_attribute_is_no_push_of_empty_values() -> None:
+    """What a PUT never carries is not emptied: the server's readOnly attributes (groups, meta),
+    the password, active (a boolean has no empty value), and what was already empty."""
+    held = jane(title="", groups=[{"value": "g1"}], nickName=None)
+    sent = {k: v for k, v in full_put(held).items() if k not in ("groups", "active", "nickName")}
+    _read, put = classify_sequence(
+        [
+            (okta("GET", f"/Users/{JANE_ID}"), 200, None, held),
+            (okta("PUT", f"/Users/{JANE_ID}", sent), 200, None, held),
+        ]
+    )
+    assert put.id == "update_user_put"
+
+
 def test_deactivate_patch(deactivate_flow: list[Exchange]) -> None:
     (step,) = classify_sequence(deactivate_flow)
     assert (step.id, step.label) == ("deactivate_user_patch", "Deactivate (PATCH)")
@@ -938,6 +991,7 @@ FLOW_FIXTURES = [
     "create_user_flow",
     "link_existing_user_flow",
     "update_profile_flow",
+    "push_empty_values_flow",
     "deactivate_flow",
     "reactivate_flow",
     "aiw_deactivate_flow",

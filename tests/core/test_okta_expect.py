@@ -385,6 +385,27 @@ def test_a_dropped_connection_and_a_timeout_fail() -> None:
     assert p.effect == "fails" and "60 s" in p.okta_effect
 
 
+def test_an_emptied_attribute_still_in_the_answer_is_lost() -> None:
+    """OIN test plan, "push empty values": what the PUT leaves out or sends empty must be gone
+    from the answer; the app keeping it silently differs from Okta's profile."""
+    held = jane(title="VP Sales", name={"givenName": "Jane", "middleName": "Q"})
+    emptied = {**jane(name={"givenName": "Jane", "middleName": ""}), "nickName": None}
+    cleared = jane(name={"givenName": "Jane"})
+    assert one("push_empty_values_put", "PUT", 200, cleared, request=emptied) == []
+    p = only(one("push_empty_values_put", "PUT", 200, held, request=emptied))
+    assert p.effect == "ignored" and is_failure([p])
+    assert (
+        p.what
+        == "the answer still shows name.middleName, title, which the PUT left out or sent empty"
+    )
+    assert "the app keeps the old value" in p.okta_effect and "RFC 7644 §3.5.1" in p.fix
+    # The server's own attributes (groups, meta) and a boolean are not Okta's to empty.
+    same = jane(groups=[{"value": "g1"}])
+    assert one("push_empty_values_put", "PUT", 200, same, request=jane(active=None)) == []
+    # An update PUT is not judged that way: only the step the classifier gave says "emptied".
+    assert one("update_user_put", "PUT", 200, held, request=emptied) == []
+
+
 def test_a_grant_the_answer_does_not_show_is_lost() -> None:
     admin = {"value": "role-admin", "display": "Administrator"}
     grant = {"Operations": [{"op": "add", "path": "roles", "value": [admin]}]}
