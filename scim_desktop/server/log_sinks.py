@@ -86,7 +86,7 @@ class TextSink(_LineSink):
 
     def publish(self, event: Event) -> None:
         if isinstance(event, UpstreamStatus):
-            state = "answers again" if event.up else "is DOWN"
+            state = "is up" if event.up else "is DOWN"
             self.write_line(escape_controls(f"UPSTREAM {event.url} {state}: {event.detail}"))
             return
         if not isinstance(event, RequestRecord):

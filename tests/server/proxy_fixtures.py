@@ -62,6 +62,9 @@ class ScriptedUpstream:
     peers: set[tuple[str, int]] = field(default_factory=set)
     open_connections: int = 0
     port: int = 0
+    #: Close each connection after its answer without saying so (a keep-alive answer from a
+    #: server whose idle timeout is zero).
+    close_silently: bool = False
     _sockets: set[socket.socket] = field(default_factory=set)
     _server: http.server.ThreadingHTTPServer | None = None
 
@@ -112,6 +115,8 @@ class ScriptedUpstream:
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
+                if upstream.close_silently:
+                    self.close_connection = True
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 

@@ -553,3 +553,15 @@ def test_answers_okta_would_reject_are_flagged_in_the_record(
     assert any("not valid JSON" in p for p in garbage.okta_problems), garbage.okta_problems
     # Each line says what is wrong, then what Okta does about it.
     assert all(" — " in p for r in (check, create, patch, garbage) for p in r.okta_problems)
+
+
+def test_a_kept_alive_connection_the_upstream_closed_is_not_reused(
+    tmp_path: Path, scripted: ScriptedUpstream, sink: RecordingSink, proxies: list[ServerThread]
+) -> None:
+    scripted.close_silently = True  # answers keep-alive, then closes: every connection stale
+    proxy = start_proxy(tmp_path, UpstreamConfig(scripted.url), sink)
+    proxies.append(proxy)
+    client = ScimClient(proxy.base_url)
+    assert [client.get("/Users").status for _ in range(5)] == [200] * 5
+    assert len(scripted.seen) == 5 and len(scripted.peers) == 5  # a new connection each time
+    assert all(r.upstream_error is None for r in records(sink))
