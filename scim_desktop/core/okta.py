@@ -59,6 +59,7 @@ from scim_desktop.core.okta_entitlements import (
     _EntitlementSteps,
     grants_on_page,
 )
+from scim_desktop.core.okta_expect import Problem, reaction, timed_out
 from scim_desktop.core.okta_groups import _GroupSteps
 from scim_desktop.core.okta_retry import _RetryRules, _Throttle, retry_wait
 from scim_desktop.core.okta_spec import _SpecSteps
@@ -177,11 +178,9 @@ class OktaClassifier(_UserSteps, _GroupSteps, _SpecSteps, _EntitlementSteps, _Re
             if final.id not in ("spec_test", "not_okta", "discovery") or status == 0:
                 # What Okta does with the answer; the SPEC test's expectations were noted above.
                 notes.append(self._status_note(req, final, status, body))
-        if duration_s is not None and duration_s >= OKTA_TIMEOUT_S:
-            notes.append(
-                f"The answer took {duration_s:.0f} s: Okta closes the connection after 60 s, "
-                "so it never saw it and the task fails."
-            )
+        slow = timed_out(final.id, duration_s)
+        if slow is not None:
+            notes.append(_reaction_note(slow, 200, None))
         self._remember_request(req, final, status)
         self._history.append(Seen(now, req.method.upper(), req.path, final.id, status))
         text = " ".join(n for n in notes if n)
@@ -313,17 +312,11 @@ class OktaClassifier(_UserSteps, _GroupSteps, _SpecSteps, _EntitlementSteps, _Re
 
     # --- what Okta does with the answer --------------------------------------------------------
     def _status_note(self, req: OktaRequest, step: Step, status: int, body: Any) -> str:
+        """What Okta does with this answer. Its failures (no answer, 401, 4xx/5xx, an empty
+        201, a 204 to a (de)activation) in core/okta_expect's words, the one place they live;
+        what Okta does next after a good answer (link, create, page on) is the classifier's."""
         sid = step.id
-        method = req.method.upper()
-        detail = ci_get(body, "detail")
-        shown = f' Okta shows the admin: "{_shorten(str(detail))}".' if detail else ""
-        if status == 0:
-            return "No answer (connection closed): Okta sees a connection error and the task fails."
-        if 200 <= status < 300:
-            return self._success_note(req, step, status, body)
-        if status == 401:
-            return "401: Okta reports the credentials as invalid." + shown
-        if sid in ENTITLEMENT_STEPS:
+        if status not in (0, 401) and status >= 300 and sid in ENTITLEMENT_STEPS:
             note = self._entitlement_error_note(req, step, status, body)
             if note:
                 return note
@@ -332,33 +325,16 @@ class OktaClassifier(_UserSteps, _GroupSteps, _SpecSteps, _EntitlementSteps, _Re
                 "404 is tolerated here as 'not found' (200 with totalResults 0 is expected): "
                 "Okta creates the user next."
             )
-        if status == 409 and sid == "create_user":
-            return (
-                "409: the userName already exists, so the task fails; the existence check "
-                "should have found the user (Okta would then have linked to it)." + shown
-            )
-        if status == 501 and method == "PATCH":
-            return "501: the task fails; Okta does not fall back to PUT." + shown
-        if status >= 500:
-            return (
-                f"{status}: Okta documents no automatic retry for 5xx; the task fails and an "
-                "admin must retry it." + shown
-            )
-        if status >= 400:
-            return f"{status}: the task fails." + shown
+        problem = reaction(sid, req.method, status, body)
+        if problem is not None:
+            return _reaction_note(problem, status, body)
+        if 200 <= status < 300:
+            return self._success_note(req, step, status, body)
         return ""
 
     def _success_note(self, req: OktaRequest, step: Step, status: int, body: Any) -> str:
         sid = step.id
         total = ci_get(body, "totalResults")
-        if sid == "create_user":
-            if not isinstance(body, dict) or not ci_get(body, "id"):
-                # OKTA.md, Create step 2.
-                return (
-                    f"The {status} carries no resource with an id: Okta fails the task with "
-                    '"Create new user returned empty user".'
-                )
-            return ""
         if sid == "create_user_existence_check" and isinstance(total, int):
             if total == 0:
                 return "Not found: Okta creates the user next (POST /Users)."
@@ -389,8 +365,6 @@ class OktaClassifier(_UserSteps, _GroupSteps, _SpecSteps, _EntitlementSteps, _Re
             return " ".join(n for n in notes if n)
         if sid in ENTITLEMENT_STEPS:
             return self._entitlement_success_note(req, step, body)
-        if status == 204 and sid.endswith("_user_patch"):
-            return "204 is allowed by the RFC, but Okta's tooling checks 200 with the resource."
         return ""
 
     # --- classification ------------------------------------------------------------------------
@@ -430,6 +404,20 @@ class OktaClassifier(_UserSteps, _GroupSteps, _SpecSteps, _EntitlementSteps, _Re
         if target.id is None:
             return self._groups_collection(req, method, target)
         return self._group_resource(req, method, target.id)
+
+
+def _reaction_note(problem: Problem, status: int, body: Any) -> str:
+    """A problem of core/okta_expect as a sentence of the explanation: "503: <what Okta does>."
+    for an error status, "<what the server answered>: <what Okta does>." otherwise; the error's
+    detail quoted (OKTA.md, "Errors": Okta shows it to the admin)."""
+    effect = problem.okta_effect
+    if status == 0:
+        return f"No answer (connection closed): {effect}."
+    if status < 300:
+        return f"{problem.what[:1].upper()}{problem.what[1:]}: {effect}."
+    detail = ci_get(body, "detail")
+    shown = f' Okta shows the admin: "{_shorten(str(detail))}".' if detail else ""
+    return f"{status}: {effect}.{shown}"
 
 
 #: ``(request, status, retry_after)`` or ``(request, status, retry_after, response body)``.

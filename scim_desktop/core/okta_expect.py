@@ -57,7 +57,17 @@ from scim_desktop.core.okta_steps import MAX_ATTEMPTS, OKTA_TIMEOUT_S, SPEC_UNKN
 from scim_desktop.core.paths import ci_get
 from scim_desktop.core.schemas import LIST_RESPONSE_SCHEMA
 
-__all__ = ["EFFECT_TEXT", "Effect", "Problem", "Source", "expect", "is_failure"]
+__all__ = [
+    "EFFECT_TEXT",
+    "Effect",
+    "Problem",
+    "Source",
+    "expect",
+    "is_failure",
+    "rate_limited",
+    "reaction",
+    "timed_out",
+]
 
 #: A few words per effect, for a column or a badge.
 EFFECT_TEXT: dict[str, str] = {
@@ -142,27 +152,13 @@ def expect(
     ``duration_s`` how long the answer took (Okta gives up after 60 s).
     """
     method = method.upper()
-    if duration_s is not None and duration_s >= OKTA_TIMEOUT_S:
-        return [
-            Problem(
-                "fails",
-                f"the answer took {duration_s:.0f} s",
-                "Okta closes the connection after 60 s, never sees the answer and "
-                f"{_task(step or '')}",
-                "Answer within a few seconds; do slow work after answering.",
-            )
-        ]
+    slow = timed_out(step, duration_s)
+    if slow is not None:
+        return [slow]
     if status == 0:
-        return [
-            Problem(
-                "fails",
-                "no answer was sent (the connection was dropped)",
-                f"Okta sees a connection error and {_task(step or '')}",
-                "Answer every request, with a SCIM Error (RFC 7644 §3.12) when it fails.",
-            )
-        ]
+        return [_dropped(step)]
     if status == 429:
-        return [_rate_limited(retry_gives_up)]
+        return [rate_limited(retry_gives_up)]
     if step is None or step in ("not_okta", "discovery"):
         return []  # Okta does not send these: it expects nothing of them
     query_map = dict(parse_qsl(query, keep_blank_values=True))
@@ -193,7 +189,55 @@ def expect(
     return []
 
 
-def _rate_limited(gives_up: bool) -> Problem:
+# --- what Okta does with an answer's status: also the classifier's words (core/okta.py) ---------
+def reaction(step: str, method: str, status: int, body: Any) -> Problem | None:
+    """The problem Okta's client reacts to in an answer's status and shape alone, as
+    :func:`expect` reports it: no answer (status 0), 401, a 4xx or 5xx (not the existence
+    check's tolerated 404), a create's 2xx without the resource, a (de)activation PATCH answered
+    204. ``body`` is the decoded answer. The classifier's explanation says what Okta does next
+    in these words, so the two never disagree. None when the answer is none of these."""
+    method = method.upper()
+    if status == 0:
+        return _dropped(step)
+    if status == 401:
+        return _unauthorized(step, body)
+    if status >= 400 and status != 429:
+        return next(iter(_error_status(step, method, "", status, body)), None)
+    if step in _CREATE_STEPS and 200 <= status < 300:
+        return next(
+            (p for p in _created(step, status, body, spec=False) if p.effect == "fails"), None
+        )
+    if status == 204 and method == "PATCH" and step in _USER_STEPS:
+        return next(iter(_user_answer(step, method, "", status, body)), None)
+    return None
+
+
+def timed_out(step: str | None, duration_s: float | None) -> Problem | None:
+    """An answer slower than Okta waits (OKTA.md: "Okta closes the socket when a response takes
+    longer than 60 s"); None when it was in time or the time is unknown."""
+    if duration_s is None or duration_s < OKTA_TIMEOUT_S:
+        return None
+    return Problem(
+        "fails",
+        f"the answer took {duration_s:.0f} s",
+        f"Okta closes the connection after 60 s, never sees the answer and {_task(step or '')}",
+        "Answer within a few seconds; do slow work after answering.",
+    )
+
+
+def _dropped(step: str | None) -> Problem:
+    return Problem(
+        "fails",
+        "no answer was sent (the connection was dropped)",
+        f"Okta sees a connection error and {_task(step or '')}",
+        "Answer every request, with a SCIM Error (RFC 7644 §3.12) when it fails.",
+    )
+
+
+def rate_limited(gives_up: bool) -> Problem:
+    """A 429 (OKTA.md, "Errors, rate limits and retries"); ``gives_up`` after the last attempt.
+    The classifier notes the wait of each retry itself (it knows the attempt and Retry-After)
+    and says Okta giving up in these words."""
     fix = (
         "Send Retry-After as an integer number of seconds (Okta ignores an HTTP-date) and size "
         "the limit for Okta's bursts (imports, group pushes)."
@@ -202,7 +246,7 @@ def _rate_limited(gives_up: bool) -> Problem:
         return Problem(
             "fails",
             "answered 429 and Okta gave up retrying",
-            f"Okta gives up after {MAX_ATTEMPTS} attempts: the task fails for good and an admin "
+            f"Okta gives up after {MAX_ATTEMPTS} attempts; the task fails for good and an admin "
             "must retry it",
             fix,
         )
@@ -219,12 +263,16 @@ def _unauthorized(step: str, body: Any) -> Problem:
     what = "answered 401"
     if _detail(body):
         what += f": {_quoted(_detail(body))}"
+    # The Test button shows its error in the app's settings, not in Tasks.
+    where = (
+        "the credentials test fails and the admin cannot save the integration"
+        if step == "test_credentials"
+        else f"{_task(step)} ({_in_tasks(body)})"
+    )
     return Problem(
         "fails",
         what,
-        "Okta reports the credentials as invalid: "
-        + ("the credentials test fails" if step == "test_credentials" else _task(step))
-        + f" ({_in_tasks(body)})",
+        f"Okta reports the credentials as invalid: {where}",
         "Accept the credential configured in Okta (the bearer token after 'Bearer ', Basic "
         "user and password, or the OAuth access token) on every endpoint.",
     )

@@ -272,8 +272,8 @@ def _user_answer(
                 Problem(
                     "tooling",
                     f"PATCH {verb} answered 204 where Okta expects 200 with the user",
-                    "RFC 7644 allows 204 and Okta's client copes, but Okta's CRUD test reads "
-                    "active from the answer and fails",
+                    "RFC 7644 allows 204 and Okta's client copes, but Okta's tooling checks 200 "
+                    "with the user: its CRUD test reads active from the answer and fails",
                     "Answer PATCH with 200 and the updated user (RFC 7644 §3.5.2).",
                 )
             ]

@@ -10,6 +10,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from scim_desktop.core.okta_common import _Recent, _request_key, _State
+from scim_desktop.core.okta_expect import rate_limited
 from scim_desktop.core.okta_steps import (
     DEFAULT_RETRY_WAIT_S,
     MAX_ATTEMPTS,
@@ -128,10 +129,8 @@ class _RetryRules(_State):
         k = entry.count
         if k >= MAX_ATTEMPTS:
             self._throttled.pop(key)
-            note = (
-                f"Answered 429 to attempt {k}: Okta gives up after {MAX_ATTEMPTS} attempts; "
-                "the task fails for good and an admin must retry it."
-            )
+            # What Okta does then, in core/okta_expect's words (the proxy and check say it so).
+            note = f"Answered 429 to attempt {k}: {rate_limited(True).okta_effect}."
             return replace(step, next_retry_in_s=None, retry_gives_up=True), note
         wait, why = retry_wait(k, retry_after)
         entry.wait = wait

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from scim_desktop.core.okta import classify_sequence
+from scim_desktop.core.okta import OktaClassifier, classify_sequence
 from scim_desktop.core.okta_expect import EFFECT_TEXT, Problem, expect, is_failure
 from scim_desktop.server.events import RequestRecord
 from tests.conftest import RecordingSink
@@ -46,6 +46,7 @@ from tests.core.test_okta import (  # noqa: F401
     push_now_empty_flow,
     push_now_flow,
     rate_limited_create_flow,
+    rate_limited_give_up_flow,
     reactivate_flow,
     sales,
     spec_test_flow,
@@ -505,6 +506,49 @@ def test_spec_answers_say_whose_rule_each_problem_is() -> None:
     # Everything else is Okta's (the default), as every other caller builds it.
     assert only(one("create_user", "POST", 500)).source == "okta"
     assert Problem("fails", "w", "e", "f").source == "okta"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "answer"),
+    [
+        ("PATCH", f"/Users/{JANE_ID}", DEACTIVATE, 501, error(501, "PATCH is not supported")),
+        ("PATCH", f"/Users/{JANE_ID}", DEACTIVATE, 503, None),
+        ("PATCH", f"/Users/{JANE_ID}", DEACTIVATE, 204, None),
+        ("PATCH", f"/Users/{JANE_ID}", REACTIVATE, 0, None),
+        ("POST", "/Users", JANE_CREATE, 201, None),
+        ("POST", "/Users", JANE_CREATE, 409, error(409, "taken", "uniqueness")),
+        ("GET", "/Users?startIndex=1&count=2", None, 401, error(401, "bad token")),
+        ("GET", f"/Users/{JANE_ID}", None, 404, error(404, "gone")),
+        ("POST", "/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "S"}, 201, {}),
+    ],
+)
+def test_the_classifier_says_what_okta_does_in_okta_expect_s_words(
+    method: str, path: str, body: Any, status: int, answer: Any
+) -> None:
+    """One wording of Okta's reactions: the classifier's explanation carries the effect
+    okta_expect reports for the same answer (the proxy's pane and check print that)."""
+    (step,) = classify_sequence([(okta(method, path, body), status, None, answer)])
+    (problem,) = expect(step.id, method, "", _text(body), status, _text(answer), path=path)
+    assert problem.okta_effect in step.explanation
+    if status >= 300:
+        assert f"{status}: {problem.okta_effect}." in step.explanation
+    if isinstance(answer, dict) and answer.get("detail"):
+        assert f'Okta shows the admin: "{answer["detail"]}".' in step.explanation
+
+
+def test_timeouts_and_giving_up_after_429s_are_said_once(
+    request: pytest.FixtureRequest,
+) -> None:
+    flow = request.getfixturevalue("deactivate_flow")
+    (step,) = classify_sequence(flow)
+    engine = OktaClassifier()
+    req = flow[0][0]
+    slow = engine.note_response(req, engine.classify(req), 200, None, duration_s=61)
+    (problem,) = one(step.id, "PATCH", 200, jane(active=False), duration_s=61)
+    assert f"The answer took 61 s: {problem.okta_effect}." in slow.explanation
+    last = classify_sequence(request.getfixturevalue("rate_limited_give_up_flow"))[-1]
+    (gave_up,) = one(last.id, "PATCH", 429, retry_gives_up=last.retry_gives_up)
+    assert f"Answered 429 to attempt 10: {gave_up.okta_effect}." in last.explanation
 
 
 def test_nothing_expected_of_requests_okta_never_sends() -> None:
