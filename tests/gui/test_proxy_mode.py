@@ -243,6 +243,9 @@ def test_insecure_upstream_is_warned_about_in_the_status_bar(qtbot, make_window)
     assert win.upstream_status.isVisible() and win.upstream_status.insecure.isVisible()
     assert "not verified" in win.upstream_status.insecure.text()
     assert "certificate is not verified" in win.proxy_strip.text.text()
+    # Demo data would only fill the idle mock: refused with a way out.
+    win.load_demo()
+    assert "Demo data is for the mock server" in win.notice.text.text()
 
 
 def run_settings(qtbot, win: MainWindow, act: Callable[[SettingsDialog], None]) -> None:

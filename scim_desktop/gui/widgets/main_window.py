@@ -518,6 +518,14 @@ class MainWindow(QMainWindow):
         if server is None:
             self.notice.show_notice("⚠ Start the server first: demo data is loaded through it.")
             return
+        if self.config.upstream is not None:
+            # It would go into the idle mock's data file, not to the user's own server.
+            self.notice.show_notice(
+                "⚠ Demo data is for the mock server; the proxy forwards to your own server. "
+                "Switch to the mock server in Settings first.",
+                [("Settings…", self.open_settings)],
+            )
+            return
         data = load_demo_data()
         url = server.base_url
         future = server.apply(lambda svc: load_dataset(svc, data, url))
