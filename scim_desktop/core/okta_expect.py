@@ -6,9 +6,12 @@ differs (OKTA.md). One answered request in, every :class:`Problem` with it out.
 integers for lists and imports, the resource with its ``id`` for creates, ``active`` as asked
 for (de)activations, the member asked for in group pushes, ...). Each problem says what the
 server answered, what Okta does with it (:data:`Effect`, and in words) and how to fix the
-server. It is the one place that knowledge lives: the lifecycle checklist
-(``core/coverage.py``) fails an item on it, the proxy's detail pane and ``scim-desktop check``
-print it.
+server, and whose rule it is (:data:`Source`: Okta's, a Runscope SPEC assertion, or Okta's
+client where it is stricter than Runscope). It is the one place that knowledge lives: the
+lifecycle checklist (``core/coverage.py``) fails an item on it, the proxy's detail pane and
+``scim-desktop check`` print it, and the classifier's explanation (``core/okta.py``) says what
+Okta does with a failed answer in its words (:func:`reaction`, :func:`timed_out`,
+:func:`rate_limited`).
 
 Only what one exchange shows is judged: a stable order between import pages, or whether a
 member remove wiped the others, needs the requests around it. The SPEC test's expected statuses
