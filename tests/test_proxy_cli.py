@@ -162,6 +162,29 @@ def test_proxy_usage_errors_exit_2(args: list[str], message: str, tmp_path: Path
     assert "Traceback" not in result.stderr
 
 
+def test_no_auth_with_an_upstream_credential_is_warned_about(
+    served: list[Served], scripted: ScriptedUpstream, tmp_path: Path
+) -> None:
+    s = start_proxy(
+        served,
+        "--upstream",
+        scripted.url,
+        "--upstream-basic",
+        f"svc:{SECRET}",
+        "--no-auth",
+        "--port",
+        "0",
+        "--db",
+        str(tmp_path / "p.json"),
+    )
+    s.wait_for(re.compile(r"(Stop with Ctrl\+C)"))
+    banner = "\n".join(s.stdout_lines)
+    assert "WARNING: --no-auth with an upstream credential: anyone who can reach" in banner
+    assert "HTTP Basic, user 'svc', password *** (--upstream-basic)" in banner
+    assert SECRET not in banner
+    assert s.stop() == 0
+
+
 def test_upstream_options_reach_the_config_for_gui_and_serve_refuses_them(
     tmp_path: Path,
 ) -> None:

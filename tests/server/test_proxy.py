@@ -565,3 +565,37 @@ def test_a_kept_alive_connection_the_upstream_closed_is_not_reused(
     assert [client.get("/Users").status for _ in range(5)] == [200] * 5
     assert len(scripted.seen) == 5 and len(scripted.peers) == 5  # a new connection each time
     assert all(r.upstream_error is None for r in records(sink))
+
+
+def test_gzip_and_head_answers_pass_through_and_are_recorded_decoded(
+    tmp_path: Path, scripted: ScriptedUpstream, sink: RecordingSink, proxies: list[ServerThread]
+) -> None:
+    import gzip
+    import http.client
+
+    doc = b'{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"id":"1","userName":"ada"}'
+    packed = gzip.compress(doc)
+
+    def answer(seen: Seen) -> tuple[int, list[tuple[str, str]], bytes]:
+        headers = [("Content-Type", "application/scim+json"), ("Content-Encoding", "gzip")]
+        if seen.method == "HEAD":
+            return 200, [*headers, ("Content-Length", str(len(packed)))], b""
+        return 200, headers, packed
+
+    scripted.answer = answer
+    proxy = start_proxy(tmp_path, UpstreamConfig(scripted.url), sink)
+    proxies.append(proxy)
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+    conn.request("GET", "/scim/v2/Users/1", headers={"Accept-Encoding": "gzip"})
+    got = conn.getresponse()
+    assert got.read() == packed  # the bytes as the upstream sent them
+    assert got.getheader("Content-Encoding") == "gzip"
+    assert scripted.seen[0].header("Accept-Encoding") == "gzip"
+    conn.request("HEAD", "/scim/v2/Users/1")
+    head = conn.getresponse()
+    assert head.read() == b"" and head.getheader("Content-Length") == str(len(packed))
+    conn.close()
+    assert wait_for(lambda: len(records(sink)) == 2)
+    record = records(sink)[0]
+    assert record.response_body == doc.decode()  # the record shows the JSON
+    assert record.okta_problems == ()
