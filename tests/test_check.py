@@ -286,3 +286,18 @@ def test_the_checker_loads_no_tornado_qt_or_tinydb() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_cleanup_line_counts_what_cleanup_removed_in_words() -> None:
+    from scim_desktop.check.model import Report
+    from scim_desktop.check.report import cleanup_lines
+
+    report = Report(url="http://x/scim/v2")
+    report.cleanup += ["deleted user a", "deleted user b", "deleted group g"]
+    assert cleanup_lines(report) == ["cleanup: deleted 2 users and 1 group it created"]
+    # The groups suite deletes its own group: nothing of that kind is named with a zero.
+    report.cleanup[:] = ["deleted user a", "kept group g (1)"]
+    assert cleanup_lines(report) == [
+        "cleanup: deleted 1 user it created",
+        "cleanup: kept group g (1)",
+    ]

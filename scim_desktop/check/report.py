@@ -81,8 +81,10 @@ def cleanup_lines(report: Report) -> list[str]:
     lines = [f"cleanup: {line}" for line in other]
     if deleted:
         users = sum(1 for line in deleted if line.startswith("deleted user"))
-        groups = len(deleted) - users
-        lines.insert(0, f"cleanup: deleted {users} user(s) and {groups} group(s) it created")
+        # Groups the groups suite deleted itself (its own check) are not counted here.
+        counts = [(users, "user"), (len(deleted) - users, "group")]
+        what = " and ".join(f"{n} {kind}{'' if n == 1 else 's'}" for n, kind in counts if n)
+        lines.insert(0, f"cleanup: deleted {what} it created")
     return lines
 
 
