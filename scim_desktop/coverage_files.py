@@ -31,6 +31,7 @@ from scim_desktop.core.coverage import Coverage, Exchange, ItemState
 from scim_desktop.core.coverage_report import report_html, report_json, report_markdown, summary
 from scim_desktop.core.faults import relative_path
 from scim_desktop.core.okta import OktaClassifier, OktaRequest
+from scim_desktop.core.okta_expect_answers import json_or_none
 
 if TYPE_CHECKING:
     from scim_desktop.server.events import RequestRecord
@@ -216,15 +217,6 @@ def _time(text: str, fallback: float) -> float:
         return fallback
 
 
-def _json_or_none(text: str) -> Any:
-    if not text:
-        return None
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None
-
-
 def _catalog(raws: Iterable[_Raw], base: str) -> dict[str, str]:
     """The entitlement catalog the server served, from its recorded ``GET /ResourceTypes``
     answer: endpoint -> type name for each type with an Okta Role / Entitlement schema (what
@@ -236,7 +228,7 @@ def _catalog(raws: Iterable[_Raw], base: str) -> dict[str, str]:
             continue
         if relative_path(ex.path, base).rstrip("/").lower() != "/resourcetypes":
             continue
-        body = _json_or_none(ex.response_body)
+        body = json_or_none(ex.response_body)
         resources = body.get("Resources") if isinstance(body, dict) else None
         if not isinstance(resources, list):
             continue
@@ -263,7 +255,7 @@ def _classify(raws: list[_Raw]) -> list[_Raw]:
             method=ex.method,
             path=relative_path(ex.path, base),
             query=dict(parse_qsl(ex.query, keep_blank_values=True)),
-            body=_json_or_none(ex.request_body),
+            body=json_or_none(ex.request_body),
             user_agent=_header(raw.request_headers, "User-Agent") or "",
             time=last,
         )
@@ -274,7 +266,7 @@ def _classify(raws: list[_Raw]) -> list[_Raw]:
                 step,
                 ex.status,
                 _header(raw.response_headers, "Retry-After"),
-                _json_or_none(ex.response_body),
+                json_or_none(ex.response_body),
                 duration_s=raw.duration_ms / 1000 if raw.duration_ms is not None else None,
             )
         except Exception:  # a request the classifier cannot read stays unlabelled

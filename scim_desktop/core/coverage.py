@@ -21,9 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import orjson
-
 from scim_desktop.core.okta_expect import Problem, expect, is_failure
+from scim_desktop.core.okta_expect_answers import json_or_none
 
 __all__ = [
     "ITEMS",
@@ -371,18 +370,9 @@ _BY_ID = {item.id: item for item in ITEMS}
 
 
 # --- judging one answer ---------------------------------------------------------------------------
-def _json(text: str) -> Any:
-    if not text:
-        return None
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None
-
-
 def _members_value(request_body: str) -> list[Any] | None:
     """The member list a replace / PUT / create sets (None when it sets none)."""
-    body = _json(request_body)
+    body = json_or_none(request_body)
     if not isinstance(body, dict):
         return None
     if isinstance(body.get("members"), list):

@@ -48,12 +48,12 @@ from scim_desktop.core.okta_expect_answers import (
     _has_schema,
     _in_tasks,
     _is_int,
-    _json,
     _quoted,
     _replaces_with_empty,
     _shown,
     _task,
     _user_answer,
+    json_or_none,
 )
 from scim_desktop.core.okta_spec import _SPEC_STEPS
 from scim_desktop.core.okta_steps import MAX_ATTEMPTS, OKTA_TIMEOUT_S, SPEC_UNKNOWN_ID
@@ -165,7 +165,7 @@ def expect(
     if step is None or step in ("not_okta", "discovery"):
         return []  # Okta does not send these: it expects nothing of them
     query_map = dict(parse_qsl(query, keep_blank_values=True))
-    body = _json(response_body)
+    body = json_or_none(response_body)
     if step == "spec_test":
         return _spec(method, path, query_map, status, body, explanation, duplicate, duration_s)
     if status == 401:

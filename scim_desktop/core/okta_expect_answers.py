@@ -76,7 +76,9 @@ def _task(step: str) -> str:
 
 
 # --- small readers --------------------------------------------------------------------------------
-def _json(text: str) -> Any:
+def json_or_none(text: str) -> Any:
+    """A recorded body as JSON, or None when it is empty or not JSON (the checklist, the
+    coverage command and the judgements all read recorded bodies this way)."""
     if not text:
         return None
     try:
@@ -335,7 +337,7 @@ def _user_answer(
 def _still_shown(request_body: str, body: Any) -> list[Problem]:
     """A PUT that empties attributes must leave them empty in the answer (the OIN QA plan's
     "push empty values": the attribute is empty in the app afterwards)."""
-    kept = emptied_attrs(body, _json(request_body))
+    kept = emptied_attrs(body, json_or_none(request_body))
     if not kept:
         return []
     listed = ", ".join(kept[:5]) + (" …" if len(kept) > 5 else "")
@@ -354,7 +356,7 @@ def _still_shown(request_body: str, body: Any) -> list[Problem]:
 def _grant_shown(step: str, request_body: str, body: Any) -> list[Problem]:
     """A PATCH add on roles / entitlements must show the value afterwards; a remove with a value
     filter must not (OKTA.md, "Entitlements, roles and custom attributes")."""
-    for op, path, value in _operations(_json(request_body)) or []:
+    for op, path, value in _operations(json_or_none(request_body)) or []:
         if path is None:
             continue
         attr, value_filter = _patch_attr(path)
@@ -405,7 +407,7 @@ def _group_read_or_put(
             )
         ]
     if step == "push_group_put":
-        sent = _json(request_body)
+        sent = json_or_none(request_body)
         members = ci_get(sent, "members")
         if isinstance(members, list) and "members" in {k.lower() for k in body}:
             return _members_differ(step, _ids(members), _ids(ci_get(body, "members")))
@@ -428,7 +430,7 @@ def _group_patch(step: str, request_body: str, status: int, body: Any) -> list[P
     if "members" not in {k.lower() for k in body}:
         return []  # members not returned (excluded, or the answer is minimal): nothing to see
     have = _ids(ci_get(body, "members"))
-    ops = _operations(_json(request_body)) or []
+    ops = _operations(json_or_none(request_body)) or []
     for op, path, value in ops:
         attr, value_filter = _patch_attr(path) if path else ("", None)
         if attr != "members":
@@ -469,7 +471,7 @@ def _member_problem(what: str) -> Problem:
 
 
 def _replaces_with_empty(request_body: str) -> bool:
-    for op, path, value in _operations(_json(request_body)) or []:
+    for op, path, value in _operations(json_or_none(request_body)) or []:
         if op == "replace" and path is not None and path.strip().lower() == "members":
             return not value
     return False
