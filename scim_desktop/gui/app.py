@@ -137,9 +137,62 @@ def save_upstream(settings: QSettings, config: ServerConfig, kept: UpstreamConfi
         log.warning("Could not keep the upstream credential in %s: %s", path, exc)
 
 
+def basic_password_path_for(db_path: Path) -> Path:
+    """Where the window's Basic-auth password is kept: beside the database, mode 0600, like
+    the generated bearer token and the upstream credential (never in QSettings: a plain INI
+    file readable by the user's other programs and often synced). Here rather than in
+    config.py because only the window keeps one (``serve --basic`` takes it on the command
+    line each time)."""
+    return db_path.with_name(db_path.stem + ".basic.json")
+
+
+def save_basic_password(db_path: Path, password: str) -> None:
+    """Keep the Basic password in its private file; no password removes the file, so no old
+    secret lingers after a switch to another kind of authentication."""
+    path = basic_password_path_for(db_path)
+    try:
+        if password:
+            data = {"version": 1, "password": password}
+            write_private_file(path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        else:
+            path.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("Could not keep the Basic password in %s: %s", path, exc)
+
+
+def migrate_basic_password(settings: QSettings, db_path: Path) -> None:
+    """Move a Basic password an older version left in QSettings to its private file, once:
+    write the file, then remove the setting (kept while the file cannot be written, so the
+    password is not lost)."""
+    if not settings.contains("basic_password"):
+        return
+    old = str(settings.value("basic_password", "") or "")
+    if old:
+        save_basic_password(db_path, old)
+        if not basic_password_path_for(db_path).exists():
+            return
+    settings.remove("basic_password")
+    settings.sync()  # out of the INI file now, not whenever Qt next writes it
+
+
+def saved_basic_password(settings: QSettings, db_path: Path) -> str:
+    """The Basic password kept beside the database ("" when there is none)."""
+    migrate_basic_password(settings, db_path)
+    if settings.contains("basic_password"):  # the file could not be written
+        return str(settings.value("basic_password", "") or "")
+    try:
+        # A JSON object in a private file, read as the OAuth state file is.
+        password = read_oauth_file(basic_password_path_for(db_path)).get("password", "")
+    except (OSError, ValueError) as exc:
+        log.warning("The kept Basic password cannot be read: %s", exc)
+        return ""
+    return password if isinstance(password, str) else ""
+
+
 def saved_auth(settings: QSettings, db_path: Path) -> AuthConfig:
     """How clients authenticate to this server, as last set in the window (a bearer token
     kept beside the database by default)."""
+    migrate_basic_password(settings, db_path)  # whatever the mode: out of the INI file
     mode = settings.value("auth_mode", "bearer")
     if mode == "none":
         return AuthConfig("none")
@@ -151,7 +204,7 @@ def saved_auth(settings: QSettings, db_path: Path) -> AuthConfig:
         return AuthConfig(
             "basic",
             username=str(settings.value("basic_user", "")),
-            password=str(settings.value("basic_password", "")),
+            password=saved_basic_password(settings, db_path),
         )
     return AuthConfig("bearer", token=load_or_create_token(token_path_for(db_path)))
 

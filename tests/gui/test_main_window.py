@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import pytest
+from orjson import loads as orjson_loads
 from PySide6.QtCore import QSettings
 
 from scim_desktop.config import AuthConfig, ServerConfig
@@ -23,23 +25,10 @@ TOKEN = "gui-token"
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> QSettings:
-    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-
-
-@pytest.fixture
-def window(qtbot, tmp_path: Path, settings: QSettings):
-    config = ServerConfig(
-        port=0, db_path=tmp_path / "gui.json", auth=AuthConfig("bearer", token=TOKEN)
+def window(tmp_path: Path, open_window) -> MainWindow:
+    return open_window(
+        ServerConfig(port=0, db_path=tmp_path / "gui.json", auth=AuthConfig("bearer", token=TOKEN))
     )
-    win = MainWindow(config, settings=settings)
-    qtbot.addWidget(win)
-    win.resize(1440, 900)
-    win.show()
-    win.start_server()
-    qtbot.waitUntil(lambda: win.controller.state == "listening", timeout=15000)
-    yield win
-    win.close()
 
 
 def in_thread(fn) -> threading.Thread:
@@ -340,3 +329,96 @@ def test_qt_message_filter_drops_only_the_known_noise() -> None:
     assert done.returncode == 0, done.stderr
     assert "a real problem worth reading" in done.stderr
     assert "propagateSizeHints" not in done.stderr
+
+
+BASIC_PW = "basic-pw-61c2e8"
+
+
+def get_status(url: str, **auth: object) -> int:
+    """GET /Users with these credentials, on another thread (the window's loop keeps turning)."""
+    out: list[int] = []
+
+    def run() -> None:
+        client = ScimClient(url, **auth)  # type: ignore[arg-type]
+        try:
+            out.append(client.get("/Users").status)
+        finally:
+            client.close()
+
+    in_thread(run).join(30)
+    assert out, "the request did not finish"
+    return out[0]
+
+
+def test_basic_password_is_kept_in_a_private_file_not_the_settings(
+    qtbot, tmp_path: Path, settings: QSettings, open_window
+) -> None:
+    from scim_desktop.gui.app import basic_password_path_for, config_from
+    from tests.gui.test_proxy_settings import gui_args
+
+    db = tmp_path / "basic.json"
+    auth = AuthConfig("basic", username="okta", password=BASIC_PW)
+    win = open_window(ServerConfig(port=0, db_path=db, auth=auth))
+    win.close()  # saves the settings
+    settings.sync()
+    ini = (tmp_path / "settings.ini").read_text()
+    assert "okta" in ini and BASIC_PW not in ini and "basic_password=" not in ini
+    kept = basic_password_path_for(db)
+    assert BASIC_PW in kept.read_text()
+    if os.name == "posix":
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    # A restart of the window (the app reads its settings again): the same credential works.
+    config = config_from(gui_args("--port", "0"), settings)
+    assert config.auth == auth
+    again = open_window(config)
+    url = again.controller.server.base_url
+    assert get_status(url, basic=("okta", BASIC_PW)) == 200
+    assert get_status(url, basic=("okta", "wrong")) == 401
+    # Another kind of authentication: the file goes, no old secret lingers.
+    again.apply_config(ServerConfig(port=0, db_path=db, auth=AuthConfig("bearer", token=TOKEN)))
+    assert not kept.exists()
+
+
+def test_a_basic_password_in_the_settings_is_moved_to_the_file_once(
+    tmp_path: Path, settings: QSettings
+) -> None:
+    from scim_desktop.gui.app import basic_password_path_for, config_from
+    from tests.gui.test_proxy_settings import gui_args
+
+    db = tmp_path / "old.json"
+    # What an older version saved.
+    for key, value in {
+        "db": str(db),
+        "auth_mode": "basic",
+        "basic_user": "okta",
+        "basic_password": BASIC_PW,
+    }.items():
+        settings.setValue(key, value)
+    settings.sync()
+    assert BASIC_PW in (tmp_path / "settings.ini").read_text()
+
+    config = config_from(gui_args(), settings)
+    assert config.auth == AuthConfig("basic", username="okta", password=BASIC_PW)
+    assert not settings.contains("basic_password")
+    assert BASIC_PW not in (tmp_path / "settings.ini").read_text()  # synced at once
+    kept = basic_password_path_for(db)
+    assert orjson_loads(kept.read_bytes())["password"] == BASIC_PW
+    if os.name == "posix":
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    # Once: read again, from the file now.
+    assert config_from(gui_args(), settings).auth == config.auth
+
+
+def test_an_empty_basic_password_setting_of_another_mode_is_just_removed(
+    tmp_path: Path, settings: QSettings
+) -> None:
+    from scim_desktop.gui.app import basic_password_path_for, config_from
+    from tests.gui.test_proxy_settings import gui_args
+
+    db = tmp_path / "bearer.json"
+    settings.setValue("db", str(db))
+    settings.setValue("auth_mode", "bearer")
+    settings.setValue("basic_password", "")  # older versions saved it for every mode
+    assert config_from(gui_args(), settings).auth.mode == "bearer"
+    assert not settings.contains("basic_password")
+    assert not basic_password_path_for(db).exists()

@@ -594,9 +594,10 @@ class MainWindow(QMainWindow):
         auth = self.kept_auth or self.config.auth  # a transparent proxy's "none" is not kept
         s.setValue("auth_mode", auth.mode)
         s.setValue("basic_user", auth.username)
-        s.setValue("basic_password", auth.password)
-        from scim_desktop.gui.app import save_upstream
+        from scim_desktop.gui.app import save_basic_password, save_upstream
 
+        # Secrets go to private files beside the database, never into QSettings.
+        save_basic_password(self.config.db_path, auth.password if auth.mode == "basic" else "")
         save_upstream(s, self.config, self.kept_upstream)
         s.setValue("tls", self.config.tls is not None)
         if self.config.auth.oauth is not None:
