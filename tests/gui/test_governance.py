@@ -75,21 +75,13 @@ CATALOG: dict[str, Any] = {
 
 
 @pytest.fixture
-def window(qtbot, tmp_path: Path):
-    config = ServerConfig(
-        port=0, db_path=tmp_path / "gov.json", auth=AuthConfig("bearer", token=TOKEN)
+def window(qtbot, tmp_path: Path, open_window) -> MainWindow:
+    win = open_window(
+        ServerConfig(port=0, db_path=tmp_path / "gov.json", auth=AuthConfig("bearer", token=TOKEN))
     )
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(config, settings=settings)
-    qtbot.addWidget(win)
-    win.resize(1440, 900)
-    win.show()
-    win.start_server()
-    qtbot.waitUntil(lambda: win.controller.state == "listening", timeout=15000)
     win.controller.server.set_catalog(parse_catalog(CATALOG)).result(10)
     qtbot.waitUntil(lambda: win.governance.catalog is not None, timeout=10000)
-    yield win
-    win.close()
+    return win
 
 
 @pytest.fixture

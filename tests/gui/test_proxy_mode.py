@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from scim_desktop.config import AuthConfig, ServerConfig, UpstreamConfig
@@ -27,11 +27,6 @@ from tests.server.test_okta_flows import okta_create_body
 
 UP_TOKEN = "upstream-token-5b1e"
 OWN_TOKEN = "proxy-token-c04d"
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> QSettings:
-    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
 
 
 def start_upstream(
@@ -59,9 +54,7 @@ def upstream(tmp_path: Path) -> Iterator[tuple[ServerThread, RecordingSink]]:
 
 
 @pytest.fixture
-def make_window(qtbot, tmp_path: Path, settings: QSettings) -> Iterator[Callable[..., MainWindow]]:
-    windows: list[MainWindow] = []
-
+def make_window(tmp_path: Path, open_window) -> Callable[..., MainWindow]:
     def make(upstream: UpstreamConfig | None, **kw: Any) -> MainWindow:
         auth = AuthConfig("none") if upstream and not upstream.has_credential else None
         config = ServerConfig(
@@ -71,18 +64,9 @@ def make_window(qtbot, tmp_path: Path, settings: QSettings) -> Iterator[Callable
             upstream=upstream,
             **kw,
         )
-        win = MainWindow(config, settings=settings)
-        qtbot.addWidget(win)
-        win.resize(1440, 900)
-        win.show()
-        win.start_server()
-        qtbot.waitUntil(lambda: win.controller.state == "listening", timeout=15000)
-        windows.append(win)
-        return win
+        return open_window(config)
 
-    yield make
-    for win in windows:
-        win.close()
+    return make
 
 
 def call(url: str, fn: Callable[[ScimClient], Any], token: str | None = OWN_TOKEN) -> Any:

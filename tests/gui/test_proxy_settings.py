@@ -18,11 +18,6 @@ from scim_desktop.gui.widgets.connection import SettingsDialog
 UP_TOKEN = "upstream-secret-7f3a9c"
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> QSettings:
-    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-
-
 def gui_args(*words: str) -> argparse.Namespace:
     return build_parser().parse_args(["gui", *words])
 
