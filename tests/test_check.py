@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from scim_desktop.check import EXPECTED_CHECKS, Check, CheckOptions, Runner
-from scim_desktop.check.runner import PREFIX
+from scim_desktop.check.runner import PREFIX, OptionsError, make_options
 from scim_desktop.cli import main
 from scim_desktop.config import AuthConfig, ServerConfig
 from scim_desktop.core.catalog import parse_catalog
@@ -193,6 +193,12 @@ def test_an_unreachable_server_is_one_line_and_exit_2(
         (["http://x/scim/v2", "--suite", "spec,nope"], "unknown suite 'nope'"),
         (["http://x/scim/v2", "--basic", "no-colon"], "--basic must be USER:PASS"),
         (["http://x/scim/v2", "--header", "NoColon"], '--header must be "Name: value"'),
+        (["http://x/scim/v2", "--header", "Bad Name: v"], '--header must be "Name: value"'),
+        (["http://x/scim/v2", "--header", "X-Key: a\r\nX-Other: b"], '--header must be "Name'),
+        (["http://x/scim/v2", "--basic", ":pw"], "--basic must be USER:PASS"),
+        (["http://x/scim/v2", "--suite", " , "], "--suite: no suite named"),
+        (["http://x/scim/v2", "--token", "Bearer abc"], "--token must be the bearer token alone"),
+        (["http://x/scim/v2", "--token", ""], "--token must be the bearer token alone"),
         (["http://x/scim/v2", "--token", "a", "--basic", "u:p"], "not allowed with argument"),
     ],
 )
@@ -203,6 +209,49 @@ def test_usage_errors_exit_2(
         main(["check", *args])
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_make_options_takes_the_command_line_and_the_form_alike() -> None:
+    """One validation: the command line's texts and the window's separate fields give the
+    same options, and the same mistakes are refused (what a form shows is its own words)."""
+    from_cli = make_options(
+        " https://app.example.com/scim/v2/ ",
+        basic="okta:pa:ss",
+        header=["X-Key:  v1 "],
+        suites="Groups, spec",
+        keep=True,
+    )
+    from_form = make_options(
+        "https://app.example.com/scim/v2",
+        basic=("okta", "pa:ss"),
+        header=[(" X-Key", "v1")],
+        suites=["groups", "spec"],
+        keep=True,
+    )
+    assert (
+        from_cli
+        == from_form
+        == CheckOptions(
+            url="https://app.example.com/scim/v2",
+            basic=("okta", "pa:ss"),
+            headers={"X-Key": "v1"},
+            suites=("spec", "groups"),  # SUITES' order
+            keep=True,
+        )
+    )
+    for kwargs, option in [
+        ({"basic": ("ok:ta", "pw")}, "basic"),  # a colon in the user-id (RFC 7617 §2)
+        ({"header": [("X Key", "v")]}, "header"),
+        ({"header": [("X-Key", "a\nb")]}, "header"),
+        ({"token": "a b"}, "token"),
+        ({"suites": []}, "suite"),
+    ]:
+        with pytest.raises(OptionsError) as exc:
+            make_options("http://x/scim/v2", **kwargs)  # type: ignore[arg-type]
+        assert exc.value.option == option
+    with pytest.raises(OptionsError) as exc:
+        make_options("app.example.com/scim/v2")
+    assert exc.value.option == "url" and str(exc.value).startswith("URL must be an http://")
 
 
 def test_cancel_stops_the_run_and_still_cleans_up(server: ServerThread, client: ScimClient) -> None:

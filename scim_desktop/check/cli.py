@@ -13,7 +13,6 @@ import contextlib
 import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from scim_desktop.check.model import SUITES
 
@@ -63,42 +62,22 @@ def add_parser(sub: Any) -> None:
 
 
 def options_from(args: argparse.Namespace, parser: argparse.ArgumentParser) -> CheckOptions:
-    """CheckOptions from the command line; a usage error exits 2 (``parser.error``)."""
-    from scim_desktop.check.runner import CheckOptions
+    """CheckOptions from the command line (``runner.make_options``, the window's validation
+    too); a usage error exits 2 (``parser.error``)."""
+    from scim_desktop.check.runner import OptionsError, make_options
 
-    url = args.url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        parser.error(f"URL must be an http:// or https:// SCIM base URL, not {url!r}")
-    suites = [s.strip().lower() for s in args.suite.split(",") if s.strip()]
-    unknown = [s for s in suites if s not in SUITES]
-    if unknown or not suites:
-        parser.error(
-            f"--suite: unknown suite {unknown[0]!r}; choose from {', '.join(SUITES)}"
-            if unknown
-            else "--suite: no suite named"
+    try:
+        return make_options(
+            args.url,
+            token=args.token,
+            basic=args.basic,
+            header=args.header or (),
+            suites=args.suite,
+            insecure=args.insecure,
+            keep=args.keep,
         )
-    basic = None
-    if args.basic is not None:
-        user, sep, password = args.basic.partition(":")
-        if not sep or not user:
-            parser.error("--basic must be USER:PASS")
-        basic = (user, password)
-    headers: dict[str, str] = {}
-    for text in args.header or []:
-        name, sep, value = text.partition(":")
-        if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
-            parser.error(f'--header must be "Name: value", not {text!r}')
-        headers[name.strip()] = value.strip()
-    return CheckOptions(
-        url=url.rstrip("/"),
-        token=args.token,
-        basic=basic,
-        headers=headers,
-        suites=tuple(s for s in SUITES if s in suites),
-        insecure=args.insecure,
-        keep=args.keep,
-    )
+    except OptionsError as exc:
+        parser.error(str(exc))
 
 
 def run(

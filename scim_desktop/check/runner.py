@@ -81,6 +81,81 @@ class CheckOptions:
         return [s for s in out if len(s) >= 4]
 
 
+class OptionsError(ValueError):
+    """What the checker was asked cannot be used. The text is the command line's usage error
+    (``cli.options_from`` prints it); ``option`` names what is wrong ("url", "suite", "token",
+    "basic" or "header") so a form can say it in its own words."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
+def make_options(
+    url: str,
+    *,
+    token: str | None = None,
+    basic: str | tuple[str, str] | None = None,
+    header: Iterable[str | tuple[str, str]] = (),
+    suites: str | Iterable[str] = SUITES,
+    insecure: bool = False,
+    keep: bool = False,
+) -> CheckOptions:
+    """The one validation of what the checker is asked, for the command line and the window.
+
+    ``basic`` is ``"USER:PASS"`` or a (user, password) pair; each ``header`` is ``"Name:
+    value"`` or a (name, value) pair; ``suites`` a comma-separated text or names (run in
+    SUITES' order whatever the order given). Raises :class:`OptionsError`.
+    """
+    url = url.strip()
+    parts = urlsplit(url)  # the scheme comes back lower-cased
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise OptionsError("url", f"URL must be an http:// or https:// SCIM base URL, not {url!r}")
+    names = suites.split(",") if isinstance(suites, str) else suites
+    chosen = [s.strip().lower() for s in names if s.strip()]
+    unknown = [s for s in chosen if s not in SUITES]
+    if unknown:
+        raise OptionsError(
+            "suite", f"--suite: unknown suite {unknown[0]!r}; choose from {', '.join(SUITES)}"
+        )
+    if not chosen:
+        raise OptionsError("suite", "--suite: no suite named")
+    # A space or a line break would not be one credential (and a line break in a header is
+    # another header: RFC 9110 §5.5 forbids CR and LF in field values).
+    if token is not None and (not token or any(c.isspace() for c in token)):
+        raise OptionsError("token", "--token must be the bearer token alone (no spaces)")
+    pair = None
+    if basic is not None:
+        if isinstance(basic, str):
+            user, sep, password = basic.partition(":")
+        else:
+            (user, password), sep = basic, ":"
+        if not sep or not user or ":" in user:  # RFC 7617 §2: the user-id holds no colon
+            raise OptionsError("basic", "--basic must be USER:PASS")
+        pair = (user, password)
+    headers: dict[str, str] = {}
+    for item in header:
+        if isinstance(item, str):
+            text, (name, sep, value) = item, item.partition(":")
+        else:
+            (name, value), sep = item, ":"
+            text = f"{name}: {value}"
+        name, value = name.strip(), value.strip()
+        bad_name = not name or any(c.isspace() or c == ":" for c in name)
+        if not sep or bad_name or any(c in "\r\n\0" for c in value):
+            raise OptionsError("header", f'--header must be "Name: value", not {text!r}')
+        headers[name] = value
+    return CheckOptions(
+        url=url.rstrip("/"),
+        token=token,
+        basic=pair,
+        headers=headers,
+        suites=tuple(s for s in SUITES if s in chosen),
+        insecure=insecure,
+        keep=keep,
+    )
+
+
 def ssl_context(insecure: bool) -> ssl.SSLContext:
     """The system store verifies the server's certificate; ``--insecure`` turns that off."""
     if not insecure:

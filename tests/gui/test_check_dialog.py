@@ -9,13 +9,12 @@ import json
 import socket
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QSettings
 
 from scim_desktop.check import EXPECTED_CHECKS, SUITES
 from scim_desktop.check.runner import PREFIX
@@ -35,11 +34,13 @@ RUN_TIMEOUT_MS = 120_000
 
 
 @pytest.fixture
-def make_window(qtbot, tmp_path: Path) -> Iterator[Callable[..., MainWindow]]:
-    windows: list[MainWindow] = []
+def make_window(tmp_path: Path, open_window) -> Callable[..., MainWindow]:
+    opened = 0
 
     def make(*faults: str, upstream: UpstreamConfig | None = None, tls: bool = False) -> MainWindow:
-        db_path = tmp_path / f"window{len(windows)}.json"
+        nonlocal opened
+        db_path = tmp_path / f"window{opened}.json"
+        opened += 1
         config = ServerConfig(
             port=0,
             db_path=db_path,
@@ -48,19 +49,9 @@ def make_window(qtbot, tmp_path: Path) -> Iterator[Callable[..., MainWindow]]:
             faults=tuple(parse_fault_spec(f) for f in faults),
             upstream=upstream,
         )
-        settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-        win = MainWindow(config, settings=settings, persist=False)
-        qtbot.addWidget(win)
-        win.resize(1440, 900)
-        win.show()
-        win.start_server()
-        qtbot.waitUntil(lambda: win.controller.state == "listening", timeout=15000)
-        windows.append(win)
-        return win
+        return open_window(config, persist=False)
 
-    yield make
-    for win in windows:
-        win.close()
+    return make
 
 
 def open_dialog(win: MainWindow) -> CheckDialog:
@@ -252,14 +243,21 @@ def test_cancel_mid_run_cleans_up(qtbot, make_window: Callable[..., MainWindow])
     assert dialog.run_button.isEnabled() and not dialog.cancel_button.isEnabled()
 
 
-def test_closing_mid_run_waits_for_cleanup_without_freezing(
-    qtbot, make_window: Callable[..., MainWindow]
-) -> None:
+def start_slow_run(qtbot, make_window: Callable[..., MainWindow]) -> tuple[MainWindow, CheckDialog]:
+    """A run against the window's own server, its PATCHes slowed down, past its 14th check
+    (mid-run: the lifecycle's PATCHes are still to come)."""
     win = make_window("latency_ms=300,method=PATCH")
     dialog = open_dialog(win)
     dialog.own_button.click()
     dialog.run_button.click()
     qtbot.waitUntil(lambda: dialog.table.rowCount() >= 14, timeout=RUN_TIMEOUT_MS)
+    return win, dialog
+
+
+def test_closing_mid_run_waits_for_cleanup_without_freezing(
+    qtbot, make_window: Callable[..., MainWindow]
+) -> None:
+    win, dialog = start_slow_run(qtbot, make_window)
     dialog.close()
     # close() returned at once (no wait on the GUI thread): the dialog is still open and the
     # run still going while the runner cleans up on its thread.
@@ -273,11 +271,7 @@ def test_closing_mid_run_waits_for_cleanup_without_freezing(
 def test_closing_the_window_mid_run_cancels_the_check(
     qtbot, make_window: Callable[..., MainWindow]
 ) -> None:
-    win = make_window("latency_ms=300,method=PATCH")
-    dialog = open_dialog(win)
-    dialog.own_button.click()
-    dialog.run_button.click()
-    qtbot.waitUntil(lambda: dialog.table.rowCount() >= 14, timeout=RUN_TIMEOUT_MS)
+    win, dialog = start_slow_run(qtbot, make_window)
     thread, cancel = dialog._thread, dialog._cancel
     assert thread is not None and not cancel.is_set()
     win.close()  # stops the server too: what is left of the run ends quickly
@@ -335,6 +329,17 @@ def test_an_unreachable_server_is_a_clear_message(qtbot, make_window) -> None:
         box.setChecked(False)
     dialog.token.setText("t0k3n")
     assert not dialog.start() and "at least one suite" in dialog.message.text()
+    dialog.suite_boxes["spec"].setChecked(True)
+    # The command line's validation (make_options), in the form's words.
+    dialog.token.setText("Bearer t0k3n")
+    assert not dialog.start() and "bearer token (no spaces)" in dialog.message.text()
+    dialog.set_credential("basic")
+    dialog.basic_user.setText("ok:ta")
+    assert not dialog.start() and "without ':'" in dialog.message.text()
+    dialog.set_credential("header")
+    dialog.header_name.setText("X Api Key")
+    assert not dialog.start() and "header's name" in dialog.message.text()
+    assert "--" not in dialog.message.text() and not dialog.running
 
 
 def test_proxy_mode_checks_the_upstream_in_one_click(

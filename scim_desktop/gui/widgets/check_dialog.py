@@ -55,7 +55,7 @@ from scim_desktop.check import (
     Unreachable,
 )
 from scim_desktop.check.report import cleanup_lines, to_html, to_json_bytes, to_junit
-from scim_desktop.check.runner import source_text
+from scim_desktop.check.runner import OptionsError, make_options, source_text
 from scim_desktop.gui import theme
 from scim_desktop.gui.controller import ServerController
 
@@ -63,6 +63,14 @@ log = logging.getLogger("scim_desktop.gui")
 
 #: The credential choices, in the combo box's order.
 CREDENTIALS = ("none", "bearer", "basic", "header")
+#: What the form says for each OptionsError (whose own text names the command line's options).
+FORM_PROBLEMS = {
+    "url": "Give the SCIM base URL, e.g. https://app.example.com/scim/v2",
+    "suite": "Choose at least one suite.",
+    "token": "Give the bearer token (no spaces).",
+    "basic": "Give the Basic user name (without ':') and its password.",
+    "header": "Give the header's name (no spaces or ':') and its value.",
+}
 _CREDENTIAL_LABELS = ("None", "Bearer token", "HTTP Basic", "Custom header")
 #: What each suite covers, for its check box's tooltip.
 _SUITE_TIPS = {
@@ -471,39 +479,25 @@ class CheckDialog(QDialog):
         return True
 
     def options(self) -> CheckOptions:
-        """What the form asks for; ValueError with a sentence when something is wrong."""
-        url = self.url.text().strip()
-        parts = urlsplit(url)
-        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            raise ValueError("Give the SCIM base URL, e.g. https://app.example.com/scim/v2")
-        suites = tuple(s for s in SUITES if self.suite_boxes[s].isChecked())
-        if not suites:
-            raise ValueError("Choose at least one suite.")
+        """What the form asks for (validated by ``make_options``, as the command line is);
+        ValueError with a sentence in the form's words when something is wrong."""
         kind = CREDENTIALS[self.credential.currentIndex()]
-        token, basic, headers = None, None, {}
-        if kind == "bearer":
-            token = self.token.text().strip()
-            if not token or any(c.isspace() for c in token):
-                raise ValueError("Give the bearer token (no spaces).")
-        elif kind == "basic":
-            user = self.basic_user.text()
-            if not user or ":" in user:
-                raise ValueError("Give the Basic user name (without ':') and its password.")
-            basic = (user, self.basic_password.text())
-        elif kind == "header":
-            name = self.header_name.text().strip()
-            if not name or any(c.isspace() or c == ":" for c in name):
-                raise ValueError("Give the header's name (no spaces or ':') and its value.")
-            headers = {name: self.header_value.text().strip()}
-        return CheckOptions(
-            url=url.rstrip("/"),
-            token=token,
-            basic=basic,
-            headers=headers,
-            suites=suites,
-            insecure=self.insecure.isChecked(),
-            keep=self.keep.isChecked(),
-        )
+        try:
+            return make_options(
+                self.url.text(),
+                token=self.token.text().strip() if kind == "bearer" else None,
+                basic=(self.basic_user.text(), self.basic_password.text())
+                if kind == "basic"
+                else None,
+                header=[(self.header_name.text(), self.header_value.text())]
+                if kind == "header"
+                else (),
+                suites=[s for s in SUITES if self.suite_boxes[s].isChecked()],
+                insecure=self.insecure.isChecked(),
+                keep=self.keep.isChecked(),
+            )
+        except OptionsError as exc:
+            raise ValueError(FORM_PROBLEMS.get(exc.option, str(exc))) from None
 
     # --- running -------------------------------------------------------------------------------
     @property
