@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from scim_desktop.config import AuthConfig, ServerConfig, UpstreamConfig
 from scim_desktop.core.faults import parse_fault_spec
@@ -230,6 +230,60 @@ def test_insecure_upstream_is_warned_about_in_the_status_bar(qtbot, make_window)
     # Demo data would only fill the idle mock: refused with a way out.
     win.load_demo()
     assert "Demo data is for the mock server" in win.notice.text.text()
+
+
+def test_demo_reset_and_simulation_in_a_transparent_proxy_are_refused(
+    qtbot, upstream, make_window, monkeypatch
+) -> None:
+    up, up_sink = upstream
+    win = make_window(UpstreamConfig(up.base_url))  # transparent
+    asked: list[str] = []
+    monkeypatch.setattr(
+        QMessageBox,
+        "question",
+        lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Yes,
+    )
+    # Reset would only empty the idle mock's data: refused, without asking.
+    win.reset_data = lambda: asked.append("reset")  # type: ignore[method-assign]
+    win.confirm_reset()
+    assert asked == []
+    notice = win.notice.text.text()
+    assert "Reset demo data is for the mock server" in notice and "never deletes" in notice
+    assert win.notice.isVisible()
+    # The simulator has none of the upstream's credentials: refused before a request is sent.
+    win.simulate_okta()
+    assert win._sim_thread is None and asked == []
+    assert "transparent proxy needs your server's credential" in win.notice.text.text()
+    assert requests_seen(up_sink) == [] and records(win) == []
+
+
+def test_simulation_in_credential_swap_sends_the_proxys_own_credential(
+    qtbot, upstream, make_window, monkeypatch
+) -> None:
+    up, _ = upstream
+    win = make_window(UpstreamConfig(up.base_url, token=UP_TOKEN))
+    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+    asked: list[str] = []
+    monkeypatch.setattr(
+        QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or answers.pop(0)
+    )
+    win.simulate_okta()  # it would write to the user's server: asked first, and declined
+    assert win._sim_thread is None and up.base_url in asked[0] and "stay" in asked[0]
+    win.simulate_okta()
+    thread = win._sim_thread
+    assert thread is not None
+    qtbot.waitUntil(lambda: not thread.is_alive(), timeout=120000)
+    qtbot.waitUntil(lambda: len(records(win)) >= 20, timeout=10000)
+    # Through the proxy with its own credential (none refused), on to the upstream with the
+    # upstream's: the users were created there.
+    seen = records(win)
+    refused = [(r.method, r.path, r.upstream_status) for r in seen if r.status == 401]
+    # Only Okta's SPEC step that sends a wrong credential on purpose, refused by the proxy.
+    assert refused == [("GET", "/scim/v2/Users", None)]
+    assert all(r.upstream_status is not None for r in seen if r.status != 401)
+    assert any(r.method == "POST" and r.upstream_status == 201 for r in seen)
+    created = call(up.base_url, lambda c: c.get("/Users?count=100"), token=UP_TOKEN)
+    assert created.body["totalResults"] >= 3
 
 
 def run_settings(qtbot, win: MainWindow, act: Callable[[SettingsDialog], None]) -> None:

@@ -137,6 +137,33 @@ def test_insecure_switch_warns_and_only_for_https(qtbot, tmp_path) -> None:
     assert dialog.build().upstream == UpstreamConfig("http://localhost:8080/scim/v2")
 
 
+def test_no_authentication_with_an_upstream_credential_is_warned_about(qtbot, tmp_path) -> None:
+    dialog = SettingsDialog(mock_config(tmp_path))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    warning = dialog.open_proxy_warning
+    dialog.mode.setCurrentIndex(dialog.mode.findData("none"))
+    assert not warning.isVisible()  # the mock with no authentication: its own business
+    section = dialog.upstream
+    section.proxy_radio.setChecked(True)
+    section.url.setText("https://app.example.com/scim/v2")
+    assert not warning.isVisible()  # transparent: the upstream checks Okta's credential
+    section.kind.setCurrentIndex(section.kind.findData("bearer"))
+    section.secret.setText(UP_TOKEN)
+    assert warning.isVisible() and "anyone who can reach" in warning.text()
+    assert UP_TOKEN not in warning.text()
+    dialog.mode.setCurrentIndex(dialog.mode.findData("bearer"))
+    assert not warning.isVisible()
+    dialog.mode.setCurrentIndex(dialog.mode.findData("none"))
+    section.mock_radio.setChecked(True)
+    assert not warning.isVisible()
+    # Warned, not refused (a proxy only this computer reaches may want no authentication).
+    section.proxy_radio.setChecked(True)
+    config = dialog.build()
+    assert config.auth.mode == "none" and config.upstream is not None
+    assert config.upstream.token == UP_TOKEN
+
+
 def replace_upstream(config: ServerConfig, upstream: UpstreamConfig) -> ServerConfig:
     from dataclasses import replace
 

@@ -39,10 +39,12 @@ from scim_desktop.config import (
 )
 from scim_desktop.gui import theme
 from scim_desktop.gui.widgets.upstream import (
+    OPEN_PROXY_WARNING,
     UpstreamSection,
     credential_text,
     mock_pill_style,
     proxy_pill_style,
+    warning_style,
 )
 from scim_desktop.tunnel.providers import PROVIDERS
 
@@ -314,6 +316,9 @@ class SettingsDialog(QDialog):
         form.addRow("Port", self.port)
         form.addRow("Data file", db_row)
         form.addRow("Authentication", self.mode)
+        self.open_proxy_warning = QLabel(OPEN_PROXY_WARNING)
+        self.open_proxy_warning.setStyleSheet(warning_style())
+        form.addRow("", self.open_proxy_warning)
         form.addRow("Token", self.token)
         form.addRow("User", self.user)
         form.addRow("Password", self.password)
@@ -383,6 +388,10 @@ class SettingsDialog(QDialog):
         self.user.setEnabled(own and mode == "basic")
         self.password.setEnabled(own and mode == "basic")
         self.token_ttl.setEnabled(own and mode == "oauth")
+        # A proxy that checks nobody but swaps in the upstream's credential hands that
+        # credential to anyone who reaches the port.
+        swap = self.upstream.proxy and not self.upstream.transparent
+        self.open_proxy_warning.setVisible(swap and mode == "none")
 
     def build(self) -> ServerConfig:
         mode = self.mode.currentData()

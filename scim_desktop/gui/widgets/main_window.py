@@ -532,6 +532,16 @@ class MainWindow(QMainWindow):
         future.add_done_callback(lambda f: None)
 
     def confirm_reset(self) -> None:
+        if self.config.upstream is not None:
+            # As Load demo data: the reset would empty the idle mock's data file, which the
+            # proxy does not use; it never deletes anything on the user's own server.
+            self.notice.show_notice(
+                "⚠ Reset demo data is for the mock server; the proxy forwards to your own "
+                "server and never deletes anything there. Switch to the mock server in "
+                "Settings first.",
+                [("Settings…", self.open_settings)],
+            )
+            return
         answer = QMessageBox.question(
             self,
             "Reset demo data",
@@ -549,7 +559,30 @@ class MainWindow(QMainWindow):
         server = self.controller.server
         if server is None or (self._sim_thread and self._sim_thread.is_alive()):
             return
-        auth = self.config.auth
+        upstream, auth = self.config.upstream, self.config.auth
+        if upstream is not None and not upstream.has_credential:
+            # A transparent proxy passes the client's credential through, and the simulator
+            # has none of the user's server: every request would be answered 401 upstream.
+            self.notice.show_notice(
+                "⚠ Simulating Okta through a transparent proxy needs your server's credential, "
+                "which SCIM Desktop does not have. Set an upstream credential in Settings (the "
+                "simulator then uses the proxy's own), or switch to the mock server.",
+                [("Settings…", self.open_settings)],
+            )
+            return
+        if upstream is not None:
+            # Credential swap: the simulator authenticates to the proxy as Okta would (the
+            # proxy's own credential below) and the proxy sends the upstream's. It writes to
+            # the user's own server, so it asks first.
+            answer = QMessageBox.question(
+                self,
+                "Simulate Okta provisioning",
+                f"Send Okta's provisioning requests through the proxy to {upstream.url}? They "
+                "create, update and deactivate demo users and push demo groups on your "
+                "server, as Okta would; the users stay there afterwards.",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return
         self._sim_stop.clear()
         sim = OktaSimulator(
             server.base_url,

@@ -33,11 +33,13 @@ from scim_desktop.server.events import UpstreamStatus
 __all__ = [
     "CREDENTIAL_KINDS",
     "INSECURE_WARNING",
+    "OPEN_PROXY_WARNING",
     "ProxyStrip",
     "UpstreamIndicator",
     "UpstreamSection",
     "credential_text",
     "mode_text",
+    "warning_style",
     "window_title",
 ]
 
@@ -57,6 +59,18 @@ _PROXY_PILL = "#6d28d9"
 _DOWN = "#b91c1c"
 _UP = "#15803d"
 _WARN = "#b45309"
+#: Settings, proxy with an upstream credential and no authentication of its own (the command
+#: line's banner says the same of --no-auth with an upstream credential).
+OPEN_PROXY_WARNING = (
+    "⚠ No authentication with an upstream credential: anyone who can reach\n"
+    "this port acts on your server with that credential. Choose a bearer\n"
+    "token, Basic or OAuth for Okta unless only you can reach the port."
+)
+
+
+def warning_style() -> str:
+    """The section's warnings (an unverified certificate, an open proxy)."""
+    return f"color: {_WARN}; font-weight: 600"
 
 
 def mode_text(upstream: UpstreamConfig | None) -> str:
@@ -168,7 +182,7 @@ class UpstreamSection(QWidget):
         self.insecure.setChecked(bool(upstream and upstream.insecure))
         form.addRow(self.insecure)
         self.insecure_warning = QLabel(INSECURE_WARNING)
-        self.insecure_warning.setStyleSheet(f"color: {_WARN}; font-weight: 600")
+        self.insecure_warning.setStyleSheet(warning_style())
         form.addRow(self.insecure_warning)
         outer.addWidget(self.group)
 
@@ -332,7 +346,7 @@ class UpstreamIndicator(QWidget):
         row.setSpacing(8)
         self.insecure = QLabel("⚠ Upstream certificate not verified")
         self.insecure.setToolTip(INSECURE_WARNING)
-        self.insecure.setStyleSheet(f"color: {_WARN}; font-weight: 600")
+        self.insecure.setStyleSheet(warning_style())
         self.state = QLabel()
         self.state.setTextFormat(Qt.TextFormat.RichText)
         row.addWidget(self.insecure)
