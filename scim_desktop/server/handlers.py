@@ -17,7 +17,8 @@ without a body, 405 with ``Allow``, percent-decoded ids. The OAuth pages (HTML a
 stay on a ``tornado.web.Application``, which this server hands those paths to.
 
 The endpoints themselves and the route table are in :mod:`scim_desktop.server.endpoints`;
-this module is the request machinery around them.
+the Okta label and the request record each exchange leaves behind are made in
+:mod:`scim_desktop.server.recording`; this module is the request machinery around them.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from scim_desktop.core.fault_engine import FaultEngine
 from scim_desktop.core.faults import FaultRequest, relative_path
 from scim_desktop.core.okta import OktaClassifier, OktaRequest, Step
 from scim_desktop.core.projection import make_projection, project
-from scim_desktop.core.resources import CATALOG, Change, Outcome, ScimService, utc_now_iso
+from scim_desktop.core.resources import Change, Outcome, ScimService, utc_now_iso
 from scim_desktop.core.schemas import RESOURCE_TYPES
 from scim_desktop.server.auth import Authenticator
 from scim_desktop.server.endpoints import (
@@ -56,15 +57,11 @@ from scim_desktop.server.endpoints import (
 from scim_desktop.server.events import (
     EventSink,
     RequestRecord,
-    ResourceChanged,
     cut_body,
     escape_controls,
     next_record_id,
-    redact_body,
-    redact_headers,
     redact_params,
     redact_url,
-    scrub,
 )
 from scim_desktop.server.http1 import (
     ApplicationBridge,
@@ -74,7 +71,21 @@ from scim_desktop.server.http1 import (
     http_date,
 )
 from scim_desktop.server.oauth_handlers import MAX_OAUTH_BODY
-from scim_desktop.server.proxy import okta_problems
+from scim_desktop.server.recording import classify, publish_changes, record
+
+__all__ = [
+    "GZIP_LEVEL",
+    "GZIP_MIN_LENGTH",
+    "SCIM_CONTENT_TYPE",
+    "Admission",
+    "Exchange",
+    "ScimServer",
+    "ServerContext",
+    "accepts_gzip",
+    "client_origin",
+    "drain_cap",
+    "publish_changes",  # from recording.py
+]
 
 log = logging.getLogger("scim_desktop.server")
 
@@ -127,29 +138,6 @@ def drain_cap(limit: int) -> int:
     """The largest body read (and dropped) to answer a proper 413 to; beyond it the
     connection is closed."""
     return max(limit * 4, 16 * 1024 * 1024)
-
-
-def publish_changes(ctx: ServerContext, changes: list[Change], base_url: str) -> None:
-    """Tell the sink what changed, with each resource as clients now see it (a catalog
-    change: the catalog in its file format, and the Okta classifier its endpoints)."""
-    if not changes:
-        return
-    for change in changes:
-        if change.rtype == CATALOG:
-            catalog = ctx.service.catalog
-            ctx.okta.set_catalog(catalog.endpoints() if catalog is not None else {})
-    if not getattr(ctx.sink, "wants_changes", True):
-        return
-    for change in changes:
-        if change.rtype == CATALOG:
-            catalog = ctx.service.catalog
-            doc = catalog.to_json() if catalog is not None else None
-            ctx.sink.publish(ResourceChanged(change.kind, CATALOG, "*", doc))
-            continue
-        resource = None
-        if change.kind != "deleted" and ctx.store.get(change.rtype, change.id) is not None:
-            resource = ctx.service.get(change.rtype, change.id, base_url).resource
-        ctx.sink.publish(ResourceChanged(change.kind, change.rtype, change.id, resource))
 
 
 def accepts_gzip(header: str) -> bool:
@@ -359,8 +347,9 @@ class ScimServer:
 
 
 class Exchange:
-    """One SCIM request and its answer: auth, body limit, Okta label, faults, dispatch, the
-    SCIM Error path, and the request record."""
+    """One SCIM request and its answer: auth, body limit, faults, dispatch and the SCIM Error
+    path; the Okta label and the request record are recording.py's (``classify``, ``record``),
+    which reads the state kept here."""
 
     # Per-request state: class-level defaults, set on the instance only when they change
     # (a dozen assignments per request were measurable).
@@ -454,10 +443,10 @@ class Exchange:
             # A chunked body found too long while reading it (its rest was not read).
             refusal = _too_large(self._declared_length, limit)
         if isinstance(refusal, errors.ScimError) and refusal.status == 401:
-            self._classify()  # Okta's step for a failed authentication too
+            classify(self)  # Okta's step for a failed authentication too
         if refusal is not None:
             raise refusal
-        self._classify()
+        classify(self)
         if not_allowed:
             raise self._not_allowed(route)
         if self.ctx.faults.rules:
@@ -488,7 +477,7 @@ class Exchange:
     def _fail(self, exc: Exception) -> None:
         """Answer ``exc`` as a SCIM Error (unexpected ones as a logged 500)."""
         if isinstance(exc, Finished):
-            self._record()
+            record(self)
             return
         if isinstance(exc, errors.ScimError):
             error = exc
@@ -553,26 +542,7 @@ class Exchange:
             url = self._base_url = self.server.base_url(self)
         return url
 
-    # --- Okta insight and faults -----------------------------------------------------------------
-    def _classify(self) -> None:
-        """Label the request with its Okta step (before faults, which may match on it)."""
-        try:
-            self._okta_request = OktaRequest(
-                method=self.method,
-                path=relative_path(self.path, self.ctx.config.base_path),
-                query=self.query_args() if self.query else {},
-                body=self._decoded_body(),
-                user_agent=self.h.get("User-Agent", ""),
-                time=time.monotonic(),
-                client=self.remote_ip,
-            )
-            self._okta_step = self.ctx.okta.classify(self._okta_request)
-        except errors.ScimError:
-            self._okta_request = self._okta_step = None  # a bad query: the endpoint says so
-        except Exception:  # labelling must never break serving
-            log.exception("Could not classify %s %s", self.method, self.path)  # no query: see _fail
-            self._okta_request = self._okta_step = None
-
+    # --- faults ----------------------------------------------------------------------------------
     async def _with_fault(self, route: Route, args: tuple[str, ...]) -> None:
         """Answer the request with an injected fault if a rule fires (DESIGN.md "Faults"):
         endpoints never know faults exist."""
@@ -692,7 +662,7 @@ class Exchange:
         if not self._closed:
             self.server.answered(self.conn)
             self.conn.send(status, headers, None if self.method == "HEAD" else data)
-        self._record()
+        record(self)
 
     def answer_forwarded(
         self, status: int, headers: dict[str, str], data: bytes, recorded: bytes, parsed: Any
@@ -710,117 +680,9 @@ class Exchange:
             self.server.answered(self.conn)
             send = None if self.method == "HEAD" or status in (204, 304) else data
             self.conn.send(status, headers, send)
-        self._record()
+        record(self)
 
     def _done(self) -> None:
         if self._active:
             self._active = False
             self.ctx.stats["active"] -= 1
-
-    def _recorded_response(self) -> str:
-        """The response body for the record. SCIM answers are built by this server, which
-        never returns a password (returned: never), so they need no redaction pass (a real
-        cost on 60 KB list pages); errors (whose detail may quote a path or filter the
-        client sent) and anything else go through redact_body."""
-        if self._response_obj is not None and 0 < self.status < 400:
-            return cut_body(self._response_body.decode("utf-8", errors="replace"))
-        return redact_body(self._response_body)
-
-    def _record(self) -> None:
-        """Count the request and publish its record (and the resource changes it made)."""
-        self._done()
-        ctx = self.ctx
-        stats = ctx.stats
-        stats["requests"] += 1
-        status = self.status
-        if status >= 400:
-            stats["errors"] += 1
-        # Headers and bodies are kept only for sinks that show them (the window, --log jsonl).
-        bodies = getattr(ctx.sink, "wants_bodies", True)
-        try:
-            duration_ms = round((time.perf_counter() - self._started) * 1000, 3)
-            step, extra = self._okta_answer(status, duration_ms)
-            # The secrets hidden from the request; the explanation and an error detail may
-            # quote the path or filter that held one, so they are scrubbed of them too.
-            found: list[str] = []
-            # ?access_token=, ?token=, a filter comparing password: never recorded.
-            query = redact_params(self.query, found) if self.query else ""
-            request_body = redact_body(self.body, found) if bodies else ""
-            response_body = scrub(self._recorded_response(), found) if bodies else ""
-            explanation = step.explanation if step else None
-            problems: tuple[str, ...] = ()
-            if self.upstream_status is not None and step is not None:
-                problems = okta_problems(self, step, status, self._response_json, duration_ms)
-            record = RequestRecord(
-                id=next_record_id(),
-                time=self._arrived,
-                method=self.method,
-                path=self.path,
-                query=query,
-                status=status,  # 0: no answer (dropped, or the client went away)
-                duration_ms=duration_ms,
-                client=self.remote_ip,
-                request_headers=redact_headers(self.h) if bodies else {},
-                request_body=request_body,
-                # This server's own headers carry no credentials (no Set-Cookie either); an
-                # upstream's may.
-                response_headers=(
-                    self._response_headers
-                    if self.upstream_status is None
-                    else redact_headers(self._response_headers)
-                )
-                if bodies
-                else {},
-                response_body=response_body or "",
-                okta_step=step.id if step else None,
-                okta_label=scrub(step.label, found) if step else None,
-                okta_explanation=scrub(explanation, found) if found else explanation,
-                fault=self.fault,
-                extra=extra,
-                upstream_status=self.upstream_status,
-                upstream_ms=self.upstream_ms,
-                upstream_error=self.upstream_error,
-                okta_problems=tuple(scrub(p, found) or "" for p in problems),
-            )
-            publish_changes(ctx, self.changes, self.base_url)
-            ctx.sink.publish(record)
-        except Exception:  # an observer's failure must never break serving
-            # The path only: the query may hold a credential.
-            log.exception("Could not publish the record of %s %s", self.method, self.path)
-
-    def _okta_answer(self, status: int, duration_ms: float) -> tuple[Step | None, dict[str, Any]]:
-        """The request's Okta step once its answer is known, and the record's extra fields."""
-        req, step = self._okta_request, self._okta_step
-        if req is None or step is None:
-            return None, {}
-        # The answer as built (list pages hold pre-encoded users, which the classifier need
-        # not look into); only fault answers and the like are parsed back.
-        response_body = self._response_obj
-        if response_body is None:
-            response_body = self._response_json
-        if response_body is None and self._response_body and self.upstream_status is None:
-            try:
-                response_body = orjson.loads(self._response_body)
-            except orjson.JSONDecodeError:
-                response_body = None
-        try:
-            step = self.ctx.okta.note_response(
-                req,
-                step,
-                status,
-                self._response_headers.get("Retry-After"),
-                response_body,
-                duration_s=duration_ms / 1000,
-            )
-        except Exception:
-            log.exception("Could not label %s %s", self.method, self.path)
-        extra: dict[str, Any] = {}
-        if step.page is not None:
-            extra["okta_page"] = step.page
-        if step.retry is not None:
-            extra["okta_retry"] = step.retry
-        if step.next_retry_in_s is not None:
-            extra["okta_next_retry_in_s"] = step.next_retry_in_s
-        if step.retry_gives_up:
-            extra["okta_retry_gives_up"] = True
-        return step, extra
