@@ -37,6 +37,7 @@ import logging
 import time
 import zlib
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import orjson
 
@@ -166,6 +167,10 @@ class Proxy:
         _check_rest(rest)
         pool = self.pool
         target = (pool.path + rest) or "/"
+        if target.startswith("//"):
+            # A target starting "//" reads as an authority to a server that parses it as a
+            # relative reference (RFC 3986 §4.2; Go's net/http, urlsplit): never sent.
+            raise errors.BadRequest("The path must not start with '//' on the upstream")
         if ex.query:
             target += "?" + ex.query
         started = time.perf_counter()
@@ -341,9 +346,20 @@ def okta_problems(
 
 def _check_rest(rest: str) -> None:
     """No dot segments (RFC 3986 §3.3), plain or percent-encoded: the upstream would resolve
-    them, perhaps to a path outside its SCIM base."""
-    for segment in rest.split("/"):
-        if segment and segment.replace("%2e", ".").replace("%2E", ".") in (".", ".."):
+    them, perhaps to a path outside its SCIM base. Upstreams differ in what they decode before
+    resolving, so the segments are looked at as the most lenient one would see them: decoded
+    until nothing changes (``%252e`` behind a second decoding hop; three rounds at most),
+    split at ``%2f`` and at backslashes (Windows servers, some routers), ``;params`` cut off
+    (``..;/`` in Tomcat and Jetty), and cut at a NUL (C servers). No SCIM path needs any of
+    these to spell a dot segment."""
+    text = rest
+    for _ in range(3):
+        decoded = unquote(text, encoding="latin-1")
+        if decoded == text:
+            break
+        text = decoded
+    for segment in text.replace("\\", "/").split("/"):
+        if segment.split(";", 1)[0].split("\0", 1)[0] in (".", ".."):
             raise errors.BadRequest(
                 "Dot segments ('.', '..') are not forwarded: the path must stay under /scim/v2"
             )
