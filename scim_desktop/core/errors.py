@@ -132,3 +132,16 @@ class InternalError(ScimError):
 
 class NotImplementedByServer(ScimError):
     status = 501
+
+
+# --- proxy mode: the upstream, not the client, is at fault -------------------------------------
+class BadGateway(ScimError):
+    """RFC 9110 §15.6.3: the upstream could not be reached or its answer was unusable."""
+
+    status = 502
+
+
+class GatewayTimeout(ScimError):
+    """RFC 9110 §15.6.5: the upstream did not answer in time."""
+
+    status = 504

@@ -43,6 +43,7 @@ import orjson
 
 from scim_desktop.config import UpstreamConfig
 from scim_desktop.core import errors
+from scim_desktop.core.errors import BadGateway, GatewayTimeout
 from scim_desktop.core.faults import METHODS, relative_path
 from scim_desktop.server.endpoints import _NOT_FOUND, Route
 from scim_desktop.server.events import REDACTED, UpstreamStatus
@@ -84,14 +85,6 @@ _FORWARDING = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-ho
 _UNTRUSTED_ONLY = frozenset({"forwarded", "x-real-ip"})
 #: Bodies the record decodes (Okta asks for gzip; the answer goes back as it came).
 _DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
-
-
-class BadGateway(errors.ScimError):
-    status = 502
-
-
-class GatewayTimeout(errors.ScimError):
-    status = 504
 
 
 def _forward(ex: Exchange, rest: str) -> Any:
