@@ -20,8 +20,7 @@ from tests.gui import test_main_window
 from tests.scim_client import ScimClient, filter_query
 from tests.server.test_okta_flows import okta_create_body
 
-# The whole window with its real server: test_main_window's fixtures.
-settings = test_main_window.settings
+# The whole window with its real server: test_main_window's fixture (settings: conftest's).
 window = test_main_window.window
 TOKEN = test_main_window.TOKEN
 
