@@ -48,6 +48,11 @@ _STATUS_RE = re.compile(r"HTTP/1\.([01]) (\d{3})(?: (.*))?")
 #: A header field line (RFC 9112 §5): a token, a colon, the value (no obs-fold).
 _FIELD_RE = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*")
 _TIMED_OUT = "scim-desktop: the upstream timed out"
+#: Control characters a field value must not hold (RFC 9110 §5.5: only HTAB among the CTLs).
+_FIELD_CTL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+#: Interim (1xx) answers taken before the final one: servers send one or two (100 Continue,
+#: 103 Early Hints); an endless stream of them is a broken upstream, not a slow one.
+MAX_INTERIM = 8
 
 
 class UpstreamError(Exception):
@@ -218,6 +223,10 @@ class UpstreamPool:
         self.host, self.port = host, port
         self.timeout = config.timeout
         self.max_response = max_response
+        #: The upstream credential's texts: an upstream that echoes it in something the error
+        #: texts quote (a status line, a malformed field, a chunk-size line) must not put it in
+        #: the client's 502 or a record, not even its first 40 characters.
+        self._secrets = tuple(s.encode() for s in config.secrets() if len(s) >= 4)
         self.max_idle = max_idle
         self._limit = max_connections
         self._busy = 0
@@ -239,6 +248,13 @@ class UpstreamPool:
             self._waiters.append(waiter)
             try:
                 await waiter
+            except BaseException:
+                # Woken for a free slot but cancelled before taking it (its timeout, or the
+                # client gone): the slot's wake-up goes to the next waiter, else it is lost and
+                # a request waits with a connection free.
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()
+                raise
             finally:
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
@@ -246,6 +262,9 @@ class UpstreamPool:
 
     def _release(self) -> None:
         self._busy -= 1
+        self._wake_one()
+
+    def _wake_one(self) -> None:
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -379,10 +398,18 @@ class UpstreamPool:
                 if stream.buf:
                     raise _bad("the head of the answer was cut off or too long") from None
                 raise _Closed() from None
+            interim = 0
             while True:  # 1xx answers (100 Continue, 103 Early Hints) precede the real one
-                status, version, fields = _parse_head(head)
+                status, version, fields = _parse_head(self._hide_secrets(head))
                 if status >= 200:
                     break
+                if status == 101:
+                    # RFC 9110 §15.2.2: only an answer to a request's Upgrade, and the proxy
+                    # never forwards one; what follows would be another protocol's bytes.
+                    raise _bad("101 Switching Protocols to a request that asked for no upgrade")
+                interim += 1
+                if interim > MAX_INTERIM:
+                    raise _bad(f"more than {MAX_INTERIM} interim 1xx answers")
                 try:
                     head = await stream.read_until_regex(_HEAD_END_RE, MAX_HEAD)
                 except StreamClosedError:
@@ -401,10 +428,19 @@ class UpstreamPool:
     ) -> tuple[bytes, bool]:
         """The body as RFC 9112 §6.3 frames it, and whether the framing lets the connection
         carry another request."""
-        if method == "HEAD" or status in (204, 304):
-            return b"", True
         codings = _tokens(fields, "Transfer-Encoding")
         lengths = [v for n, v in fields if n.lower() == "content-length"]
+        if method == "HEAD":
+            return b"", True
+        if status in (204, 304):
+            # No body whatever the fields say (RFC 9112 §6.3 item 1). A 204 declaring one
+            # (RFC 9110 §8.6 and RFC 9112 §6.1 forbid Content-Length and Transfer-Encoding
+            # there) may be followed by those bytes, perhaps a moment later: the connection is
+            # not reused, else the next request would read them as its answer (a response
+            # desync: every later client gets the answer meant for the one before). A 304's
+            # Content-Length is the representation's (§8.6), not a body.
+            declared = status == 204 and any(v.strip() not in ("", "0") for v in lengths)
+            return b"", not (codings or declared)
         try:
             if codings:
                 if codings[-1] != "chunked":  # §6.3 item 4: read until the connection closes
@@ -426,6 +462,12 @@ class UpstreamPool:
                 raise _bad(self._too_long(f"more than {self.max_response}")) from None
             raise _bad("the connection closed before the whole body arrived") from None
 
+    def _hide_secrets(self, data: bytes) -> bytes:
+        for secret in self._secrets:
+            if secret in data:
+                data = data.replace(secret, b"***")
+        return data
+
     def _too_long(self, size: int | str) -> str:
         return f"the body is {size} bytes; the proxy takes at most {self.max_response}"
 
@@ -436,7 +478,8 @@ class UpstreamPool:
             line = await stream.read_until(b"\n", 4096)
             size_text = line.split(b";", 1)[0].strip()
             if not _CHUNK_SIZE_RE.fullmatch(size_text):
-                raise _bad(f"a chunk size is not hexadecimal ({size_text[:20]!r})")
+                shown = self._hide_secrets(size_text)[:20]
+                raise _bad(f"a chunk size is not hexadecimal ({shown!r})")
             size = int(size_text, 16)
             if size == 0:
                 while (await stream.read_until(b"\n", 8192)).strip():
@@ -497,6 +540,9 @@ def _parse_head(head: bytes) -> tuple[int, int, list[tuple[str, str]]]:
     if match is None:
         shown = line.rstrip("\r")[:60]
         raise _bad(f"not an HTTP/1.1 status line ({shown!r})")
+    status = int(match.group(2))
+    if not 100 <= status <= 599:  # RFC 9110 §15: other values are not HTTP status codes
+        raise _bad(f"status {status} is outside 100-599")
     fields: list[tuple[str, str]] = []
     for line in rest.split("\n"):
         if line.endswith("\r"):
@@ -509,7 +555,7 @@ def _parse_head(head: bytes) -> tuple[int, int, list[tuple[str, str]]]:
                 raise _bad("a header field is folded over lines (obs-fold)")
             raise _bad(f"malformed header field line ({line[:40]!r})")
         value = field.group(2)
-        if "\r" in value or "\0" in value:
+        if _FIELD_CTL_RE.search(value):
             raise _bad(f"a control character in the {field.group(1)} field")
         fields.append((normalize_name(field.group(1)), value))
-    return int(match.group(2)), int(match.group(1)), fields
+    return status, int(match.group(1)), fields

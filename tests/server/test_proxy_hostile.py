@@ -5,18 +5,22 @@ answer anything, byte for byte), raw-socket clients."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from scim_desktop.config import UpstreamConfig
+from scim_desktop.config import AuthConfig, UpstreamConfig
 from scim_desktop.server.runner import ServerThread
+from scim_desktop.server.upstream import UpstreamPool
 from tests.conftest import RecordingSink
-from tests.server.proxy_fixtures import ScriptedUpstream, start_proxy
+from tests.server.proxy_fixtures import ScriptedUpstream, start_proxy, wait_for
 
 #: What the raw upstream does with one request: gets the request head (bytes, without the
 #: blank line) and the connection, writes what it likes; returns False to close the connection.
@@ -193,3 +197,184 @@ def test_a_target_starting_with_two_slashes_is_never_sent_upstream(
     assert scripted.seen == []
     assert get(proxy.port, "/scim/v2/Users")[0] == 200
     assert [s.target for s in scripted.seen] == ["/Users"]
+
+
+# --- an upstream that answers badly ----------------------------------------------------------
+
+
+def start_raw(
+    tmp_path: Path,
+    sink: RecordingSink,
+    proxies: list[ServerThread],
+    raw_upstreams: list[RawUpstream],
+    script: Script,
+    **upstream: Any,
+) -> tuple[ServerThread, RawUpstream]:
+    up = RawUpstream(script)
+    raw_upstreams.append(up)
+    auth = AuthConfig("bearer", token=PROXY_TOKEN) if "token" in upstream else None
+    proxy = start_proxy(tmp_path, UpstreamConfig(up.url, **upstream), sink, auth=auth)
+    proxies.append(proxy)
+    return proxy, up
+
+
+PROXY_TOKEN = "proxy-token-0123456789"
+UPSTREAM_SECRET = "upstream-secret-token-0123456789abcdef"
+
+
+def authorization(head: bytes) -> bytes:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.lower() == b"authorization":
+            return value.strip()
+    return b""
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        # The credential in the status line, in a malformed field line (quoted in part: its
+        # first 40 characters), in a chunk-size line (its first 20).
+        lambda auth: b"HTTP/1.1 20 " + auth + b"\r\nContent-Length: 2\r\n\r\n{}",
+        lambda auth: b"HTTP/1.1 200 OK\r\nX Echo: " + auth + b"\r\nContent-Length: 2\r\n\r\n{}",
+        lambda auth: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + auth[7:] + b"\r\n",
+    ],
+)
+def test_the_upstream_credential_echoed_in_garbage_is_not_in_the_502_or_the_record(
+    tmp_path: Path,
+    sink: RecordingSink,
+    proxies: list[ServerThread],
+    raw_upstreams: list[RawUpstream],
+    echo: Callable[[bytes], bytes],
+) -> None:
+    def script(head: bytes, conn: socket.socket) -> bool:
+        conn.sendall(echo(authorization(head)))
+        return False
+
+    proxy, up = start_raw(tmp_path, sink, proxies, raw_upstreams, script, token=UPSTREAM_SECRET)
+    status, head, body = get(
+        proxy.port, "/scim/v2/Users", f"Authorization: Bearer {PROXY_TOKEN}\r\n"
+    )
+    assert status == 502, body
+    assert authorization(up.heads[0]) == f"Bearer {UPSTREAM_SECRET}".encode()  # it was sent
+    assert b"***" in body  # the detail quotes the garbage, the secret hidden
+    assert UPSTREAM_SECRET[:12].encode() not in head + body
+    assert wait_for(lambda: any(getattr(e, "upstream_error", None) for e in sink.events))
+    assert UPSTREAM_SECRET[:12] not in repr(sink.events)
+
+
+def test_a_204_with_a_late_body_does_not_give_the_next_client_a_stale_answer(
+    tmp_path: Path,
+    sink: RecordingSink,
+    proxies: list[ServerThread],
+    raw_upstreams: list[RawUpstream],
+) -> None:
+    """A server bug: 204 with Content-Length and a body written a moment later. Had the
+    connection been reused, the next request would read those bytes (here shaped as an
+    answer) as its own, and every later client the answer meant for the one before."""
+
+    def script(head: bytes, conn: socket.socket) -> bool:
+        if b" /api/scim/Users/gone " in head.split(b"\r\n")[0]:
+            conn.sendall(b"HTTP/1.1 204 No Content\r\nContent-Length: 44\r\n\r\n")
+            time.sleep(0.3)  # after the proxy has finished with the 204
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n" + b'{"stale":1}\n')
+            return True
+        conn.sendall(ok_answer(b'{"fresh":%d}' % len(up.heads)))
+        return True
+
+    proxy, up = start_raw(tmp_path, sink, proxies, raw_upstreams, script)
+    status, head, _ = exchange(
+        proxy.port, b"DELETE /scim/v2/Users/gone HTTP/1.1\r\nHost: p\r\n\r\n"
+    )
+    assert status == 204 and b"Content-Length" not in head
+    for n in (2, 3):
+        status, _, body = get(proxy.port, "/scim/v2/Users")
+        assert (status, body) == (200, b'{"fresh":%d}' % n)
+    # The 204's connection was not used again; the two GETs shared a new one.
+    assert up.connections == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        # 101 to a request that asked for no upgrade: waiting for a "real" answer after it
+        # would last until the timeout (another protocol's bytes follow).
+        (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello", b"101"),
+        # Status codes outside 100-599: 0xx was taken for an interim answer (a wait until the
+        # timeout), 9xx was passed to the client.
+        (b"HTTP/1.1 000 Zero\r\nContent-Length: 2\r\n\r\n{}", b"outside 100-599"),
+        (b"HTTP/1.1 099 Low\r\nContent-Length: 2\r\n\r\n{}", b"outside 100-599"),
+        (b"HTTP/1.1 999 High\r\nContent-Length: 2\r\n\r\n{}", b"outside 100-599"),
+        # A control character in a field value (RFC 9110 §5.5) was passed to the client.
+        (b"HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 2\r\n\r\n{}", b"control character"),
+        (b"HTTP/1.1 200 OK\r\nX-A: a\x1b[2Jb\r\nContent-Length: 2\r\n\r\n{}", b"control character"),
+        # Interim answers without end.
+        (b"HTTP/1.1 100 Continue\r\n\r\n" * 50 + ok_answer(), b"interim"),
+    ],
+)
+def test_answers_that_are_not_http_are_a_502_at_once(
+    tmp_path: Path,
+    sink: RecordingSink,
+    proxies: list[ServerThread],
+    raw_upstreams: list[RawUpstream],
+    answer: bytes,
+    why: bytes,
+) -> None:
+    def script(head: bytes, conn: socket.socket) -> bool:
+        conn.sendall(answer)
+        time.sleep(5)  # and then nothing: a proxy still waiting would answer 504
+        return False
+
+    proxy, _ = start_raw(tmp_path, sink, proxies, raw_upstreams, script, timeout=3)
+    status, head, body = get(proxy.port, "/scim/v2/Users")
+    assert status == 502, head + body
+    assert why in body
+    assert b"\x01" not in head and b"\x1b" not in head
+
+
+def test_a_few_interim_answers_are_read_past(
+    tmp_path: Path,
+    sink: RecordingSink,
+    proxies: list[ServerThread],
+    raw_upstreams: list[RawUpstream],
+) -> None:
+    def script(head: bytes, conn: socket.socket) -> bool:
+        interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s>\r\n\r\n"
+        conn.sendall(interim + ok_answer())
+        return True
+
+    proxy, _ = start_raw(tmp_path, sink, proxies, raw_upstreams, script)
+    assert get(proxy.port, "/scim/v2/Users")[:3:2] == (200, OK_BODY)
+
+
+def test_a_waiter_cancelled_as_it_is_woken_passes_the_free_connection_on() -> None:
+    """The pool's bounded wait: a request woken for a free connection but cancelled before it
+    took it (its own timeout firing in the same loop pass, the server stopping) must wake the
+    next one, which would otherwise wait with the connection free until its own timeout (a
+    504 here: the pool's timeout is 4 s)."""
+
+    def script(head: bytes, conn: socket.socket) -> bool:
+        conn.sendall(ok_answer())
+        return True
+
+    up = RawUpstream(script)
+    try:
+
+        async def run() -> tuple[int, bool]:
+            pool = UpstreamPool(UpstreamConfig(up.url, timeout=4), max_connections=1)
+            await pool._acquire()  # the one connection busy, as for a request in flight
+            second = asyncio.ensure_future(pool.request("GET", "/api/scim/second", [], b""))
+            third = asyncio.ensure_future(pool.request("GET", "/api/scim/third", [], b""))
+            await asyncio.sleep(0.2)  # both waiting for it
+            pool._release()  # the request in flight is done: `second` is woken...
+            second.cancel()  # ...and cancelled in the same loop pass, before it runs
+            try:
+                answer = await third
+            finally:
+                pool.close()
+            return answer.status, second.cancelled()
+
+        assert asyncio.run(run()) == (200, True)
+        assert [h.split(b" ")[1] for h in up.heads] == [b"/api/scim/third"]
+    finally:
+        up.close()
