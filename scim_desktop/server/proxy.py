@@ -85,6 +85,11 @@ _FORWARDING = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-ho
 _UNTRUSTED_ONLY = frozenset({"forwarded", "x-real-ip"})
 #: Bodies the record decodes (Okta asks for gzip; the answer goes back as it came).
 _DECODERS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+#: Answers longer than this (decoded) are passed on but not parsed for the record, the label
+#: or the Okta checks: JSON of tiny objects takes ~30 times its size once parsed (15 MB of
+#: ``{},`` became 440 MB, twice over with the checks' own parse), so 32 such answers at once
+#: took the proxy past 1 GB. Okta's own pages (at most 200 users) are far smaller.
+MAX_JUDGED = 4 * 1024 * 1024
 
 
 def _forward(ex: Exchange, rest: str) -> Any:
@@ -192,7 +197,9 @@ class Proxy:
             # The body as read (de-chunked): its length frames it for the client.
             headers["Content-Length"] = str(len(body))
         parsed = None
-        if recorded[:1] in (b"{", b"[") or recorded.lstrip()[:1] in (b"{", b"["):
+        if len(recorded) <= MAX_JUDGED and (
+            recorded[:1] in (b"{", b"[") or recorded.lstrip()[:1] in (b"{", b"[")
+        ):
             with contextlib.suppress(orjson.JSONDecodeError):
                 parsed = orjson.loads(recorded)
         ex.answer_forwarded(answer.status, headers, body, recorded, parsed)
@@ -305,8 +312,11 @@ def okta_problems(
     ex: Exchange, step: Step, status: int, body: Any, duration_ms: float
 ) -> tuple[str, ...]:
     """How a forwarded answer differs from what Okta expects for the request's step (one line
-    each: what is wrong — what Okta does about it), from core/okta_expect.py."""
+    each: what is wrong — what Okta does about it), from core/okta_expect.py. Not for an
+    answer over MAX_JUDGED (never parsed: see there)."""
     problems: list[str] = []
+    if len(ex._response_body) > MAX_JUDGED:
+        return ()
     ctype = ex._response_headers.get("Content-Type", "").split(";")[0].strip().lower()
     text = ex._response_body.decode("utf-8", errors="replace")
     if body is None and text.strip() and ctype.endswith("json"):

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from scim_desktop.config import AuthConfig, UpstreamConfig
+from scim_desktop.server.proxy import MAX_JUDGED
 from scim_desktop.server.runner import ServerThread
 from scim_desktop.server.upstream import UpstreamPool
 from tests.conftest import RecordingSink
@@ -378,3 +379,28 @@ def test_a_waiter_cancelled_as_it_is_woken_passes_the_free_connection_on() -> No
         assert [h.split(b" ")[1] for h in up.heads] == [b"/api/scim/third"]
     finally:
         up.close()
+
+
+def test_an_answer_too_long_to_judge_passes_through_whole_and_is_recorded(
+    tmp_path: Path,
+    sink: RecordingSink,
+    proxies: list[ServerThread],
+    raw_upstreams: list[RawUpstream],
+) -> None:
+    """Over MAX_JUDGED the answer is not parsed for the record or the Okta checks (a JSON of
+    tiny objects is ~30 times bigger parsed: tests/hostile/proxy_hostile.py's bigjson part
+    prints what that cost), but still goes to the client byte for byte and is recorded."""
+    big = b'{"Resources":[' + b"{}," * (MAX_JUDGED // 3) + b'{}],"totalResults":"many"}'
+
+    def script(head: bytes, conn: socket.socket) -> bool:
+        conn.sendall(ok_answer(big))
+        return True
+
+    proxy, _ = start_raw(tmp_path, sink, proxies, raw_upstreams, script)
+    status, _, body = get(proxy.port, "/scim/v2/Users")
+    assert status == 200 and body == big
+    assert wait_for(lambda: any(getattr(e, "upstream_status", None) for e in sink.events))
+    record = next(e for e in sink.events if getattr(e, "upstream_status", None) == 200)
+    assert record.status == 200 and record.upstream_error is None
+    assert record.okta_problems == ()  # not judged (a string totalResults would be flagged)
+    assert record.response_body.startswith('{"Resources":[{},')

@@ -1,0 +1,286 @@
+"""Proxy mode (issue 14) against a hostile upstream and many clients: figures, printed.
+
+    python tests/hostile/proxy_hostile.py [--only NAME ...] [--clients N]
+
+Starts a raw-socket upstream in this process (its answer chosen by the request's last path
+segment) and the real ``scim-desktop proxy --upstream ...`` as a subprocess on 127.0.0.1, and
+prints what each attack cost the proxy, read from /proc (Linux only): peak and final RSS, CPU
+seconds, open sockets, the answers' statuses. Loopback only; about a minute and a half.
+
+Parts (``--only`` takes these names):
+
+- ``bigjson``: N clients at once (default 32, the pool's size, then twice that) each get a
+  15 MB JSON answer made of tiny objects (``[{},{},...]``): the proxy buffers each answer
+  (capped at 16 MB) and parses it for its record and the Okta checks.
+- ``endless``: N clients at once, an upstream streaming an endless body (cut at the cap: 502).
+- ``slow``: 100 clients at once, an upstream answering one byte every 0.1 s (a 12 s answer):
+  the proxy's sockets and RSS meanwhile; how long a fast request waits behind them (the pool
+  holds 32 connections: the rest queue) and a request the proxy answers itself (404: the
+  event loop is free).
+- ``interim``: 32 clients, an upstream sending 100 Continue without end: the proxy's CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+BASE_URL_RE = re.compile(r"Base URL:\s+http://127\.0\.0\.1:(\d+)(/\S*)")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+BIG = b"[" + b"{}," * (5 * 1024 * 1024 - 1) + b"{}]"  # 15 MB, 5 M empty objects
+
+
+def ok_answer(body: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/scim+json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body) + body
+    )
+
+
+def _answer(kind: str, conn: socket.socket) -> None:
+    if kind == "bigjson":
+        conn.sendall(ok_answer(BIG))
+    elif kind == "endless":
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/scim+json\r\n\r\n")
+        while True:
+            conn.sendall(b"[{}," * 16384)
+    elif kind == "slow":
+        for byte in ok_answer(b"{" + b" " * 60 + b"}"):
+            conn.sendall(bytes([byte]))
+            time.sleep(0.1)
+    elif kind == "interim":
+        while True:
+            conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n" * 64)
+    else:
+        conn.sendall(ok_answer(b'{"fast":true}'))
+
+
+class Upstream:
+    """A keep-alive HTTP/1.1 server on a raw socket, a thread per connection."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0), backlog=512)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        buf = b""
+        with contextlib.suppress(OSError), conn:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                target = head.split(b" ", 2)[1].decode()
+                _answer(target.partition("?")[0].rsplit("/", 1)[-1], conn)
+
+
+class Proxied:
+    """``scim-desktop proxy`` in a subprocess, in front of ``upstream``."""
+
+    def __init__(self, folder: Path, upstream: Upstream) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "scim_desktop",
+                "proxy",
+                "--upstream",
+                f"http://127.0.0.1:{upstream.port}/api/scim",
+                "--port",
+                "0",
+                "--db",
+                str(folder / "proxy.json"),
+                "--no-auth",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+        deadline = time.monotonic() + 30
+        self.port = 0
+        while not self.port:
+            for line in list(self.lines):
+                if m := BASE_URL_RE.search(line):
+                    self.port = int(m.group(1))
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"the proxy did not start: {self.lines[-5:]}")
+            time.sleep(0.05)
+        self.pid = self.proc.pid
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def status_kb(self, key: str) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+        return 0
+
+    def rss_mb(self) -> float:
+        return self.status_kb("VmRSS") / 1024
+
+    def cpu_s(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def sockets(self) -> int:
+        count = 0
+        for fd in Path(f"/proc/{self.pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                count += os.readlink(fd).startswith("socket:")
+        return count
+
+    def get(self, path: str, timeout: float = 90) -> tuple[int, int, float]:
+        """Status, body bytes and seconds of one GET on a new connection (0: no answer)."""
+        started = time.monotonic()
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as sock:
+                sock.sendall(
+                    f"GET {path} HTTP/1.1\r\nHost: p\r\nConnection: close\r\n\r\n".encode()
+                )
+                data = b""
+                while chunk := sock.recv(1 << 20):
+                    data += chunk
+        except OSError:
+            return 0, 0, time.monotonic() - started
+        head, _, body = data.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.1 ") else 0
+        return status, len(body), time.monotonic() - started
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def crowd(proxy: Proxied, path: str, clients: int) -> list[tuple[int, int, float]]:
+    results: list[tuple[int, int, float]] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(proxy.get(path))) for _ in range(clients)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def summary(results: list[tuple[int, int, float]]) -> str:
+    statuses = Counter(status for status, _, _ in results)
+    times = sorted(seconds for _, _, seconds in results)
+    return (
+        f"statuses {dict(statuses)}, seconds min {times[0]:.1f} median "
+        f"{times[len(times) // 2]:.1f} max {times[-1]:.1f}"
+    )
+
+
+def part_bigjson(proxy: Proxied, clients: int) -> None:
+    for n in (clients, clients * 2):
+        rss, cpu = proxy.rss_mb(), proxy.cpu_s()
+        results = crowd(proxy, "/scim/v2/bigjson", n)
+        print(
+            f"  {n} clients x 15 MB JSON: {summary(results)}; RSS {rss:.0f} -> peak "
+            f"{proxy.status_kb('VmHWM') / 1024:.0f} MB (after {proxy.rss_mb():.0f}), "
+            f"CPU {proxy.cpu_s() - cpu:.1f} s"
+        )
+
+
+def part_endless(proxy: Proxied, clients: int) -> None:
+    rss, cpu = proxy.rss_mb(), proxy.cpu_s()
+    results = crowd(proxy, "/scim/v2/endless", clients)
+    print(
+        f"  {clients} clients x endless body: {summary(results)}; RSS {rss:.0f} -> peak "
+        f"{proxy.status_kb('VmHWM') / 1024:.0f} MB (after {proxy.rss_mb():.0f}), "
+        f"CPU {proxy.cpu_s() - cpu:.1f} s"
+    )
+
+
+def part_slow(proxy: Proxied, clients: int) -> None:
+    clients = max(clients, 100)
+    rss, cpu = proxy.rss_mb(), proxy.cpu_s()
+    results: list[tuple[int, int, float]] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(proxy.get("/scim/v2/slow")))
+        for _ in range(clients)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(2)
+    sockets = proxy.sockets()
+    own = proxy.get("/admin")
+    fast = proxy.get("/scim/v2/fast")
+    for thread in threads:
+        thread.join()
+    print(
+        f"  {clients} clients x an answer at 10 bytes/s: {summary(results)}; proxy sockets "
+        f"meanwhile {sockets}; RSS {rss:.0f} -> {proxy.rss_mb():.0f} MB, CPU "
+        f"{proxy.cpu_s() - cpu:.1f} s"
+    )
+    print(f"  meanwhile: the proxy's own 404 in {own[2]:.2f} s (status {own[0]})")
+    print(f"  meanwhile: a fast upstream answer waited {fast[2]:.1f} s (status {fast[0]})")
+
+
+def part_interim(proxy: Proxied, clients: int) -> None:
+    cpu = proxy.cpu_s()
+    results = crowd(proxy, "/scim/v2/interim", clients)
+    print(
+        f"  {clients} clients x endless 100 Continue: {summary(results)}; CPU "
+        f"{proxy.cpu_s() - cpu:.1f} s"
+    )
+
+
+PARTS: dict[str, Callable[[Proxied, int], None]] = {
+    "bigjson": part_bigjson,
+    "endless": part_endless,
+    "slow": part_slow,
+    "interim": part_interim,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="*", choices=sorted(PARTS), default=sorted(PARTS))
+    parser.add_argument("--clients", type=int, default=32)
+    args = parser.parse_args()
+    upstream = Upstream()
+    with tempfile.TemporaryDirectory() as folder:
+        for name in args.only:
+            proxy = Proxied(Path(folder) / name, upstream)  # a fresh proxy: its own peak RSS
+            try:
+                print(f"{name}: proxy RSS at start {proxy.rss_mb():.0f} MB")
+                PARTS[name](proxy, args.clients)
+            finally:
+                proxy.stop()
+
+
+if __name__ == "__main__":
+    main()
