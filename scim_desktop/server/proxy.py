@@ -25,17 +25,21 @@ Security rules:
   authentication is not applied (the upstream decides; the OAuth pages are not served). In
   swap mode the client authenticates with the proxy's credential, which is never sent
   upstream, and the upstream credential is added; it never reaches the client or a record
-  (an upstream that echoes it gets it replaced by ``***``).
+  (an upstream that echoes it gets it replaced by ``***``, also where an error quotes its
+  garbage). In transparent mode a client credential the upstream quotes back is hidden from
+  the record as the request's own ``Authorization`` is.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gzip
 import ipaddress
 import logging
 import time
 import zlib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -196,6 +200,16 @@ class Proxy:
         if ex.method != "HEAD" and answer.status not in (204, 304):
             # The body as read (de-chunked): its length frames it for the client.
             headers["Content-Length"] = str(len(body))
+        if not self.swap and (own := _credential_texts(ex.h.get("Authorization"))):
+            # Transparent mode: the client's credential went upstream, and an upstream may
+            # quote it (a 401 "invalid token ...", a debug header). The record shows the
+            # request's Authorization as "Bearer ***", so it must not show the echo either:
+            # the recorded body (and the label and checks read from it) has it hidden; the
+            # client's body goes as it came. The fields are shared by the answer and the
+            # record, so an echo there is hidden from both.
+            recorded = _hide(recorded, own)
+            for name, value in headers.items():
+                headers[name] = _hide(value.encode("latin-1", "replace"), own).decode("latin-1")
         parsed = None
         if len(recorded) <= MAX_JUDGED and (
             recorded[:1] in (b"{", b"[") or recorded.lstrip()[:1] in (b"{", b"[")
@@ -288,9 +302,7 @@ class Proxy:
         return base_url + rest[len(path) :]
 
     def _hide_secrets(self, data: bytes) -> bytes:
-        for secret in self._secrets:
-            data = data.replace(secret, REDACTED.encode())
-        return data
+        return _hide(data, self._secrets)
 
     def _set_up(self, up: bool, detail: str) -> None:
         """Tell the sink when the upstream goes down or answers again (not per request)."""
@@ -366,6 +378,28 @@ def _check_rest(rest: str) -> None:
             raise errors.BadRequest(
                 "Dot segments ('.', '..') are not forwarded: the path must stay under /scim/v2"
             )
+
+
+def _hide(data: bytes, secrets: Iterable[bytes]) -> bytes:
+    for secret in secrets:
+        data = data.replace(secret, REDACTED.encode())
+    return data
+
+
+def _credential_texts(authorization: str | None) -> tuple[bytes, ...]:
+    """The secret parts of an ``Authorization`` value (RFC 9110 §11.4: scheme and
+    credentials): the credentials, and for Basic (RFC 7617) the password too. Short ones
+    (under 8 characters) are not hidden: no real credential is, and hiding them would blank
+    common words out of the record."""
+    if not authorization:
+        return ()
+    _, _, credentials = authorization.strip().partition(" ")
+    credentials = credentials.strip()
+    texts = [credentials]
+    if authorization[:6].lower() == "basic ":
+        with contextlib.suppress(ValueError):
+            texts.append(base64.b64decode(credentials, validate=True).decode().partition(":")[2])
+    return tuple(t.encode("latin-1", "replace") for t in texts if len(t) >= 8)
 
 
 def _connection_options(value: str | None) -> frozenset[str]:

@@ -404,3 +404,61 @@ def test_an_answer_too_long_to_judge_passes_through_whole_and_is_recorded(
     assert record.status == 200 and record.upstream_error is None
     assert record.okta_problems == ()  # not judged (a string totalResults would be flagged)
     assert record.response_body.startswith('{"Resources":[{},')
+
+
+@pytest.mark.parametrize(
+    ("authorization", "secret"),
+    [
+        ("Bearer okta-token-for-the-real-server-42", "okta-token-for-the-real-server-42"),
+        # Basic: the blob and the password each hidden ("svc:pass-word-9876" in base64).
+        ("Basic c3ZjOnBhc3Mtd29yZC05ODc2", "c3ZjOnBhc3Mtd29yZC05ODc2"),
+        ("Basic c3ZjOnBhc3Mtd29yZC05ODc2", "pass-word-9876"),
+    ],
+)
+def test_transparent_mode_a_client_credential_the_upstream_quotes_is_not_logged(
+    tmp_path: Path,
+    proxies: list[ServerThread],
+    raw_upstreams: list[RawUpstream],
+    authorization: str,
+    secret: str,
+) -> None:
+    """The client's credential goes upstream in transparent mode; a server answering
+    '401 invalid token <the token>' (or echoing it in a header) must not put it in the
+    text log, the JSON lines or the window's records, which show the request's own
+    Authorization as '***'. The client still gets the body as the upstream wrote it."""
+    import io
+
+    from scim_desktop.server.events import MultiSink
+    from scim_desktop.server.log_sinks import JsonLinesSink, TextSink
+
+    def script(head: bytes, conn: socket.socket) -> bool:
+        body = (
+            b'{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"401",'
+            b'"detail":"invalid credential %s"}' % secret.encode()
+        )
+        conn.sendall(
+            b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/scim+json\r\n"
+            b'WWW-Authenticate: Bearer error="invalid_token", seen="%s"\r\n'
+            b"X-Debug-Auth: %s\r\nContent-Length: %d\r\n\r\n%s"
+            % (secret.encode(), authorization.encode(), len(body), body)
+        )
+        return True
+
+    up = RawUpstream(script)
+    raw_upstreams.append(up)
+    text_out, json_out = io.StringIO(), io.StringIO()
+    text, jsonl, recording = TextSink(text_out), JsonLinesSink(json_out), RecordingSink()
+    proxy = start_proxy(tmp_path, UpstreamConfig(up.url), MultiSink(text, jsonl, recording))
+    proxies.append(proxy)
+    status, _, body = get(proxy.port, "/scim/v2/Users", f"Authorization: {authorization}\r\n")
+    assert status == 401
+    assert secret.encode() in body  # the client's own answer, unchanged
+    assert authorization.encode() in up.heads[0]  # transparent: it did go upstream
+    assert wait_for(lambda: any(getattr(e, "upstream_status", None) for e in recording.events))
+    text.flush()
+    jsonl.flush()
+    logged = text_out.getvalue() + json_out.getvalue() + repr(recording.events)
+    assert "invalid credential ***" in logged
+    assert secret not in logged
+    text.close()
+    jsonl.close()
