@@ -431,7 +431,10 @@ class UpstreamPool:
         codings = _tokens(fields, "Transfer-Encoding")
         lengths = [v for n, v in fields if n.lower() == "content-length"]
         if method == "HEAD":
-            return b"", True
+            # No body (RFC 9112 §6.3 item 1), but servers that write one anyway are common
+            # enough, and its bytes may come a moment later: read as the next request's answer.
+            # HEAD is rare (Okta sends none), so its connection is simply not reused.
+            return b"", False
         if status in (204, 304):
             # No body whatever the fields say (RFC 9112 §6.3 item 1). A 204 declaring one
             # (RFC 9110 §8.6 and RFC 9112 §6.1 forbid Content-Length and Transfer-Encoding

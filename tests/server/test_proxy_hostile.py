@@ -109,6 +109,8 @@ def exchange(port: int, request: bytes, timeout: float = 10) -> tuple[int, bytes
             name, _, value = line.partition(b":")
             if name.lower() == b"content-length":
                 length = int(value)
+        if request.startswith(b"HEAD "):
+            length = 0  # a HEAD answer's length is the GET's; it has no body
         while length is not None and len(body) < length:
             more = sock.recv(65536)
             if not more:
@@ -292,6 +294,32 @@ def test_a_204_with_a_late_body_does_not_give_the_next_client_a_stale_answer(
         status, _, body = get(proxy.port, "/scim/v2/Users")
         assert (status, body) == (200, b'{"fresh":%d}' % n)
     # The 204's connection was not used again; the two GETs shared a new one.
+    assert up.connections == 2
+
+
+def test_a_head_answer_with_a_late_body_does_not_give_the_next_client_a_stale_answer(
+    tmp_path: Path,
+    sink: RecordingSink,
+    proxies: list[ServerThread],
+    raw_upstreams: list[RawUpstream],
+) -> None:
+    """A server bug: a body written after a HEAD answer (RFC 9112 §6.3: it has none)."""
+
+    def script(head: bytes, conn: socket.socket) -> bool:
+        if head.startswith(b"HEAD "):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 48\r\n\r\n")
+            time.sleep(0.3)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n" + b'{"stale":1}\n')
+            return True
+        conn.sendall(ok_answer(b'{"fresh":%d}' % len(up.heads)))
+        return True
+
+    proxy, up = start_raw(tmp_path, sink, proxies, raw_upstreams, script)
+    status, head, _ = exchange(proxy.port, b"HEAD /scim/v2/Users HTTP/1.1\r\nHost: p\r\n\r\n")
+    assert status == 200 and b"Content-Length: 48" in head
+    for n in (2, 3):
+        status, _, body = get(proxy.port, "/scim/v2/Users")
+        assert (status, body) == (200, b'{"fresh":%d}' % n)
     assert up.connections == 2
 
 
