@@ -22,6 +22,7 @@ from scim_desktop.cli import main
 from scim_desktop.config import AuthConfig, ServerConfig
 from scim_desktop.core.catalog import parse_catalog
 from scim_desktop.core.faults import parse_fault_spec
+from scim_desktop.server.events import RequestRecord
 from scim_desktop.server.runner import ServerThread
 from tests.conftest import TOKEN, RecordingSink
 from tests.gui.test_governance import CATALOG
@@ -164,12 +165,12 @@ def test_header_credential_and_basic_parse(
     assert rc == 0
     text = out_json.read_text(encoding="utf-8")
     assert TOKEN not in text and "Bearer ***" in text
-    # Basic credentials the server does not take: every answer is 401, so checks fail (1).
+    # Basic credentials the server does not take: refused, one failure saying so (1).
     rc, out, _ = run_check(
         capsys, server.base_url, "--basic", "user:secret-pass", "--suite", "spec"
     )
     assert rc == 1
-    assert "secret-pass" not in out and "Expected 200, got 401" in out
+    assert "secret-pass" not in out and "the server refused the credential (401: " in out
     assert leftovers(client) == []
 
 
@@ -350,3 +351,155 @@ def test_the_cleanup_line_counts_what_cleanup_removed_in_words() -> None:
         "cleanup: deleted 1 user it created",
         "cleanup: kept group g (1)",
     ]
+
+
+def _requests_seen(sink: RecordingSink, client: ScimClient) -> int:
+    """How many requests the server answered before now (records are published after the
+    answer: one more request of ours, once recorded, shows every earlier one was)."""
+    before = len([e for e in sink.events if isinstance(e, RequestRecord)])
+    assert client.get("/ServiceProviderConfig").status == 200
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        records = [e for e in sink.events if isinstance(e, RequestRecord)]
+        if records and records[-1].path.endswith("/ServiceProviderConfig"):
+            return len(records) - 1
+        time.sleep(0.02)
+    raise AssertionError(f"the probe was never recorded ({before} records before it)")
+
+
+def test_a_refused_token_is_one_failure_and_the_rest_skip(
+    server: ServerThread,
+    client: ScimClient,
+    sink: RecordingSink,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A mistyped token: the first check fails saying the credential was refused (Okta's
+    effect, the fix), every check that needs the credential is skipped for that reason, and
+    SPEC 11 (whose point is a 401 to a wrong bearer) still runs."""
+    wrong = "mistyped-token-4f2a"
+    out_json, out_junit = tmp_path / "r.json", tmp_path / "r.xml"
+    rc, out, err = run_check(
+        capsys,
+        server.base_url,
+        *("--token", wrong, "--json", str(out_json), "--junit", str(out_junit)),
+    )
+    assert rc == 1 and err == ""
+    lines = out.splitlines()
+    fails = [line for line in lines if line.startswith("FAIL")]
+    assert len(fails) == 1 and fails[0].startswith("FAIL  spec          SPEC  1: list users")
+    said = "the server refused the credential (401: Authentication failed"
+    assert out.count(said) == 1  # said once (and in a line before the summary)
+    assert "Test API Credentials fails" in out and "cannot provision" in out
+    assert "Authorization: Bearer <token>" in out and "--token" in out
+    assert "Expected 200, got 401" not in out
+    doc = json.loads(out_json.read_text(encoding="utf-8"))
+    checks = doc["checks"]
+    total = len(checks)
+    assert lines[-1] == f"check: 1 passed, 1 failed, {total - 2} skipped"
+    assert lines[-2].startswith("time: ")
+    assert lines[-3].startswith("credential refused (401: Authentication failed")
+    assert not any(line.startswith("cleanup: ") for line in lines)  # nothing was created
+
+    # Every check is still listed (a progress bar's count holds), in the usual order.
+    per_suite = {s: sum(c["suite"] == s for c in checks) for s in EXPECTED_CHECKS}
+    assert per_suite == {**EXPECTED_CHECKS, "entitlements": 1}
+    assert [c["name"][:7] for c in checks if c["suite"] == "spec"] == SPEC_NAMES
+    assert (doc["passed"], doc["failed"], doc["skipped"]) == (1, 1, total - 2)
+    assert doc["credential_refused"].startswith("401: Authentication failed")
+    first, spec11 = checks[0], checks[10]
+    assert first["status"] == "fail" and first["detail"].startswith(said)
+    assert [r["status"] for r in first["requests"]] == [401]
+    assert "Test API Credentials fails" in first["okta_effect"] and "--token" in first["fix"]
+    assert spec11["name"].startswith("SPEC 11") and spec11["status"] == "pass"
+    assert [r["status"] for r in spec11["requests"]] == [401]
+    skipped = [c for c in checks if c["status"] == "skip"]
+    assert {c["detail"] for c in skipped} == {"the server refused the credential"}
+    assert all(c["requests"] == [] for c in skipped)  # held back, not sent
+    # The server saw the refused request and SPEC 11's, nothing else (no cleanup lookups).
+    assert _requests_seen(sink, client) == 2
+
+    # JUnit says the same: one failure (the same message), the same skips.
+    root = ET.parse(out_junit).getroot()
+    assert (root.get("tests"), root.get("failures")) == (str(total), "1")
+    assert root.get("skipped") == str(total - 2)
+    failures = root.findall(".//failure")
+    assert [f.get("message") for f in failures] == [first["detail"]]
+    assert {s.get("message") for s in root.findall(".//skipped")} == {
+        "the server refused the credential"
+    }
+    for text in (out, out_json.read_text(encoding="utf-8"), out_junit.read_text("utf-8")):
+        assert wrong not in text
+    assert leftovers(client) == []
+
+
+def test_a_403_and_a_missing_credential_are_said_on_the_first_check(
+    server: ServerThread, tmp_path: Path
+) -> None:
+    """403 is a refusal too, whichever suite runs first; with no credential given the finding
+    says none was; a suite that would skip on the refused answer (entitlements without
+    /ResourceTypes) fails for the credential instead."""
+    config = ServerConfig(
+        host="127.0.0.1",
+        port=0,
+        db_path=tmp_path / "forbidden.json",
+        auth=AuthConfig("bearer", token=TOKEN),
+        faults=(parse_fault_spec("status=403"),),
+    )
+    forbidding = ServerThread(config, RecordingSink())
+    forbidding.start()
+    try:
+        options = CheckOptions(forbidding.base_url, token=TOKEN, suites=("crud", "groups"))
+        report = Runner(options).run()
+    finally:
+        forbidding.stop()
+    first = report.checks[0]
+    assert first.name.startswith("Test API credentials") and first.status == "fail"
+    assert first.detail.startswith("the server refused the credential (403: ")
+    assert [r.status for r in first.requests] == [403]  # GET /Groups was held back
+    assert len(first.findings) == 1 and first.findings[0].request == 0
+    assert report.refused.startswith("403: ") and report.failed == 1
+    assert report.skipped == EXPECTED_CHECKS["crud"] + EXPECTED_CHECKS["groups"] - 1
+    assert report.cleanup == []
+
+    options = CheckOptions(server.base_url, suites=("entitlements",))
+    report = Runner(options).run()
+    assert [(c.name, c.status) for c in report.checks] == [
+        ("resource types (GET /ResourceTypes)", "fail")
+    ]
+    assert report.checks[0].detail.startswith(
+        "the server asks for a credential and none was given (401: "
+    )
+    options = CheckOptions(server.base_url, suites=("groups",))
+    report = Runner(options).run()
+    assert report.failed == 1 and report.skipped == EXPECTED_CHECKS["groups"] - 1
+    assert {c.detail for c in report.checks[1:]} == {
+        "the server asks for a credential and none was given"
+    }
+
+
+def test_a_401_after_the_first_answer_is_judged_where_it_happens(
+    tmp_path: Path,
+) -> None:
+    """Only a refusal of the first request is the credential's: a server that takes the
+    token but answers 401 to creates fails those checks with Okta's own findings."""
+    config = ServerConfig(
+        host="127.0.0.1",
+        port=0,
+        db_path=tmp_path / "d.json",
+        auth=AuthConfig("bearer", token=TOKEN),
+        faults=(parse_fault_spec("status=401,method=POST"),),
+    )
+    server = ServerThread(config, RecordingSink())
+    server.start()
+    try:
+        report = Runner(CheckOptions(server.base_url, token=TOKEN, suites=("crud",))).run()
+    finally:
+        server.stop()
+    assert report.refused == ""
+    by_name = {c.name: c for c in report.checks}
+    assert by_name["Test API credentials (GET /Users, GET /Groups)"].status == "pass"
+    create = by_name["create user (POST /Users)"]
+    assert create.status == "fail" and "refused the credential" not in create.detail
+    assert "answered 401" in create.detail
+    assert by_name["read user (GET /Users/{id})"].detail == "the create returned no user id"

@@ -98,6 +98,9 @@ class Report:
     cleanup: list[str] = field(default_factory=list)  # one line per resource removed or kept
     duration_s: float = 0.0
     interrupted: bool = False
+    #: When the server refused the credential on the run's first request: its status and
+    #: detail ("401: ..."); the first check failed saying so and the rest were skipped.
+    refused: str = ""
 
     def count(self, status: Status) -> int:
         return sum(1 for c in self.checks if c.status == status)
@@ -128,4 +131,5 @@ class Report:
             "skipped": self.skipped,
             "cleanup": list(self.cleanup),
             "duration_s": round(self.duration_s, 2),
+            "credential_refused": self.refused or None,
         }

@@ -68,11 +68,21 @@ def text_lines(report: Report) -> Iterator[str]:
     """The whole report as the terminal shows it, ending with issue 15's summary line."""
     for check in report.checks:
         yield from check_lines(check)
+    if report.refused:
+        yield refused_line(report)
     yield from cleanup_lines(report)
     if report.interrupted:
         yield "interrupted: the checks left were not run"
     yield f"time: {report.duration_s:.2f} s"
     yield report.summary()
+
+
+def refused_line(report: Report) -> str:
+    """One line for a run whose credential the server refused (``report.refused``)."""
+    return (
+        f"credential refused ({_one_line(report.refused, 120)}): the checks that need it "
+        "were skipped; check --token, --basic or --header"
+    )
 
 
 def cleanup_lines(report: Report) -> list[str]:

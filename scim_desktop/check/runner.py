@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,7 +39,13 @@ from scim_desktop.okta_sim import (
     resources_of,
     user_filter_path,
 )
-from scim_desktop.server.events import redact_body, redact_headers, redact_url, scrub
+from scim_desktop.server.events import (
+    escape_controls,
+    redact_body,
+    redact_headers,
+    redact_url,
+    scrub,
+)
 
 #: Every resource the checker creates starts with this, so it is recognisable (and removable).
 PREFIX = "scim-desktop-check-"
@@ -46,6 +53,16 @@ PREFIX = "scim-desktop-check-"
 #: the checker waits at most this long each time (Okta itself waits up to minutes).
 MAX_RETRIES = 3
 MAX_RETRY_WAIT_S = 10.0
+#: The statuses of a server that refuses the run's credential (RFC 9110 §15.5.2, §15.5.4).
+REFUSED_STATUSES = (401, 403)
+#: Why the checks after a refused credential are skipped (none of them could pass).
+REFUSED_SKIP = "the server refused the credential"
+#: The same, when the checker was given no credential to send.
+NO_CREDENTIAL_SKIP = "the server asks for a credential and none was given"
+#: Why a request was not sent once the credential was refused.
+NOT_SENT = "not sent: the server refused the credential"
+#: Why the check a cancel interrupted is skipped.
+CANCELLED = "cancelled"
 
 
 class Unreachable(Exception):
@@ -171,8 +188,17 @@ class _Client(OktaSimulator):
     unreachable server told apart from a bad answer."""
 
     answered = False
+    #: Set once the server refused the run's credential: a request carrying it is not sent
+    #: any more (it would be refused the same way, and each check would fail for the one
+    #: reason). A request with its own Authorization (SPEC 11's deliberately wrong bearer,
+    #: whose point is a 401) still goes out.
+    refused = False
 
     def request(self, method: str, path: str, body: Any = None, **kw: Any) -> SimResult:
+        if self.refused and kw.get("authorization") is None:
+            if self.stop.is_set():
+                raise InterruptedError("check cancelled")
+            return SimResult(0, None, error=NOT_SENT)
         for attempt in range(MAX_RETRIES + 1):
             result = super().request(method, path, body, **kw)
             if result.status == 0 and not self.answered:
@@ -215,6 +241,12 @@ class Runner:
         self._current: Check | None = None
         self._last: Sent | None = None
         self._sent: list[Sent] = []  # the current check's exchanges, unredacted, for judging
+        #: The first answer (not a 429) decides whether the server takes the credential.
+        self._decided = False
+        #: When it did not: the check whose request was refused (it fails, once, saying so),
+        #: and the index of that answer in its requests.
+        self._refused_check: Check | None = None
+        self._refused_at = 0
         self.sim = self._client(self.cancel)
         #: What this run created: ids it was given, and the names it created (a server that
         #: answers an empty 201 still stored something: cleanup looks the names up).
@@ -264,6 +296,56 @@ class Runner:
         if self._current is not None:
             self._current.requests.append(self.redact(sent))
             self._sent.append(sent)
+            if not self._decided and sent.result.status not in (0, 429):
+                self._decided = True
+                if sent.result.status in REFUSED_STATUSES:
+                    self._refuse(self._current, sent.result)
+
+    # --- a refused credential ------------------------------------------------------------------
+    def _refuse(self, check: Check, result: SimResult) -> None:
+        """The server refused the first request the run sent with its credential: a mistyped
+        token, the wrong kind of credential, or none given. Every later request carrying it
+        would be refused the same way, so none is sent: this check fails once saying so, and
+        the others are skipped (:meth:`finish`, :meth:`skip`)."""
+        self._refused_check = check
+        self._refused_at = len(check.requests) - 1
+        self.report.refused = self.scrub(f"{result.status}: {_refusal_detail(result)}")
+        self.sim.refused = True
+
+    @property
+    def refused(self) -> bool:
+        """True once the server refused the credential (see :meth:`_refuse`)."""
+        return self._refused_check is not None
+
+    def _has_credential(self) -> bool:
+        o = self.options
+        return bool(o.token or o.basic or o.headers)
+
+    def _refusal_finding(self) -> Finding:
+        refused = self.report.refused
+        if self._has_credential():
+            what = f"the server refused the credential ({refused})"
+            every = "every request it sends with this credential is refused the same way"
+        else:
+            what = f"the server asks for a credential and none was given ({refused})"
+            every = "the server takes no request without the credential it expects"
+        return Finding(
+            what,
+            "Okta's Test API Credentials fails with this answer (the admin cannot save the "
+            f"integration) and Okta cannot provision: {every}",
+            "Check the credential given to the checker: --token TOKEN (the token alone), "
+            '--basic USER:PASS or --header "Name: value" (in the window, the Credential '
+            "choice and its fields). For HTTP Header auth Okta sends `Authorization: Bearer "
+            "<token>`, so give that token with --token. If the credential is the right one, "
+            "the server must accept it on every endpoint (RFC 6750 §2.1 for a bearer token, "
+            "RFC 7617 for Basic).",
+            "fails",
+            "okta",
+            self._refused_at,
+        )
+
+    def _refused_skip(self) -> str:
+        return REFUSED_SKIP if self._has_credential() else NO_CREDENTIAL_SKIP
 
     def sent_in(self, check: Check) -> list[Sent]:
         """The exchanges of the current check as sent and received (not redacted)."""
@@ -313,7 +395,12 @@ class Runner:
 
     def finish(self, check: Check, findings: Iterable[Finding], passed: str = "") -> Check:
         """Close a check: failed when anything was found, passed otherwise (``passed`` is its
-        detail)."""
+        detail). Once the credential was refused, the refused check fails with that one
+        finding, and a check that sent nothing (its requests were held back) is skipped."""
+        if check is self._refused_check:
+            findings = [self._refusal_finding()]
+        elif self.refused and not check.requests:
+            return self.skip(check.suite, check.name, self._refused_skip(), check)
         found: list[Finding] = []
         last = len(check.requests) - 1 if check.requests else None
         for g in findings:
@@ -340,6 +427,12 @@ class Runner:
         return self._done(check)
 
     def skip(self, suite: str, name: str, why: str, check: Check | None = None) -> Check:
+        if check is not None and check is self._refused_check:
+            # A suite skipping on the refused answer (entitlements: /ResourceTypes answered
+            # 401) would hide why: it is the credential's failure.
+            return self.finish(check, [])
+        if self.refused and why != CANCELLED:
+            why = self._refused_skip()  # whatever else the suite would say follows from it
         check = check or Check(name=name, suite=suite, started=time.monotonic())
         check.status, check.detail = "skip", why
         return self._done(check)
@@ -410,7 +503,7 @@ class Runner:
         except (Cancelled, KeyboardInterrupt) as exc:
             self.report.interrupted = True
             if self._current is not None:
-                self.skip(self._current.suite, self._current.name, "cancelled", self._current)
+                self.skip(self._current.suite, self._current.name, CANCELLED, self._current)
             self.cleanup()
             self.report.duration_s = time.monotonic() - started
             if isinstance(exc, KeyboardInterrupt):
@@ -433,6 +526,10 @@ class Runner:
         server refuses it, a deactivation (said in the report)."""
         self._current = None
         self.sim.close()
+        if self.refused:
+            # Decided on the run's first answer: nothing was created before it, and nothing
+            # carrying the credential was sent after it (the lookups would be refused too).
+            return
         client = self._client(threading.Event())  # a cancelled run still cleans up
         client.answered = True
         lines = self.report.cleanup
@@ -469,6 +566,20 @@ class Runner:
             pass
         finally:
             client.close()
+
+
+def _refusal_detail(result: SimResult) -> str:
+    """A refusal's reason in a few words: the SCIM Error's detail (RFC 7644 §3.12), else the
+    start of the body, else the status's phrase."""
+    detail = result.body.get("detail") if isinstance(result.body, dict) else None
+    text = detail if isinstance(detail, str) and detail.strip() else result.text
+    text = " ".join(escape_controls(text).split())
+    if not text:
+        try:
+            return HTTPStatus(result.status).phrase
+        except ValueError:
+            return "no detail"
+    return text if len(text) <= 160 else text[:159] + "…"
 
 
 def _found(client: OktaSimulator, path: str, attr: str, name: str) -> dict[str, str]:
