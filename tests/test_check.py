@@ -16,8 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from scim_desktop.check import EXPECTED_CHECKS, Check, CheckOptions, Runner
-from scim_desktop.check.runner import PREFIX, OptionsError, make_options
+from scim_desktop.check import (
+    EXPECTED_CHECKS,
+    Check,
+    CheckOptions,
+    OptionsError,
+    Runner,
+    make_options,
+)
+from scim_desktop.check.runner import PREFIX
 from scim_desktop.cli import main
 from scim_desktop.config import AuthConfig, ServerConfig
 from scim_desktop.core.catalog import parse_catalog

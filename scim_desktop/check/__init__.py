@@ -5,8 +5,10 @@ each wrong answer and how to fix it (issue 15).
 ``runner`` sends and judges, ``suites`` holds the checks, ``report`` writes text, JSON, JUnit
 and HTML, ``cli`` is the subcommand. For a window ("Check a server"), on a worker thread::
 
-    runner = Runner(CheckOptions(url, token=...), on_check=signal.emit, cancel=event)
+    options = make_options(url, token=..., suites=...)  # OptionsError: what the form lacks
+    runner = Runner(options, on_check=signal.emit, cancel=event)
     report = runner.run()          # Unreachable: the server never answered
+    # report.refused: the server refused the credential (the first check fails, once)
     # progress: len(report.checks so far) of sum(EXPECTED_CHECKS[s] for s in suites)
     # export: report.to_json(), check.report.to_junit(report), check.report.to_html(report)
 
@@ -25,7 +27,13 @@ from scim_desktop.check.model import (
     Report,
     RequestLog,
 )
-from scim_desktop.check.runner import CheckOptions, Runner, Unreachable
+from scim_desktop.check.runner import (
+    CheckOptions,
+    OptionsError,
+    Runner,
+    Unreachable,
+    make_options,
+)
 
 __all__ = [
     "EXPECTED_CHECKS",
@@ -33,8 +41,10 @@ __all__ = [
     "Check",
     "CheckOptions",
     "Finding",
+    "OptionsError",
     "Report",
     "RequestLog",
     "Runner",
     "Unreachable",
+    "make_options",
 ]
