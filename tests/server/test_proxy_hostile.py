@@ -490,3 +490,40 @@ def test_transparent_mode_a_client_credential_the_upstream_quotes_is_not_logged(
     assert secret not in logged
     text.close()
     jsonl.close()
+
+
+def test_the_pool_bounds_upstream_connections_and_the_loop_stays_free(
+    tmp_path: Path,
+    sink: RecordingSink,
+    proxies: list[ServerThread],
+    raw_upstreams: list[RawUpstream],
+) -> None:
+    """33 requests held by a slow upstream: at most 32 connections reach it (the pool's
+    bound; the 33rd waits for a free one, inside its timeout), and meanwhile the proxy
+    answers what it answers itself (a 404, a refused path): its event loop is not blocked."""
+    release = threading.Event()
+    holding: list[bytes] = []
+
+    def script(head: bytes, conn: socket.socket) -> bool:
+        holding.append(head)
+        release.wait(20)
+        conn.sendall(ok_answer())
+        return True
+
+    proxy, up = start_raw(tmp_path, sink, proxies, raw_upstreams, script)
+    results: list[int] = []
+    clients = [
+        threading.Thread(target=lambda: results.append(get(proxy.port, "/scim/v2/Users")[0]))
+        for _ in range(33)
+    ]
+    for client in clients:
+        client.start()
+    assert wait_for(lambda: len(holding) >= 32)
+    assert get(proxy.port, "/admin")[0] == 404
+    assert get(proxy.port, "/scim/v2/..%2fadmin")[0] == 400
+    assert len(holding) == 32 and up.connections == 32 and not results
+    release.set()
+    for client in clients:
+        client.join(20)
+    assert results == [200] * 33
+    assert up.connections == 32  # the 33rd used a connection another had finished with
