@@ -527,3 +527,31 @@ def test_the_pool_bounds_upstream_connections_and_the_loop_stays_free(
         client.join(20)
     assert results == [200] * 33
     assert up.connections == 32  # the 33rd used a connection another had finished with
+
+
+def test_forwarding_fields_are_believed_only_from_the_tunnel_on_loopback(
+    tmp_path: Path, scripted: ScriptedUpstream, sink: RecordingSink, proxies: list[ServerThread]
+) -> None:
+    """Without a tunnel, a client's X-Forwarded-*, Forwarded and X-Real-IP are dropped and
+    the chain starts at its address; while a tunnel is up, the tunnel tool (on loopback) is a
+    trusted hop: its chain is kept and the proxy's hop appended."""
+    proxy = start_proxy(tmp_path, UpstreamConfig(scripted.url), sink)
+    proxies.append(proxy)
+    claimed = (
+        "X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\n"
+        "X-Forwarded-Host: okta-facing.example\r\nForwarded: for=203.0.113.9\r\n"
+        "X-Real-IP: 203.0.113.9\r\n"
+    )
+    assert get(proxy.port, "/scim/v2/Users", claimed)[0] == 200
+    untrusted = scripted.seen[-1]
+    assert untrusted.header("X-Forwarded-For") == "127.0.0.1"
+    assert untrusted.header("X-Forwarded-Proto") == "http"
+    assert untrusted.header("X-Forwarded-Host") == "proxy.test"
+    assert untrusted.header("Forwarded") is None and untrusted.header("X-Real-IP") is None
+    proxy.context.public_url = "https://okta-facing.example"  # as when a tunnel comes up
+    assert get(proxy.port, "/scim/v2/Users", claimed)[0] == 200
+    trusted = scripted.seen[-1]
+    assert trusted.header("X-Forwarded-For") == "203.0.113.9, 127.0.0.1"
+    assert trusted.header("X-Forwarded-Proto") == "https"
+    assert trusted.header("X-Forwarded-Host") == "okta-facing.example"
+    assert trusted.header("Forwarded") == "for=203.0.113.9"
