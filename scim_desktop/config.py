@@ -79,6 +79,21 @@ def oauth_path_for(db_path: Path) -> Path:
     return db_path.with_name(db_path.stem + ".oauth.json")
 
 
+def upstream_credential_path_for(db_path: Path) -> Path:
+    """Where the window keeps the proxy's upstream credential: beside the database, mode 0600,
+    like the generated bearer token (never in QSettings, a plain file readable by the user's
+    other programs and often synced)."""
+    return db_path.with_name(db_path.stem + ".upstream.json")
+
+
+def basic_password_path_for(db_path: Path) -> Path:
+    """Where the window keeps its Basic-auth password: beside the database, mode 0600, like
+    the generated bearer token and the upstream credential (never in QSettings: a plain INI
+    file readable by the user's other programs and often synced). Only the window keeps one
+    (``serve --basic`` takes it on the command line each time)."""
+    return db_path.with_name(db_path.stem + ".basic.json")
+
+
 def tls_dir_for(db_path: Path) -> Path:
     """Where the generated TLS certificate and key are kept: beside the database."""
     return db_path.with_name(db_path.stem + ".tls")

@@ -36,11 +36,13 @@ from scim_desktop.config import (
     ServerConfig,
     TlsConfig,
     UpstreamConfig,
+    basic_password_path_for,
     data_dir,
     default_db_path,
     load_or_create_token,
     read_oauth_file,
     token_path_for,
+    upstream_credential_path_for,
     write_private_file,
 )
 from scim_desktop.options import catalog_from, explicit_auth, faults_from, upstream_from
@@ -66,13 +68,6 @@ def setup_logging() -> Path:
         root.addHandler(logging.StreamHandler(sys.stderr))
     root.setLevel(logging.INFO)
     return path
-
-
-def upstream_credential_path_for(db_path: Path) -> Path:
-    """Where the proxy's upstream credential is kept: beside the database, mode 0600, like
-    the generated bearer token (never in QSettings, a plain file readable by the user's other
-    programs and often synced)."""
-    return db_path.with_name(db_path.stem + ".upstream.json")
 
 
 def _kept_upstream(url: str, insecure: bool, data: dict[str, object]) -> UpstreamConfig:
@@ -135,15 +130,6 @@ def save_upstream(settings: QSettings, config: ServerConfig, kept: UpstreamConfi
             write_private_file(path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
     except OSError as exc:
         log.warning("Could not keep the upstream credential in %s: %s", path, exc)
-
-
-def basic_password_path_for(db_path: Path) -> Path:
-    """Where the window's Basic-auth password is kept: beside the database, mode 0600, like
-    the generated bearer token and the upstream credential (never in QSettings: a plain INI
-    file readable by the user's other programs and often synced). Here rather than in
-    config.py because only the window keeps one (``serve --basic`` takes it on the command
-    line each time)."""
-    return db_path.with_name(db_path.stem + ".basic.json")
 
 
 def save_basic_password(db_path: Path, password: str) -> None:
