@@ -6,6 +6,7 @@ and the fix, Cancel and closing mid-run clean up, and the exports parse."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import xml.etree.ElementTree as ET
@@ -221,6 +222,42 @@ def test_a_501_to_patch_fails_with_oktas_effect_and_the_fix(
     failures = ET.parse(tmp_path / "r.xml").getroot().findall(".//failure")
     assert any("Okta does not fall back to PUT" in (f.text or "") for f in failures)
     assert leftovers(qtbot, win.controller.server.base_url) == []
+
+
+def test_a_refused_token_is_one_failure_naming_the_credential(
+    qtbot, make_window: Callable[..., MainWindow], tmp_path: Path
+) -> None:
+    """A mistyped token: the first row fails saying the server refused the credential, the
+    rows after it are skipped for that reason (SPEC 11, a 401 on purpose, still passes), and
+    the failure selected at the end shows Okta's effect and the fix."""
+    win = make_window()
+    dialog = open_dialog(win)
+    dialog.own_button.click()
+    wrong = "mistyped-dialog-token-5c"
+    dialog.token.setText(wrong)
+    run_to_end(qtbot, dialog)
+    report = dialog.report
+    assert report is not None and report.refused.startswith("401: ")
+    table = rows(dialog)
+    assert [r[0] for r in table].count("FAIL") == 1 and table[0][0] == "FAIL"
+    assert table[0][2] == "SPEC  1: list users"
+    assert table[0][3].startswith("the server refused the credential (401: ")
+    assert [r[2][:7] for r in table if r[0] == "PASS"] == ["SPEC 11"]
+    assert {r[3] for r in table if r[0] == "SKIP"} == {"the server refused the credential"}
+    assert len(table) == len(report.checks) and report.skipped == len(table) - 2
+    assert dialog.progress.value() == dialog.progress.maximum() == len(table)
+    # The failure is selected: the pane says what to do about it.
+    assert [i.row() for i in dialog.table.selectionModel().selectedRows()] == [0]
+    text = dialog.detail.toPlainText()
+    assert text.startswith("FAIL") and "the server refused the credential (401: " in text
+    assert "Test API Credentials fails" in text and "Authorization: Bearer <token>" in text
+    assert "→ 401 Unauthorized in " in text and wrong not in text
+    assert "check: 1 passed, 1 failed, " in dialog.summary.text()
+    assert dialog.export_to(tmp_path / "r.json", "json")
+    doc = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert doc["failed"] == 1 and doc["credential_refused"] == report.refused
+    if (shot := os.environ.get("CHECK_DIALOG_SHOT")) is not None:
+        dialog.grab().save(shot)  # to look at it: CHECK_DIALOG_SHOT=/tmp/x.png pytest -k ...
 
 
 def test_cancel_mid_run_cleans_up(qtbot, make_window: Callable[..., MainWindow]) -> None:
