@@ -135,6 +135,15 @@ def group_filter_path(name: str) -> str:
     return f"/Groups?filter={text}&startIndex=1&count={IMPORT_PAGE}"
 
 
+def segment(rid: str) -> str:
+    """A resource id as one path segment (RFC 3986 §3.3): ids come from the server, and one
+    holding ``/``, ``?``, ``#``, a space or CR LF must not reach another path, a query or
+    another request line; ``.`` and ``..`` alone would be dot segments (§5.2.4), so they are
+    encoded too."""
+    text = quote(rid, safe="")
+    return text.replace(".", "%2E") if text in (".", "..") else text
+
+
 def patch_body(ops: list[dict[str, Any]]) -> dict[str, Any]:
     return {"schemas": [PATCH_SCHEMA], "Operations": ops}
 
@@ -374,13 +383,17 @@ class OktaSimulator:
         return self.request("POST", "/Users", body)
 
     def get_user(self, uid: str) -> SimResult:
-        return self.request("GET", f"/Users/{uid}")
+        return self.request("GET", f"/Users/{segment(uid)}")
 
     def put_user(self, uid: str, body: dict[str, Any]) -> SimResult:
-        return self.request("PUT", f"/Users/{uid}", body)
+        return self.request("PUT", f"/Users/{segment(uid)}", body)
 
     def patch_user(self, uid: str, ops: list[dict[str, Any]]) -> SimResult:
-        return self.request("PATCH", f"/Users/{uid}", patch_body(ops))
+        return self.request("PATCH", f"/Users/{segment(uid)}", patch_body(ops))
+
+    def delete_user(self, uid: str) -> SimResult:
+        """Okta never deletes a user (it deactivates); the checker removes what it created."""
+        return self.request("DELETE", f"/Users/{segment(uid)}")
 
     def create_user(self, given: str, family: str) -> dict[str, Any] | None:
         """Assign a user: existence check, then create (or link when it exists)."""
@@ -444,14 +457,14 @@ class OktaSimulator:
         return self.request("POST", "/Groups", group_body(name))
 
     def get_group(self, gid: str) -> SimResult:
-        return self.request("GET", f"/Groups/{gid}")
+        return self.request("GET", f"/Groups/{segment(gid)}")
 
     def patch_group(self, gid: str, ops: list[dict[str, Any]]) -> SimResult:
-        return self.request("PATCH", f"/Groups/{gid}", patch_body(ops))
+        return self.request("PATCH", f"/Groups/{segment(gid)}", patch_body(ops))
 
     def delete_group(self, gid: str) -> SimResult:
         """Unlink a push group and delete it in the app."""
-        return self.request("DELETE", f"/Groups/{gid}")
+        return self.request("DELETE", f"/Groups/{segment(gid)}")
 
     def push_group(self, name: str, members: Iterable[dict[str, Any]]) -> str | None:
         """Push a group: look it up, create it when absent, add members, then Okta's rename
@@ -594,7 +607,7 @@ class OktaSimulator:
         yield "list_users", listed
         first = next(iter(resources_of(listed)), {})
         if isinstance(first.get("id"), str):
-            yield "get_user", self.spec_request("GET", f"/Users/{first['id']}")
+            yield "get_user", self.spec_request("GET", f"/Users/{segment(first['id'])}")
         absent = f"spec-absent-{secrets.token_hex(6)}@example.com"
         yield "filter_absent", self.spec_request("GET", user_filter_path(absent, paged=False))
         yield "unknown_id", self.spec_request("GET", f"/Users/{secrets.token_hex(12)}")
@@ -603,7 +616,7 @@ class OktaSimulator:
         yield "create", created
         uid = created.body.get("id") if isinstance(created.body, dict) else None
         if isinstance(uid, str) and uid:
-            yield "read_back", self.spec_request("GET", f"/Users/{uid}")
+            yield "read_back", self.spec_request("GET", f"/Users/{segment(uid)}")
         yield "filter_created", self.spec_request("GET", user_filter_path(user_name, paged=False))
         upper = user_filter_path(user_name.upper(), paged=False)
         yield "filter_upper", self.spec_request("GET", upper)

@@ -1,0 +1,192 @@
+"""The client-side tools against hostile input: ``okta_sim``'s client (which ``scim-desktop
+check`` uses) against a raw-socket server that misbehaves, and ``scim-desktop coverage`` against
+odd or hostile files. Real sockets on ephemeral ports, real files under ``tmp_path``; short
+configurable timeouts and caps, outcomes asserted (never timings)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from scim_desktop.okta_sim import OktaSimulator
+
+#: A handler gets the accepted socket and the request (method, target, head, body); it writes
+#: whatever answer it likes, and the connection is closed after it returns.
+Handler = Callable[[socket.socket, "Request"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: str
+    target: str
+    head: bytes
+    body: bytes
+
+
+@dataclass
+class HostileServer:
+    """A one-request-per-connection HTTP server on 127.0.0.1 whose answers ``handler`` writes
+    byte by byte as it likes. Every request it read is in ``requests``."""
+
+    handler: Handler
+    requests: list[Request] = field(default_factory=list)
+    sock: socket.socket = field(init=False)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return int(self.sock.getsockname()[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/scim/v2"
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(30)
+            try:
+                request = read_request(conn)
+                if request is None:
+                    return
+                self.requests.append(request)
+                self.handler(conn, request)
+            except OSError:
+                pass  # the client gave up (what several tests want)
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.sock.close()
+
+
+def read_request(conn: socket.socket) -> Request | None:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    method, target, _ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
+    return Request(method, target, head, body)
+
+
+def answer(status: int, body: bytes, *extra: str) -> bytes:
+    lines = [f"HTTP/1.1 {status} X", "Content-Type: application/scim+json"]
+    lines += [f"Content-Length: {len(body)}", "Connection: close", *extra]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+@pytest.fixture
+def hostile() -> Iterator[Callable[[Handler], HostileServer]]:
+    servers: list[HostileServer] = []
+
+    def start(handler: Handler) -> HostileServer:
+        servers.append(HostileServer(handler))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+# --- the client (okta_sim) -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("rid", "segment"),
+    [
+        ("a/b", "a%2Fb"),
+        ("../../admin", "..%2F..%2Fadmin"),
+        ("..", "%2E%2E"),
+        (".", "%2E"),
+        ("x?y=1#z", "x%3Fy%3D1%23z"),
+        ("a b", "a%20b"),
+        ("a\r\nX-Evil: 1", "a%0D%0AX-Evil%3A%201"),
+        ("%2e%2e", "%252e%252e"),
+    ],
+)
+def test_an_id_from_the_server_is_one_path_segment(
+    hostile: Callable[[Handler], HostileServer], rid: str, segment: str
+) -> None:
+    def handler(conn: socket.socket, request: Request) -> None:
+        conn.sendall(answer(204, b""))
+
+    server = hostile(handler)
+    sim = OktaSimulator(server.base_url, token="t0ken", timeout=5)
+    sim.get_user(rid)
+    sim.put_user(rid, {"id": rid})
+    sim.patch_user(rid, [])
+    sim.delete_user(rid)
+    sim.get_group(rid)
+    sim.patch_group(rid, [])
+    sim.delete_group(rid)
+    targets = [r.target for r in server.requests]
+    want = [f"/scim/v2/{kind}/{segment}" for kind in ("Users",) * 4 + ("Groups",) * 3]
+    assert targets == want
+    assert not any(
+        line.startswith(b"X-Evil") for r in server.requests for line in r.head.split(b"\r\n")
+    )
+
+
+def test_the_spec_suite_reads_a_listed_id_as_one_segment(
+    hostile: Callable[[Handler], HostileServer],
+) -> None:
+    listed = {"totalResults": 1, "Resources": [{"id": "../Groups/g1", "userName": "u"}]}
+
+    def handler(conn: socket.socket, request: Request) -> None:
+        if request.target.startswith("/scim/v2/Users?count=1"):
+            conn.sendall(answer(200, json.dumps(listed).encode()))
+        elif request.method == "POST":
+            conn.sendall(answer(201, json.dumps({"id": "a?b", "userName": "u"}).encode()))
+        else:
+            conn.sendall(answer(404, b""))
+
+    server = hostile(handler)
+    steps = dict(OktaSimulator(server.base_url, timeout=5).spec_suite("u@example.com"))
+    assert {"get_user", "read_back"} <= set(steps)
+    targets = [r.target for r in server.requests]
+    assert "/scim/v2/Users/..%2FGroups%2Fg1" in targets
+    assert "/scim/v2/Users/a%3Fb" in targets
+    assert not any(t.startswith("/scim/v2/Groups/") for t in targets)
+
+
+def test_a_redirect_is_an_answer_not_followed(hostile: Callable[[Handler], HostileServer]) -> None:
+    """Okta's client does not follow redirects; above all the credential must not go to the
+    host a Location names."""
+    elsewhere = hostile(lambda conn, request: conn.sendall(answer(200, b"{}")))
+
+    def redirect(conn: socket.socket, request: Request) -> None:
+        conn.sendall(answer(307, b"", f"Location: {elsewhere.base_url}/Users"))
+
+    server = hostile(redirect)
+    res = OktaSimulator(server.base_url, token="t0ken-secret", timeout=5).request("GET", "/Users")
+    assert res.status == 307
+    assert elsewhere.requests == []
