@@ -446,6 +446,11 @@ class UpstreamPool:
             return b"", not (codings or declared)
         try:
             if codings:
+                if codings.count("chunked") > 1 or set(codings) - {"chunked", "identity"}:
+                    # gzip, compress, deflate as transfer codings (RFC 9112 §7), or chunked
+                    # twice (§6.1 forbids it): the body would go to the client still coded and
+                    # unlabelled (Transfer-Encoding is hop-by-hop), garbage to it. Refused.
+                    raise _bad(f"Transfer-Encoding {', '.join(codings)[:60]!r} is not supported")
                 if codings[-1] != "chunked":  # §6.3 item 4: read until the connection closes
                     return await self._until_close(stream), False
                 # §6.3 item 3: Transfer-Encoding overrides Content-Length; such a message is
@@ -485,8 +490,11 @@ class UpstreamPool:
                 raise _bad(f"a chunk size is not hexadecimal ({shown!r})")
             size = int(size_text, 16)
             if size == 0:
-                while (await stream.read_until(b"\n", 8192)).strip():
-                    pass  # trailer fields, dropped (RFC 9112 §7.1.2)
+                trailer = 0  # trailer fields, dropped (RFC 9112 §7.1.2), at most MAX_HEAD
+                while line := (await stream.read_until(b"\n", 8192)).strip():
+                    trailer += len(line)
+                    if trailer > MAX_HEAD:
+                        raise _bad(f"the trailer section is longer than {MAX_HEAD} bytes")
                 return b"".join(parts)
             total += size
             if total > self.max_response:

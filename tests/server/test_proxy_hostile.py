@@ -339,6 +339,35 @@ def test_a_head_answer_with_a_late_body_does_not_give_the_next_client_a_stale_an
         (b"HTTP/1.1 200 OK\r\nX-A: a\x1b[2Jb\r\nContent-Length: 2\r\n\r\n{}", b"control character"),
         # Interim answers without end.
         (b"HTTP/1.1 100 Continue\r\n\r\n" * 50 + ok_answer(), b"interim"),
+        # Trailer fields without end (each line short: only their total can be capped).
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n"
+            + (b"X-T: " + b"t" * 100 + b"\r\n") * 1000,
+            b"trailer section",
+        ),
+        # A transfer coding the client would get still applied and unlabelled, or chunked twice.
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+            b"2\r\n\x1f\x8b\r\n0\r\n\r\n",
+            b"not supported",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"
+            b"7\r\n2\r\n{}\r\n\r\n0\r\n\r\n",
+            b"not supported",
+        ),
+    ],
+    ids=[
+        "101",
+        "status-000",
+        "status-099",
+        "status-999",
+        "ctl-01",
+        "ctl-esc",
+        "endless-1xx",
+        "endless-trailer",
+        "te-gzip",
+        "te-chunked-twice",
     ],
 )
 def test_answers_that_are_not_http_are_a_502_at_once(
