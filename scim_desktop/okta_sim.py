@@ -15,9 +15,11 @@ demo (:meth:`OktaSimulator.run_demo`) built from them. The checker judges the sa
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import secrets
+import socket
 import ssl
 import threading
 import time
@@ -45,6 +47,10 @@ ENTITLEMENT_PAGE = 100
 IMPORT_PAGE = 100
 #: An import walk stops after this many pages (100,000 resources of 100).
 MAX_IMPORT_PAGES = 1000
+#: The most of one answer the client reads (the proxy judges answers up to the same 4 MB,
+#: server/proxy.MAX_JUDGED): a server sending an endless or a 2 GB body is no answer ("more
+#: than 4 MB") instead of the client's memory growing with it.
+MAX_ANSWER = 4 * 1024 * 1024
 
 PEOPLE = [
     ("Jane", "Doe"),
@@ -71,6 +77,10 @@ class SimResult:
     headers: dict[str, str] = field(default_factory=dict)
     duration_s: float = 0.0
     error: str = ""
+
+
+class _Expired(Exception):
+    """A request's deadline passed before its answer was whole."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +263,7 @@ class OktaSimulator:
         pause_s: float = 0.0,
         stop: threading.Event | None = None,
         timeout: float = 65.0,
+        max_answer: int = MAX_ANSWER,
         governance: bool | None = None,
         ssl_context: ssl.SSLContext | None = None,
         on_exchange: Callable[[Sent], None] | None = None,
@@ -278,7 +289,10 @@ class OktaSimulator:
         self.domain = domain
         self.pause_s = pause_s
         self.stop = stop or threading.Event()
+        #: The deadline for a whole request, connect to the last byte of the answer (Okta
+        #: closes the socket after 60 s whatever arrived meanwhile).
         self.timeout = timeout
+        self.max_answer = max_answer
         #: Run the entitlement (OIG) part of the demo: True / False, or None to run it when
         #: the server declares entitlement types in /ResourceTypes.
         self.governance = governance
@@ -335,37 +349,82 @@ class OktaSimulator:
             headers["Content-Type"] = content_type
         started = time.monotonic()
         try:
-            conn = self._connection()
-            conn.request(method, self._base + path, body=data, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read()
-        except TimeoutError:
+            status, raw, got = self._exchange(method, self._base + path, data, headers)
+        except _Expired:
             self.close()
             waited = max(time.monotonic() - started, self.timeout)
-            result = SimResult(0, None, duration_s=waited, error=f"no answer within {waited:g} s")
+            result = SimResult(
+                0, None, duration_s=waited, error=f"no answer within {self.timeout:g} s"
+            )
         except (OSError, http.client.HTTPException) as exc:
             self.close()  # a dropped connection (fault) or a restart: Okta just sees a failure
             took = time.monotonic() - started
             result = SimResult(0, None, duration_s=took, error=f"{type(exc).__name__}: {exc}")
         else:
-            text = raw.decode("utf-8", errors="replace")
-            try:
-                parsed = json.loads(raw) if raw else None
-            except ValueError:
-                parsed = None
-            result = SimResult(
-                resp.status,
-                parsed,
-                text,
-                {k: v for k, v in resp.getheaders()},
-                time.monotonic() - started,
-            )
+            took = time.monotonic() - started
+            if len(raw) > self.max_answer:
+                self.close()  # the rest of the body is still coming: the connection is spent
+                cap = f"{self.max_answer // 1024 // 1024} MB"
+                if self.max_answer < 1024 * 1024:
+                    cap = f"{self.max_answer // 1024} KB"
+                error = f"answered {status} with more than {cap}: the rest was not read"
+                result = SimResult(0, None, headers=got, duration_s=took, error=error)
+            else:
+                text = raw.decode("utf-8", errors="replace")
+                try:
+                    parsed = json.loads(raw) if raw else None
+                except ValueError:
+                    parsed = None
+                result = SimResult(status, parsed, text, got, took)
         if self.on_exchange is not None:
             sent = data.decode() if data else ""
             self.on_exchange(Sent(method, self.url(path), headers, sent, result))
         if self.pause_s:
             time.sleep(self.pause_s)
         return result
+
+    def _exchange(
+        self, method: str, target: str, data: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """Send one request and read its answer (at most ``max_answer`` + 1 bytes of body)
+        within ``timeout`` for the whole of it. http.client's timeout is per socket operation:
+        a server trickling a byte a second, or sending 100 Continue without end (http.client
+        skips those in a loop of its own), would hold it for ever. A timer shuts the socket down
+        at the deadline, which ends any read under way; raises :class:`_Expired` then (also when
+        the shut-down read ended a close-delimited body and looked like its end)."""
+        expired = threading.Event()
+        conn = self._connection()
+
+        def expire() -> None:
+            expired.set()
+            sock = conn.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    # socket.socket's own shutdown: an SSLSocket's would drop its TLS state
+                    # under the reading thread.
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+        timer = threading.Timer(self.timeout, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            if conn.sock is None:
+                conn.connect()  # its own timeout; the deadline is checked right after
+            if expired.is_set():
+                raise _Expired()
+            conn.request(method, target, body=data, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read(self.max_answer + 1)
+            got = {k: v for k, v in resp.getheaders()}
+        except (OSError, http.client.HTTPException) as exc:
+            if expired.is_set() or isinstance(exc, TimeoutError):
+                raise _Expired() from None
+            raise
+        finally:
+            timer.cancel()
+        if expired.is_set():
+            raise _Expired()
+        return resp.status, raw, got
 
     # --- one Okta step each (OKTA.md) ------------------------------------------------------------
     def test_credentials(self) -> tuple[SimResult, SimResult]:

@@ -5,9 +5,11 @@ configurable timeouts and caps, outcomes asserted (never timings)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -119,7 +121,89 @@ def hostile() -> Iterator[Callable[[Handler], HostileServer]]:
         s.close()
 
 
+def _endless(conn: socket.socket, request: Request) -> None:
+    """A 200 whose body never ends (no length: close-delimited), 64 KB at a time."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/scim+json\r\n\r\n[")
+    chunk = b"{}," * 20000
+    deadline = time.monotonic() + 20
+    with contextlib.suppress(OSError):
+        while time.monotonic() < deadline:
+            conn.sendall(chunk)
+
+
 # --- the client (okta_sim) -----------------------------------------------------------------------
+def test_an_endless_answer_is_cut_at_the_cap_and_is_no_answer(
+    hostile: Callable[[Handler], HostileServer],
+) -> None:
+    server = hostile(_endless)
+    sim = OktaSimulator(server.base_url, token="t0ken", timeout=15, max_answer=256 * 1024)
+    res = sim.request("GET", "/Users")
+    assert res.status == 0 and res.body is None and res.text == ""
+    assert "more than 256 KB" in res.error and "200" in res.error
+
+
+def test_a_trickled_answer_meets_the_whole_request_deadline(
+    hostile: Callable[[Handler], HostileServer],
+) -> None:
+    """One byte every 0.1 s: each read gets a byte long before the socket timeout, so only a
+    deadline for the whole request stops it."""
+
+    def trickle(conn: socket.socket, request: Request) -> None:
+        for byte in answer(200, b'{"Resources": []}' + b" " * 400):
+            conn.sendall(bytes([byte]))
+            time.sleep(0.1)
+
+    server = hostile(trickle)
+    sim = OktaSimulator(server.base_url, token="t0ken", timeout=1.0)
+    res = sim.request("GET", "/Users")
+    assert res.status == 0 and "no answer within 1 s" in res.error
+
+
+def test_endless_interim_answers_meet_the_deadline(
+    hostile: Callable[[Handler], HostileServer],
+) -> None:
+    """http.client skips 100 Continue answers in a loop of its own: without a deadline for the
+    whole request, an endless stream of them holds the client for ever."""
+
+    def interim(conn: socket.socket, request: Request) -> None:
+        with contextlib.suppress(OSError):
+            for _ in range(600):
+                conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                time.sleep(0.01)
+
+    server = hostile(interim)
+    res = OktaSimulator(server.base_url, timeout=1.0).request("GET", "/Users")
+    assert res.status == 0 and "no answer within 1 s" in res.error
+
+
+def test_a_close_delimited_body_cut_by_the_deadline_is_not_taken_as_whole(
+    hostile: Callable[[Handler], HostileServer],
+) -> None:
+    """An HTTP/1.0 answer without a length ends when the connection does: the deadline ending
+    it must not make half a body look like a whole one."""
+
+    def slow_close_delimited(conn: socket.socket, request: Request) -> None:
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: application/scim+json\r\n\r\n")
+        conn.sendall(b'{"totalResults": 1, "Resources": [{"id": "a"}]}')
+        time.sleep(3)  # ...and the connection stays open: the body may go on
+
+    server = hostile(slow_close_delimited)
+    res = OktaSimulator(server.base_url, timeout=1.0).request("GET", "/Users")
+    assert res.status == 0 and res.body is None and "no answer within 1 s" in res.error
+
+
+def test_a_close_delimited_body_is_read_whole(hostile: Callable[[Handler], HostileServer]) -> None:
+    def close_delimited(conn: socket.socket, request: Request) -> None:
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: application/scim+json\r\n\r\n")
+        conn.sendall(b'{"totalResults": 1, "Resources": [{"id": "a"}]}')
+
+    server = hostile(close_delimited)
+    sim = OktaSimulator(server.base_url, timeout=5)
+    for _ in range(2):  # and the next request opens a new connection
+        res = sim.request("GET", "/Users")
+        assert res.status == 200 and res.body["Resources"] == [{"id": "a"}]
+
+
 @pytest.mark.parametrize(
     ("rid", "segment"),
     [
