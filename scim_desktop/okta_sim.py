@@ -373,7 +373,7 @@ class OktaSimulator:
                 text = raw.decode("utf-8", errors="replace")
                 try:
                     parsed = json.loads(raw) if raw else None
-                except ValueError:
+                except (ValueError, RecursionError):  # not JSON, or nested past the stack
                     parsed = None
                 result = SimResult(status, parsed, text, got, took)
         if self.on_exchange is not None:

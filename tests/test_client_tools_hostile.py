@@ -204,6 +204,23 @@ def test_a_close_delimited_body_is_read_whole(hostile: Callable[[Handler], Hosti
         assert res.status == 200 and res.body["Resources"] == [{"id": "a"}]
 
 
+def test_deeply_nested_or_undecodable_json_is_no_body_not_a_crash(
+    hostile: Callable[[Handler], HostileServer],
+) -> None:
+    bodies = [b"[" * 200_000, b"\xff\xfe{\x00", b'{"a": 1e999999}', b"1" * 10_000]
+
+    def handler(conn: socket.socket, request: Request) -> None:
+        conn.sendall(answer(200, bodies[int(request.target.rsplit("/", 1)[1])]))
+
+    server = hostile(handler)
+    sim = OktaSimulator(server.base_url, timeout=5)
+    for n in range(len(bodies)):
+        res = sim.request("GET", f"/x/{n}")
+        assert res.status == 200
+        assert res.body is None or n == 2  # 1e999999 is JSON (inf), the rest is not
+        assert res.text  # kept as received (undecodable bytes replaced)
+
+
 @pytest.mark.parametrize(
     ("rid", "segment"),
     [
