@@ -47,6 +47,10 @@ ENTITLEMENT_PAGE = 100
 IMPORT_PAGE = 100
 #: An import walk stops after this many pages (100,000 resources of 100).
 MAX_IMPORT_PAGES = 1000
+#: ...or once its answers total this many bytes: the walk's pages are kept, parsed, until it is
+#: judged, and JSON of tiny objects is ~20 times bigger parsed, so 1000 pages of 4 MB took the
+#: checker past 6 GB (MemoryError). 16 MB is 100 pages of 1,600 users of ~1 KB each.
+MAX_IMPORT_BYTES = 16 * 1024 * 1024
 #: The most of one answer the client reads (the proxy judges answers up to the same 4 MB,
 #: server/proxy.MAX_JUDGED): a server sending an endless or a 2 GB body is no answer ("more
 #: than 4 MB") instead of the client's memory growing with it.
@@ -77,6 +81,11 @@ class SimResult:
     headers: dict[str, str] = field(default_factory=dict)
     duration_s: float = 0.0
     error: str = ""
+
+
+def _size(n: int) -> str:
+    """A byte count in words: 4 MB, 256 KB."""
+    return f"{n // 1024 // 1024} MB" if n >= 1024 * 1024 else f"{n // 1024} KB"
 
 
 class _Expired(Exception):
@@ -264,6 +273,7 @@ class OktaSimulator:
         stop: threading.Event | None = None,
         timeout: float = 65.0,
         max_answer: int = MAX_ANSWER,
+        max_walk_bytes: int = MAX_IMPORT_BYTES,
         governance: bool | None = None,
         ssl_context: ssl.SSLContext | None = None,
         on_exchange: Callable[[Sent], None] | None = None,
@@ -293,6 +303,10 @@ class OktaSimulator:
         #: closes the socket after 60 s whatever arrived meanwhile).
         self.timeout = timeout
         self.max_answer = max_answer
+        self.max_walk_bytes = max_walk_bytes
+        #: Why the last import walk stopped before the end totalResults promised ("after 1000
+        #: pages", "after 16 MB of answers"); "" when it reached the end or a page ended it.
+        self.walk_cut = ""
         #: Run the entitlement (OIG) part of the demo: True / False, or None to run it when
         #: the server declares entitlement types in /ResourceTypes.
         self.governance = governance
@@ -364,10 +378,8 @@ class OktaSimulator:
             took = time.monotonic() - started
             if len(raw) > self.max_answer:
                 self.close()  # the rest of the body is still coming: the connection is spent
-                cap = f"{self.max_answer // 1024 // 1024} MB"
-                if self.max_answer < 1024 * 1024:
-                    cap = f"{self.max_answer // 1024} KB"
-                error = f"answered {status} with more than {cap}: the rest was not read"
+                more = _size(self.max_answer)
+                error = f"answered {status} with more than {more}: the rest was not read"
                 result = SimResult(0, None, headers=got, duration_s=took, error=error)
             else:
                 text = raw.decode("utf-8", errors="replace")
@@ -498,14 +510,24 @@ class OktaSimulator:
     def _import(self, endpoint: str, count: int, extra: str = "") -> list[SimResult]:
         pages: list[SimResult] = []
         start = 1
+        read = 0
+        self.walk_cut = ""
         # A server whose totalResults never ends (or whose pages repeat) must not keep a
-        # simulation going for ever: MAX_IMPORT_PAGES pages at most.
-        while not self.stop.is_set() and len(pages) < MAX_IMPORT_PAGES:
+        # simulation going for ever, nor fill the memory: MAX_IMPORT_PAGES pages at most, and
+        # max_walk_bytes of answers (see walk_cut).
+        while not self.stop.is_set():
             page = self.request("GET", f"{endpoint}?startIndex={start}&count={count}{extra}")
             pages.append(page)
+            read += len(page.text)
             start += count
             # A page without resources ends the walk too, whatever totalResults claims.
             if page.status != 200 or not resources_of(page) or start > (total_of(page) or 0):
+                break
+            if len(pages) >= MAX_IMPORT_PAGES:
+                self.walk_cut = f"after {MAX_IMPORT_PAGES} pages"
+                break
+            if read >= self.max_walk_bytes:
+                self.walk_cut = f"after {_size(self.max_walk_bytes)} of answers"
                 break
         return pages
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from scim_desktop.okta_sim import OktaSimulator
+from scim_desktop.okta_sim import MAX_IMPORT_PAGES, OktaSimulator
 
 #: A handler gets the accepted socket and the request (method, target, head, body); it writes
 #: whatever answer it likes, and the connection is closed after it returns.
@@ -291,3 +291,42 @@ def test_a_redirect_is_an_answer_not_followed(hostile: Callable[[Handler], Hosti
     res = OktaSimulator(server.base_url, token="t0ken-secret", timeout=5).request("GET", "/Users")
     assert res.status == 307
     assert elsewhere.requests == []
+
+
+def _endless_pages(resource_bytes: int) -> Handler:
+    """A user list whose totalResults never ends: every page holds ``count`` users, each
+    carrying ``resource_bytes`` of padding."""
+
+    def handler(conn: socket.socket, request: Request) -> None:
+        query = dict(q.split("=", 1) for q in request.target.split("?", 1)[1].split("&"))
+        start, count = int(query["startIndex"]), int(query["count"])
+        users = [
+            {"id": f"u{start + i}", "userName": f"u{start + i}", "pad": "x" * resource_bytes}
+            for i in range(count)
+        ]
+        page = {"totalResults": 10**18, "startIndex": start, "Resources": users}
+        conn.sendall(answer(200, json.dumps(page).encode()))
+
+    return handler
+
+
+def test_an_endless_import_walk_stops_at_the_byte_budget(
+    hostile: Callable[[Handler], HostileServer],
+) -> None:
+    server = hostile(_endless_pages(1000))  # ~100 KB a page
+    sim = OktaSimulator(server.base_url, timeout=5, max_walk_bytes=350_000)
+    pages = sim.import_users()
+    assert len(pages) == 4 and all(p.status == 200 for p in pages)
+    assert sim.walk_cut == "after 341 KB of answers"
+    assert len(server.requests) == 4
+
+
+def test_an_endless_import_walk_stops_at_the_page_cap(
+    hostile: Callable[[Handler], HostileServer],
+) -> None:
+    server = hostile(_endless_pages(0))
+    sim = OktaSimulator(server.base_url, timeout=5)
+    pages = sim.import_users(count=1)
+    assert len(pages) == MAX_IMPORT_PAGES and sim.walk_cut == f"after {MAX_IMPORT_PAGES} pages"
+    # A walk that ends says nothing.
+    assert len(sim.import_users(count=0)) == 1 and sim.walk_cut == ""
