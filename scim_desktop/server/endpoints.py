@@ -28,7 +28,7 @@ from scim_desktop.core import errors
 from scim_desktop.core.catalog import Catalog, EntitlementType, list_values_steps
 from scim_desktop.core.faults import METHODS
 from scim_desktop.core.listing import list_response, parse_list_query, parse_search_request
-from scim_desktop.core.projection import make_projection, project
+from scim_desktop.core.projection import Projection, make_projection, project
 from scim_desktop.core.resources import etag_matches
 from scim_desktop.core.schemas import RESOURCE_TYPES, SCHEMAS, service_provider_config
 from scim_desktop.server.slices import run_in_slices
@@ -106,16 +106,39 @@ def _get_resource(ex: Exchange, collection: str, rid: str) -> None:
     ex.respond(200, outcome.resource, {"ETag": outcome.version or ""})
 
 
+def _answer_projection(ex: Exchange, rtype: str) -> Projection | None:
+    """``attributes`` / ``excludedAttributes`` of a write's answer (RFC 7644 §3.9: "any
+    operation that returns a resource"), handed to the service so that what they leave out
+    (a large group's ``members``) is not rendered at all; ``respond_outcome`` applies them."""
+    if not ex.query:
+        return None
+    return make_projection(
+        ex.query_arg("attributes"), ex.query_arg("excludedAttributes"), RESOURCE_TYPES[rtype]
+    )
+
+
 def _replace(ex: Exchange, collection: str, rid: str) -> None:
+    rtype = _rtype(collection)
     outcome = ex.ctx.service.replace(
-        _rtype(collection), rid, ex.json_body(), ex.base_url, ex.h.get("If-Match")
+        rtype,
+        rid,
+        ex.json_body(),
+        ex.base_url,
+        ex.h.get("If-Match"),
+        _answer_projection(ex, rtype),
     )
     ex.respond_outcome(200, outcome)
 
 
 def _patch(ex: Exchange, collection: str, rid: str) -> None:
+    rtype = _rtype(collection)
     outcome = ex.ctx.service.patch(
-        _rtype(collection), rid, ex.json_body(), ex.base_url, ex.h.get("If-Match")
+        rtype,
+        rid,
+        ex.json_body(),
+        ex.base_url,
+        ex.h.get("If-Match"),
+        _answer_projection(ex, rtype),
     )
     # RFC 7644 §3.5.2: 200 with the resource, which is what Okta's tooling checks.
     ex.respond_outcome(200, outcome)

@@ -183,7 +183,6 @@ class MemoryRepository:
         validate_record(rtype, record)
         table = self._records[rtype]
         rid: str = record["id"]
-        seq: int = record["_seq"]
         if rtype == USER:
             key = _folded(record.get("userName"))
             if key is not None:
@@ -199,7 +198,34 @@ class MemoryRepository:
         if rtype == GROUP:
             self.group_writes += 1
         self._index(rtype, record)
+        self._replaced_in_order(rtype, old, record)
 
+    def put_group_members(
+        self, record: Record, added: Iterable[str], removed: Iterable[str]
+    ) -> None:
+        """Replace a stored group with ``record`` whose members are the stored ones less
+        ``removed`` plus ``added`` (member ids), the caller's promise: only those members'
+        index entries change, so a one-member change to a group of 100,000 costs O(1) here,
+        not O(members) as :meth:`put` does. IOLoop thread only; raises like :meth:`put`, and
+        KeyError when the group is not stored."""
+        validate_record(GROUP, record)
+        rid: str = record["id"]
+        table = self._records[GROUP]
+        old = table[rid]
+        self._unindex(GROUP, old, members=False)
+        table[rid] = record
+        self.group_writes += 1
+        self._index(GROUP, record, members=False)
+        by_member = self._groups_by_member
+        for member in removed:
+            _discard(by_member, member, rid)
+        for member in added:
+            by_member.setdefault(member, set()).add(rid)
+        self._replaced_in_order(GROUP, old, record)
+
+    def _replaced_in_order(self, rtype: str, old: Record | None, record: Record) -> None:
+        """Keep the ``_seq``-ordered cache right after ``old`` was replaced by ``record``."""
+        seq: int = record["_seq"]
         cache = self._ordered[rtype]
         if cache is not None:
             if old is None:
@@ -254,7 +280,7 @@ class MemoryRepository:
 
     # --- indexes ---------------------------------------------------------------------------
 
-    def _index(self, rtype: str, record: Record) -> None:
+    def _index(self, rtype: str, record: Record, *, members: bool = True) -> None:
         rid: str = record["id"]
         ext = record.get("externalId")
         if isinstance(ext, str):
@@ -274,10 +300,10 @@ class MemoryRepository:
             key = _folded(record.get("displayName"))
             if key is not None:
                 self._display_names.setdefault(key, set()).add(rid)
-            for member in _member_ids(record):
+            for member in _member_ids(record) if members else ():
                 self._groups_by_member.setdefault(member, set()).add(rid)
 
-    def _unindex(self, rtype: str, record: Record) -> None:
+    def _unindex(self, rtype: str, record: Record, *, members: bool = True) -> None:
         rid: str = record["id"]
         ext = record.get("externalId")
         if isinstance(ext, str):
@@ -297,7 +323,7 @@ class MemoryRepository:
             key = _folded(record.get("displayName"))
             if key is not None:
                 _discard(self._display_names, key, rid)
-            for member in _member_ids(record):
+            for member in _member_ids(record) if members else ():
                 _discard(self._groups_by_member, member, rid)
 
 

@@ -32,7 +32,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +40,7 @@ from typing import Any
 
 from tinydb import TinyDB
 
-from scim_desktop.core.repository import Record
+from scim_desktop.core.repository import GROUP, Record
 from scim_desktop.store.journal import (
     Journal,
     encode_entry,
@@ -353,6 +353,18 @@ class DurableStore:
         self._check_writable()
         line = encode_entry({"op": "put", "t": rtype, "r": record})
         self._memory.put(rtype, record)
+        self._journal.append_encoded(line)
+        self._wrote()
+
+    def put_group_members(
+        self, record: Record, added: Iterable[str], removed: Iterable[str]
+    ) -> None:
+        """:meth:`put` of a group whose members changed by ``added`` / ``removed`` only (see
+        ``MemoryRepository.put_group_members``): the membership index is updated for those
+        members alone. The journal entry is the usual full-state ``put``."""
+        self._check_writable()
+        line = encode_entry({"op": "put", "t": GROUP, "r": record})
+        self._memory.put_group_members(record, added, removed)
         self._journal.append_encoded(line)
         self._wrote()
 
