@@ -8,14 +8,19 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
+from scim_desktop.check.runner import CheckOptions, Runner, Unreachable
+from scim_desktop.cli import main
 from scim_desktop.okta_sim import MAX_IMPORT_PAGES, OktaSimulator
+from scim_desktop.server.tls import generate_self_signed
 
 #: A handler gets the accepted socket and the request (method, target, head, body); it writes
 #: whatever answer it likes, and the connection is closed after it returns.
@@ -36,6 +41,7 @@ class HostileServer:
     byte by byte as it likes. Every request it read is in ``requests``."""
 
     handler: Handler
+    tls: ssl.SSLContext | None = None
     requests: list[Request] = field(default_factory=list)
     sock: socket.socket = field(init=False)
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -51,7 +57,8 @@ class HostileServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/scim/v2"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/scim/v2"
 
     def _accept(self) -> None:
         while not self.stopping.is_set():
@@ -67,6 +74,8 @@ class HostileServer:
         with conn:
             conn.settimeout(30)
             try:
+                if self.tls is not None:
+                    conn = self.tls.wrap_socket(conn, server_side=True)
                 request = read_request(conn)
                 if request is None:
                     return
@@ -109,11 +118,20 @@ def answer(status: int, body: bytes, *extra: str) -> bytes:
 
 
 @pytest.fixture
+def self_signed(tmp_path: Path) -> ssl.SSLContext:
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    generate_self_signed(cert, key, ["127.0.0.1"])
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+@pytest.fixture
 def hostile() -> Iterator[Callable[[Handler], HostileServer]]:
     servers: list[HostileServer] = []
 
-    def start(handler: Handler) -> HostileServer:
-        servers.append(HostileServer(handler))
+    def start(handler: Handler, tls: ssl.SSLContext | None = None) -> HostileServer:
+        servers.append(HostileServer(handler, tls))
         return servers[-1]
 
     yield start
@@ -330,3 +348,75 @@ def test_an_endless_import_walk_stops_at_the_page_cap(
     assert len(pages) == MAX_IMPORT_PAGES and sim.walk_cut == f"after {MAX_IMPORT_PAGES} pages"
     # A walk that ends says nothing.
     assert len(sim.import_users(count=0)) == 1 and sim.walk_cut == ""
+
+
+def _not_found(conn: socket.socket, request: Request) -> None:
+    conn.sendall(answer(404, b""))
+
+
+def test_check_refuses_a_self_signed_certificate_in_one_line(
+    hostile: Callable[..., HostileServer],
+    self_signed: ssl.SSLContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server = hostile(_not_found, self_signed)
+    assert main(["check", server.base_url, "--token", "t0ken-secret"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("scim-desktop check: error: cannot reach https://")
+    assert "CERTIFICATE_VERIFY_FAILED" in err and "--insecure" in err
+    assert server.requests == []  # nothing was sent over the refused connection
+    # --insecure: the checks run (and fail on the 404s).
+    assert main(["check", server.base_url, "--token", "t0ken-secret", "--insecure"]) == 1
+    assert server.requests
+
+
+def test_a_tls_handshake_that_never_ends_meets_the_deadline(
+    hostile: Callable[..., HostileServer],
+) -> None:
+    """A server that accepts the connection and says nothing: the handshake waits on it."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    try:
+        url = f"https://127.0.0.1:{silent.getsockname()[1]}/scim/v2"
+        with pytest.raises(Unreachable, match="no answer within 1 s"):
+            Runner(CheckOptions(url, token="t0ken-secret", timeout=1.0)).run()
+    finally:
+        silent.close()
+
+
+def test_a_server_that_closes_mid_headers_fails_the_checks(
+    hostile: Callable[..., HostileServer],
+) -> None:
+    """http.client takes an answer cut in its headers as ended there (a 200 with no body
+    here): every check fails on it, none passes and nothing crashes."""
+
+    def half(conn: socket.socket, request: Request) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Ty")
+
+    server = hostile(half)
+    report = Runner(CheckOptions(server.base_url, token="t0ken-secret", timeout=5)).run()
+    assert report.passed == 0 and report.failed > 10
+
+
+def test_no_request_follows_a_location_to_another_host(
+    hostile: Callable[..., HostileServer],
+) -> None:
+    """Redirects, Location and meta.location naming another host: the checker (cleanup
+    included) sends nothing there, so the credential stays with the server under test."""
+    elsewhere = hostile(lambda conn, request: conn.sendall(answer(200, b"{}")))
+    away = f"{elsewhere.base_url}/Users/x"
+
+    def handler(conn: socket.socket, request: Request) -> None:
+        if request.method == "POST":
+            sent = json.loads(request.body)
+            made = {**sent, "id": "u1", "meta": {"location": away}}
+            conn.sendall(answer(201, json.dumps(made).encode(), f"Location: {away}"))
+        elif request.method == "DELETE":
+            conn.sendall(answer(308, b"", f"Location: {away}"))
+        else:
+            conn.sendall(answer(302, b"", f"Location: {away}"))
+
+    server = hostile(handler)
+    report = Runner(CheckOptions(server.base_url, token="t0ken-secret", timeout=5)).run()
+    assert report.failed and "DELETE answered 308" in " ".join(report.cleanup)
+    assert elsewhere.requests == []
+    assert any(r.method == "DELETE" for r in server.requests)
