@@ -326,3 +326,41 @@ def test_external_id_shared_then_released() -> None:
     repo.delete(USER, "u1")
     repo.delete(USER, "u4")
     assert repo.find_by_external_id(USER, "ext") == []
+
+
+def test_put_group_members_keeps_every_index_exact() -> None:
+    """A group replaced through put_group_members (the members removed and added named by
+    the caller) leaves the same indexes as a full put, mixed with puts and deletes."""
+    rnd = random.Random(11)
+    repo = MemoryRepository()
+    model: dict[str, dict[str, Record]] = {USER: {}, GROUP: {}}
+    for i in range(5):
+        record = group(f"g{i}", repo.next_seq(), "Ops", [f"u{j}" for j in range(i, i + 8)])
+        repo.put(GROUP, record)
+        model[GROUP][record["id"]] = record
+    for step in range(2000):
+        gid = f"g{rnd.randrange(6)}"
+        old = model[GROUP].get(gid)
+        if old is None or rnd.random() < 0.1:
+            seq = old["_seq"] if old else repo.next_seq()
+            record = group(gid, seq, "Dev", [f"u{rnd.randrange(40)}" for _ in range(5)])
+            repo.put(GROUP, record)
+            model[GROUP][gid] = record
+        elif rnd.random() < 0.05:
+            repo.delete(GROUP, gid)
+            del model[GROUP][gid]
+        else:
+            current = [m["value"] for m in old["members"]]
+            removed = set(rnd.sample(current, min(len(set(current)), rnd.randrange(3))))
+            added = [m for m in {f"u{rnd.randrange(40)}" for _ in range(3)} if m not in current]
+            members = [m for m in current if m not in removed] + added
+            name = rnd.choice([old.get("displayName"), "OPS", "qa"])
+            record = group(gid, old["_seq"], name, members, externalId=rnd.choice(["e", "f"]))
+            repo.put_group_members(record, added, removed)
+            model[GROUP][gid] = record
+        if step % 5 == 0:
+            _check_against_model(repo, model)
+    _check_against_model(repo, model)
+    with pytest.raises(KeyError):
+        repo.put_group_members(group("missing", 99, "X", ["u1"]), ["u1"], ())
+    assert repo.get(GROUP, "missing") is None
