@@ -253,6 +253,10 @@ def test_a_refused_token_is_one_failure_naming_the_credential(
     assert "Test API Credentials fails" in text and "Authorization: Bearer <token>" in text
     assert "→ 401 Unauthorized in " in text and wrong not in text
     assert "check: 1 passed, 1 failed, " in dialog.summary.text()
+    # The line under the form points at the fields to fix.
+    assert dialog.message.isVisible()
+    assert dialog.message.text().startswith("The server refused the credential (401: ")
+    assert "Credential fields" in dialog.message.text()
     assert dialog.export_to(tmp_path / "r.json", "json")
     doc = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert doc["failed"] == 1 and doc["credential_refused"] == report.refused

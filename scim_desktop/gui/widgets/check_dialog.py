@@ -584,6 +584,13 @@ class CheckDialog(QDialog):
         if report.interrupted:
             # What cleanup did (or could not do) is in the summary's cleanup lines.
             self.say("Cancelled: the checks left were not run.")
+        elif report.refused:
+            # The one failure says it too, but the form is where the fix is typed.
+            self.say(
+                f"The server refused the credential ({report.refused}): check the Credential"
+                " fields above, then run the checks again.",
+                error=True,
+            )
         else:
             self.message.hide()
         # A whole run reaches the end of the bar (a server without Okta's entitlement types
