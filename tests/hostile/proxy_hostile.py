@@ -18,6 +18,9 @@ Parts (``--only`` takes these names):
   holds 32 connections: the rest queue) and a request the proxy answers itself (404: the
   event loop is free).
 - ``interim``: 32 clients, an upstream sending 100 Continue without end: the proxy's CPU.
+- ``unread``: N clients (default 32, then 4 times that) ask for the 15 MB answer and never
+  read it: the pool's slots are free again once the upstream's answer is in, but each answer
+  waits in its client's write buffer (until the server's write deadline): the RSS it costs.
 """
 
 from __future__ import annotations
@@ -258,11 +261,34 @@ def part_interim(proxy: Proxied, clients: int) -> None:
     )
 
 
+def part_unread(proxy: Proxied, clients: int) -> None:
+    for n in (clients, clients * 4):
+        rss = proxy.rss_mb()
+        socks = []
+        for _ in range(n):
+            sock = socket.create_connection(("127.0.0.1", proxy.port))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(b"GET /scim/v2/bigjson HTTP/1.1\r\nHost: p\r\n\r\n")
+            socks.append(sock)
+        time.sleep(8)
+        peak = proxy.status_kb("VmHWM") / 1024
+        fast = proxy.get("/scim/v2/fast", timeout=30)
+        print(
+            f"  {n} clients not reading 15 MB answers: RSS {rss:.0f} -> {proxy.rss_mb():.0f} MB "
+            f"after 8 s (peak {peak:.0f}); meanwhile a fast answer in {fast[2]:.2f} s "
+            f"(status {fast[0]})"
+        )
+        for sock in socks:
+            sock.close()
+        time.sleep(2)
+
+
 PARTS: dict[str, Callable[[Proxied, int], None]] = {
     "bigjson": part_bigjson,
     "endless": part_endless,
     "slow": part_slow,
     "interim": part_interim,
+    "unread": part_unread,
 }
 
 
