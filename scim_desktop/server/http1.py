@@ -36,7 +36,9 @@ The handler (``ScimServer``) gets each :class:`Request` with its :class:`Connect
 answers with :meth:`Connection.send`. Paths served by a ``tornado.web.Application`` (the
 OAuth pages) go through :class:`ApplicationBridge`, which gives it the ``HTTPConnection`` it
 expects. Reading and writing heads (:func:`parse_head`, :func:`encode_head`, :class:`Request`,
-:class:`Refusal`, :class:`HttpError`) is :mod:`scim_desktop.server.http1_head`, re-exported here.
+:class:`Refusal`, :class:`HttpError`) is :mod:`scim_desktop.server.http1_head`, re-exported here;
+reading bodies (:class:`~scim_desktop.server.http1_body.BodyReader`, a part of
+:class:`Connection`) is :mod:`scim_desktop.server.http1_body`.
 """
 
 from __future__ import annotations
@@ -58,9 +60,8 @@ from tornado.tcpserver import TCPServer
 
 from scim_desktop.core import errors
 from scim_desktop.server.accepting import Acceptor, default_max_connections
+from scim_desktop.server.http1_body import BodyReader
 from scim_desktop.server.http1_head import (
-    _CTL_RE,
-    _TOKEN_RE,
     HttpError,
     Refusal,
     Request,
@@ -73,8 +74,6 @@ log = logging.getLogger("scim_desktop.server.http")
 
 #: Tornado's default limit for the request line and header fields.
 MAX_HEADER_SIZE = 64 * 1024
-#: Chunk-size lines and trailer fields longer than this are refused.
-MAX_CHUNK_LINE = 1024
 #: How much of a refused request's first line is kept to record it.
 FIRST_LINE_KEPT = 8 * 1024
 #: Seconds a connection may wait for, or take to send, its next request.
@@ -96,10 +95,6 @@ LINGER_POOL = 4 * 1024 * 1024
 BODY_TIMEOUT = 60.0
 #: Seconds an answer may take to be written out (a client that never reads is closed).
 WRITE_TIMEOUT = 60.0
-#: Chunked trailer fields allowed per request (their bytes count against max_header_size).
-MAX_TRAILER_FIELDS = 64
-#: Bytes of empty lines (CR, LF) ignored before a request line (RFC 9112 §2.2); more: a 400.
-MAX_LEADING_EMPTY = 8
 #: Retry-After (seconds) of the 503 a connection over the limit gets.
 BUSY_RETRY_AFTER = 5
 #: At the connection limit with no idle connection to close, how long new connections get a
@@ -109,7 +104,6 @@ IDLE_SCAN_PAUSE = 0.1
 #: been arriving for longer than this is closed to make room: a client sends its head at
 #: once, so such a connection is a slow loris holding a slot for up to ``idle_timeout``.
 SLOW_HEAD_S = 10.0
-_HEX = frozenset("0123456789abcdefABCDEF")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -345,7 +339,7 @@ class HttpServer(TCPServer):
             await asyncio.sleep(0)
 
 
-class Connection:
+class Connection(BodyReader):
     """One client connection: reads requests one after the other and writes their answers.
 
     Answers go out one at a time: the next request is not read before the previous answer
@@ -517,110 +511,6 @@ class Connection:
         self.reading_since = None
         self._in_body = False
         return request
-
-    def _skip_empty_lines(self, skipped: int) -> int:
-        """Drop the CRs and LFs before a request line (``skipped`` of them were already);
-        how many. RFC 9112 §2.2 asks servers to ignore at least one empty line there (some
-        clients send one after a POST body): a few are, and count against the head's size;
-        more are a 400 (each used to cost a turn of the request loop: 4 MB of them took 2.5
-        s of CPU)."""
-        buf = self._buf
-        start = bytes(buf[: MAX_LEADING_EMPTY + 1])
-        count = len(start) - len(start.lstrip(b"\r\n"))
-        if skipped + count > MAX_LEADING_EMPTY:
-            self._first_line = b""
-            raise HttpError(
-                400, f"More than {MAX_LEADING_EMPTY} bytes of empty lines before the request line"
-            )
-        del buf[:count]
-        return count
-
-    async def _read_exactly(self, size: int) -> bytes:
-        buf = self._buf
-        while len(buf) < size:
-            await self._fill()
-        data = bytes(buf[:size])
-        del buf[:size]
-        return data
-
-    async def _read_line(self, what: str) -> str:
-        buf = self._buf
-        searched = 0
-        while (end := buf.find(b"\n", searched)) < 0:
-            if len(buf) > MAX_CHUNK_LINE:
-                raise HttpError(400, f"A {what} is longer than {MAX_CHUNK_LINE} bytes")
-            searched = len(buf)
-            await self._fill()
-        if end > MAX_CHUNK_LINE:
-            raise HttpError(400, f"A {what} is longer than {MAX_CHUNK_LINE} bytes")
-        if end == 0 or buf[end - 1] != 13:  # RFC 9112 §7.1: CRLF after every chunk line
-            raise HttpError(400, f"A {what} does not end with CRLF")
-        line = bytes(buf[: end - 1]).decode("latin-1")
-        del buf[: end + 1]
-        if _CTL_RE.search(line):
-            raise HttpError(400, f"A {what} holds a control character")
-        return line
-
-    @staticmethod
-    def _content_length(value: str) -> int:
-        if "," in value:  # the same length repeated is allowed (RFC 9110 §8.6)
-            # OWS is SP and HTAB only: str.strip() would also drop \xa0 and \x85.
-            values = {v.strip(" \t") for v in value.split(",")}
-            if len(values) != 1:
-                raise HttpError(400, f"Conflicting Content-Length values: {value[:80]!r}")
-            value = values.pop()
-        if not (value.isascii() and value.isdigit()) or len(value) > 18:
-            raise HttpError(400, f"Content-Length {value[:40]!r} is not a number of bytes")
-        return int(value)
-
-    async def _read_chunked(self, request: Request, limit: int) -> None:
-        """A chunked body (RFC 9112 §7.1): sizes in hex, extensions ignored, trailers read and
-        dropped. Past ``limit`` the rest is not read (and the connection will end).
-        Extensions and trailer fields together may take max_header_size bytes, and there may
-        be MAX_TRAILER_FIELDS trailer fields, as for a head (§7.1.1, §7.1.2): an endless
-        stream of them was read and dropped for as long as it came."""
-        parts: list[bytes] = []
-        total = 0
-        extra = 0  # bytes of extensions and trailer fields
-        extra_limit = self.server.max_header_size
-        while True:
-            line = await self._read_line("chunk size line")
-            size_text, _, extension = line.partition(";")
-            # RFC 9112 §7.1: the hex digits first; whitespace (BWS) only after them.
-            size_text = size_text.rstrip(" \t")
-            if not size_text or len(size_text) > 16 or not _HEX.issuperset(size_text):
-                raise HttpError(400, f"Malformed chunk size line: {line[:40]!r}")
-            if extension:
-                extra += len(extension)
-                if extra > extra_limit:
-                    raise HttpError(431, f"Chunk extensions exceed {extra_limit} bytes")
-            size = int(size_text, 16)
-            if size == 0:
-                break
-            total += size
-            if total > limit:
-                request.declared_length = total
-                request.keep_alive = False
-                self._unread = True
-                return
-            chunk = await self._read_exactly(size + 2)
-            if chunk[-2:] != b"\r\n":
-                raise HttpError(400, "A chunk does not end with CRLF")
-            parts.append(chunk[:-2])
-        fields = 0
-        while line := await self._read_line("trailer field"):
-            fields += 1
-            extra += len(line) + 2
-            if fields > MAX_TRAILER_FIELDS or extra > extra_limit:
-                raise HttpError(
-                    431,
-                    f"The trailer fields exceed {MAX_TRAILER_FIELDS} lines or {extra_limit} bytes",
-                )
-            # RFC 9112 §7.1.2: field lines as in a head (obs-fold refused, §5.2).
-            name, colon, _ = line.partition(":")
-            if not colon or not _TOKEN_RE.fullmatch(name):
-                raise HttpError(400, "A trailer field line is not 'name: value'")
-        request.body = b"".join(parts)
 
     async def _refuse(self, exc: HttpError) -> None:
         """Answer a request that could not be read, then close."""

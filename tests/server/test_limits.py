@@ -19,13 +19,12 @@ import pytest
 from scim_desktop.config import TlsConfig
 from scim_desktop.server.http1 import (
     LINGER_POOL,
-    MAX_LEADING_EMPTY,
-    MAX_TRAILER_FIELDS,
     Connection,
     HttpServer,
     Refusal,
     Request,
 )
+from scim_desktop.server.http1_body import MAX_LEADING_EMPTY, MAX_TRAILER_FIELDS
 from scim_desktop.server.runner import ServerThread
 from tests.conftest import RecordingSink
 from tests.server.test_http1 import AUTH, assert_scim_error, split_reply
