@@ -15,9 +15,10 @@ the window's live records, with the same code.)
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,12 @@ EXIT_BAD_FILE = 2
 #: (RFC 7644 §3.2); entitlement endpoints (/Roles, ...) are relative to the same base.
 _ENDPOINT = re.compile(r"^(.*?)/(Users|Groups|ResourceTypes|Schemas|ServiceProviderConfig)(/|$)")
 _DEFAULT_BASE = "/scim/v2"
+#: A HAR file is one JSON document, parsed whole (orjson has no streaming parser): ~4.5 times
+#: its size at the peak (a 200 MB HAR took 970 MB). A bigger one is refused with a message
+#: instead of risking the memory; a JSON Lines file is read a line at a time, whatever its size.
+MAX_HAR_BYTES = 256 * 1024 * 1024
+#: The longest JSON Lines record read (the server records bodies of up to 256 KB).
+MAX_LINE_BYTES = 64 * 1024 * 1024
 
 
 class CoverageFileError(Exception):
@@ -154,51 +161,112 @@ def exchange_of(record: RequestRecord) -> Exchange:
     return _from_jsonl(record_json(record), str(record.id)).exchange
 
 
-def read_session(path: Path) -> list[Exchange]:
-    """The requests recorded in one file, in order, each with its Okta step.
+def read_session(path: Path) -> Iterator[Exchange]:
+    """The requests recorded in one file, in order, each with its Okta step. A generator: a
+    JSON Lines file is read a line at a time (twice when its records lack their steps: the
+    classifier needs the session's base path and entitlement catalog first), so its size
+    does not matter; a HAR file is one JSON document, read whole (at most MAX_HAR_BYTES).
 
     Raises :class:`CoverageFileError` when the file cannot be read or is neither format."""
+    records = _source(path)
+    if any(r.exchange.okta_step is None for r in records()):
+        yield from (r.exchange for r in _classify(records))
+    else:
+        yield from (r.exchange for r in records())
+
+
+#: Records of one file, read again at each call (a JSON Lines file from the disk).
+_Records = Callable[[], Iterator[_Raw]]
+
+
+def _source(path: Path) -> _Records:
+    """How to read ``path``'s records, after a look at its start: a HAR document is parsed
+    here (once), a JSON Lines file is streamed at each call."""
+    first: Any = None
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            line = b""
+            while not line.strip() and (line := f.readline(MAX_LINE_BYTES + 1)):
+                line = line.removeprefix(_BOM)
+            line = line.strip()
+            record = _loads(line) if len(line) <= MAX_LINE_BYTES else None
+            if line.startswith(b"{") and not (isinstance(record, dict) and "method" in record):
+                # Not a recorded request: a HAR document (pretty-printed, or on one line)?
+                if size > MAX_HAR_BYTES:
+                    raise CoverageFileError(
+                        f"{path}: not JSON Lines, and as one JSON document (a HAR file) it is "
+                        f"over {MAX_HAR_BYTES // 2**20} MB, which is read whole; export the "
+                        "session as JSON Lines (read a line at a time) or split it"
+                    )
+                f.seek(0)
+                first = _loads(f.read().removeprefix(_BOM))
     except OSError as exc:
         raise CoverageFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    raws = _parse(path, data)
-    if any(r.exchange.okta_step is None for r in raws):
-        raws = _classify(raws)
-    return [r.exchange for r in raws]
+    if isinstance(first, dict) and isinstance(first.get("log"), dict):
+        entries = first["log"].get("entries")
+        if not isinstance(entries, list):
+            raise CoverageFileError(f"{path}: a HAR file without log.entries")
+        name = path.name
+
+        def har() -> Iterator[_Raw]:
+            for k, e in enumerate(entries, 1):
+                if isinstance(e, dict):
+                    yield _from_har(e, f"{name}#{k}")
+
+        return har
+    return lambda: _jsonl(path)
 
 
-def _parse(path: Path, data: bytes) -> list[_Raw]:
-    name = path.name
-    stripped = data.lstrip()
-    if stripped.startswith(b"{"):
-        try:
-            whole = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            whole = None  # several objects: JSON Lines
-        if isinstance(whole, dict) and isinstance(whole.get("log"), dict):
-            entries = whole["log"].get("entries")
-            if not isinstance(entries, list):
-                raise CoverageFileError(f"{path}: a HAR file without log.entries")
-            return [
-                _from_har(e, f"{name}#{n}") for n, e in enumerate(entries, 1) if isinstance(e, dict)
-            ]
-    raws: list[_Raw] = []
-    for n, line in enumerate(data.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith(b"("):
-            continue  # blank, or the sink's "(N log lines dropped ...)" notice
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError:
+#: A UTF-8 byte order mark, which some editors and Windows tools put first.
+_BOM = b"\xef\xbb\xbf"
+
+
+def _loads(data: bytes) -> Any:
+    """JSON, or None when it is not (orjson refuses nesting past 1024 levels too)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _is_record(line: bytes) -> bool:
+    """Not blank, nor the sink's "(N log lines dropped ...)" notice."""
+    return bool(line) and not line.startswith(b"(")
+
+
+def _lines(f: IO[bytes], path: Path) -> Iterator[tuple[int, bytes]]:
+    """Numbered, stripped lines of at most MAX_LINE_BYTES each (a file without line breaks
+    is not read whole)."""
+    n = 0
+    while line := f.readline(MAX_LINE_BYTES + 1):
+        n += 1
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
             raise CoverageFileError(
-                f"{path}: line {n} is not JSON; expected a --log jsonl file, a JSON Lines "
-                "export or a HAR file"
-            ) from None
-        if not isinstance(obj, dict) or "method" not in obj or "path" not in obj:
-            raise CoverageFileError(f"{path}: line {n} is not a recorded request")
-        raws.append(_from_jsonl(obj, f"{name}#{n}"))
-    return raws
+                f"{path}: line {n} is over {MAX_LINE_BYTES // 2**20} MB; a recorded request is "
+                "far smaller (expected a --log jsonl file, a JSON Lines export or a HAR file)"
+            )
+        yield n, (line.removeprefix(_BOM) if n == 1 else line).strip()
+
+
+def _jsonl(path: Path) -> Iterator[_Raw]:
+    name = path.name
+    try:
+        with path.open("rb") as f:
+            for n, line in _lines(f, path):
+                if not _is_record(line):
+                    continue
+                obj = _loads(line)
+                if obj is None:
+                    raise CoverageFileError(
+                        f"{path}: line {n} is not JSON; expected a --log jsonl file, a JSON "
+                        "Lines export or a HAR file"
+                    )
+                if not isinstance(obj, dict) or "method" not in obj or "path" not in obj:
+                    raise CoverageFileError(f"{path}: line {n} is not a recorded request")
+                yield _from_jsonl(obj, f"{name}#{n}")
+    except OSError as exc:
+        raise CoverageFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
 
 
 def _base_path(raws: Iterable[_Raw]) -> str:
@@ -240,15 +308,14 @@ def _catalog(raws: Iterable[_Raw], base: str) -> dict[str, str]:
     return {}
 
 
-def _classify(raws: list[_Raw]) -> list[_Raw]:
+def _classify(records: _Records) -> Iterator[_Raw]:
     """Give every record without a step the one a fresh classifier finds, feeding it the whole
     file in order (classify, then note_response with the answer: as the server does)."""
-    base = _base_path(raws)
+    base = _base_path(records())
     okta = OktaClassifier()
-    okta.set_catalog(_catalog(raws, base))
-    out: list[_Raw] = []
+    okta.set_catalog(_catalog(records(), base))
     last = 0.0
-    for raw in raws:
+    for raw in records():
         ex = raw.exchange
         last = max(last, _time(ex.time, last))
         req = OktaRequest(
@@ -270,7 +337,7 @@ def _classify(raws: list[_Raw]) -> list[_Raw]:
                 duration_s=raw.duration_ms / 1000 if raw.duration_ms is not None else None,
             )
         except Exception:  # a request the classifier cannot read stays unlabelled
-            out.append(raw)
+            yield raw
             continue
         if ex.okta_step is None:
             ex = replace(
@@ -280,8 +347,7 @@ def _classify(raws: list[_Raw]) -> list[_Raw]:
                 okta_explanation=ex.okta_explanation or step.explanation,
                 retry_gives_up=ex.retry_gives_up or step.retry_gives_up,
             )
-        out.append(replace(raw, exchange=ex))
-    return out
+        yield replace(raw, exchange=ex)
 
 
 def coverage_of(paths: Iterable[Path]) -> Coverage:

@@ -287,3 +287,95 @@ def test_html_report_from_a_recorded_session(
     assert ids and all(
         f"<code>{i.replace('<', '&lt;').replace('>', '&gt;')}</code>" in page for i in ids
     )
+
+
+# --- hostile and odd files -----------------------------------------------------------------------
+def test_a_har_pretty_printed_with_a_bom_or_on_one_line_over_the_line_cap_is_read(
+    session: list[RequestRecord],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    doc = json.loads(har_bytes(session, "test"))
+    pretty = tmp_path / "pretty.har"  # as browsers write it
+    pretty.write_bytes(b"\xef\xbb\xbf" + json.dumps(doc, indent=2).encode())
+    one_line = tmp_path / "one.har"
+    one_line.write_bytes(har_bytes(session, "test"))
+    jsonl = tmp_path / "bom.jsonl"
+    jsonl.write_bytes(b"\xef\xbb\xbf" + to_jsonl(session).encode())
+    # A one-line HAR is one long line: the line cap of JSON Lines does not apply to it.
+    monkeypatch.setattr("scim_desktop.coverage_files.MAX_LINE_BYTES", 64 * 1024)
+    assert len(one_line.read_bytes()) > 64 * 1024
+    want = expected({"unlink_delete_group"})
+    for path in (pretty, one_line, jsonl):
+        out_json = tmp_path / f"{path.name}.json"
+        rc, _out, err = run_cli(capsys, str(path), "--json", str(out_json))
+        assert rc == 0 and err == "", path.name
+        assert statuses_of(json.loads(out_json.read_text(encoding="utf-8"))) == want
+
+
+def test_a_har_over_the_cap_or_a_line_over_the_cap_is_one_line_and_exit_2(
+    session: list[RequestRecord],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("scim_desktop.coverage_files.MAX_HAR_BYTES", 4096)
+    monkeypatch.setattr("scim_desktop.coverage_files.MAX_LINE_BYTES", 4096)
+    har = tmp_path / "big.har"
+    har.write_text(json.dumps(json.loads(har_bytes(session, "test")), indent=1), "utf-8")
+    endless = tmp_path / "endless.jsonl"  # no line break at all: not read whole
+    endless.write_bytes(b'{"method": "GET", "path": "/scim/v2/Users", "x": "' + b"x" * 10_000)
+    late = tmp_path / "late.jsonl"  # a good record, then a huge line
+    late.write_text(to_jsonl(session[:1]) + "[" + " " * 10_000 + "]\n", encoding="utf-8")
+    cases = {
+        har: "not JSON Lines, and as one JSON document (a HAR file) it is over 0 MB",
+        endless: "not JSON Lines, and as one JSON document",
+        late: "line 2 is over 0 MB",
+    }
+    for path, message in cases.items():
+        rc, out, err = run_cli(capsys, str(path))
+        assert rc == 2 and out == "" and err.count("\n") == 1, path.name
+        assert err.startswith(f"scim-desktop coverage: error: {path}: {message}"), err
+
+
+def test_odd_records_are_read_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Fields of every wrong type and value (a file is anyone's): each file reads (exit 0) or
+    is one line (exit 2), never a traceback."""
+    odd: list[Any] = [None, True, -1, 10**19, 1e308, "", [], {}, [[1]], "\x00\u202e"]
+    odd += ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "/scim/v2/Users/%zz?%"]
+    good = {
+        "time": "2026-12-05T05:00:00+00:00",
+        "method": "POST",
+        "path": "/scim/v2/Users",
+        "status": 201,
+        "request": {"headers": {"User-Agent": "Okta SCIM Client 1.0.0"}, "body": "{}"},
+        "response": {"headers": {}, "body": '{"id": "1"}'},
+    }
+    keys = [*good, "query", "duration_ms", "okta_step", "okta_label", "okta_retry_gives_up"]
+    lines, entries = [], []
+    for n, value in enumerate(odd):
+        for key in keys:
+            lines.append(json.dumps({**good, key: value}))
+            request = {"method": "GET", "url": "http://h/scim/v2/Users", "headers": value}
+            entries.append(
+                {
+                    "startedDateTime": value,
+                    "time": value,
+                    "request": {**request, **({key: value} if n % 2 else {"postData": value})},
+                    "response": {"status": value, "content": value, "headers": value},
+                    "_oktaStep": value if n % 3 else None,
+                }
+            )
+    (tmp_path / "odd.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "odd.har").write_text(json.dumps({"log": {"entries": entries}}), "utf-8")
+    for name in ("odd.jsonl", "odd.har"):
+        reports = [f"--{k}" for k in ("json", "markdown", "html")]
+        outs = [str(tmp_path / f"{name}.{k}") for k in ("json", "md", "html")]
+        rc, out, err = run_cli(
+            capsys, str(tmp_path / name), *(x for p in zip(reports, outs, strict=True) for x in p)
+        )
+        assert rc == 0 and err == "", name
+        assert out.splitlines()[-1].endswith("6 manual")
