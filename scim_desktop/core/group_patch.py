@@ -16,6 +16,7 @@ either way (``tests/core/test_group_patch.py`` compares both on random operation
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,13 +35,26 @@ MAX_FAST_OPERATIONS = 1000
 
 @dataclass(slots=True)
 class MemberPlan:
-    """The effect of a PATCH on a group: members removed (ids of stored members), members
-    appended in order (``{"value", "type"}`` as ``_check_members`` stores them), and the new
-    displayName (None: unchanged)."""
+    """The effect of a PATCH on a group: the members it starts from (``base``: None for the
+    stored ones, else the list a ``replace`` of ``members`` gave), the ids removed from them,
+    members appended in order (``{"value", "type"}`` as ``_check_members`` stores them), and
+    the new displayName (None: unchanged)."""
 
     removed: set[str] = field(default_factory=set)
     added: dict[str, dict[str, str]] = field(default_factory=dict)
     display_name: str | None = None
+    base: list[dict[str, str]] | None = None
+    base_ids: set[str] | None = None
+
+    def has(self, repo: Repository, gid: str, mid: str) -> bool:
+        """Whether ``mid`` is a member of group ``gid`` at this point of the operations."""
+        if mid in self.added:
+            return True
+        if mid in self.removed:
+            return False
+        if self.base_ids is not None:
+            return mid in self.base_ids
+        return _is_member(repo, gid, mid)
 
 
 def _is_member(repo: Repository, gid: str, mid: str) -> bool:
@@ -48,30 +62,87 @@ def _is_member(repo: Repository, gid: str, mid: str) -> bool:
     return any(g["id"] == gid for g in repo.groups_of(mid))
 
 
-def _add(plan: MemberPlan, repo: Repository, gid: str, value: Any) -> bool:
+def _members(repo: Repository, gid: str, value: Any) -> list[dict[str, str]] | None:
+    """The values of an ``add`` or ``replace`` of ``members`` as ``_check_members`` would
+    store them (duplicates kept here), or None when it would refuse one (or might)."""
     if not isinstance(value, list) or not value:
-        return False
+        return None
+    found_in = tables(repo)
+    users, groups = found_in[USER], found_in[GROUP]
+    out: list[dict[str, str]] = []
     for member in value:
         if not isinstance(member, dict) or not member.keys() <= _MEMBER_KEYS:
-            return False
+            return None
         mid, mtype, display = member.get("value"), member.get("type"), member.get("display")
         if not isinstance(mid, str) or not mid or mid == gid:
-            return False
+            return None
         if display is not None and not isinstance(display, str):
-            return False
+            return None
         if mtype is None:
-            found = USER if repo.get(USER, mid) is not None else GROUP
+            found = USER if mid in users else GROUP
         elif mtype in (USER, GROUP):
             found = mtype
         else:
-            return False
-        if repo.get(found, mid) is None:
-            return False  # the general engine answers 400 invalidValue
-        if mid in plan.added:
-            continue
-        if mid not in plan.removed and _is_member(repo, gid, mid):
-            continue  # already a member: nothing to add (RFC 7644 §3.5.2.1)
-        plan.added[mid] = {"value": mid, "type": found}
+            return None
+        if mid not in (users if found == USER else groups):
+            return None  # the general engine answers 400 invalidValue
+        out.append({"value": mid, "type": found})
+    return out
+
+
+class _Lookup(Mapping[str, Record]):
+    """A read-only id -> record mapping over a repository's ``get`` (see :func:`tables`)."""
+
+    def __init__(self, repo: Repository, rtype: str) -> None:
+        self._repo, self._rtype = repo, rtype
+
+    def __getitem__(self, key: str) -> Record:
+        record = self._repo.get(self._rtype, key)
+        if record is None:
+            raise KeyError(key)
+        return record
+
+    def __iter__(self) -> Iterator[str]:
+        return (r["id"] for r in self._repo.ordered(self._rtype))
+
+    def __len__(self) -> int:
+        return self._repo.count(self._rtype)
+
+
+def tables(repo: Repository) -> dict[str, Mapping[str, Record]]:
+    """The id -> record tables of Users and Groups, to read only: the stores' own dicts
+    (``by_id``, in ``store/``) when the repository lends them, else mappings over ``get``.
+    For loops over many ids (rendering or checking 100,000 members), where a ``get`` call
+    per id was most of the time."""
+    by_id = getattr(repo, "by_id", None)
+    if by_id is not None:
+        return {USER: by_id(USER), GROUP: by_id(GROUP)}
+    return {USER: _Lookup(repo, USER), GROUP: _Lookup(repo, GROUP)}
+
+
+def _add(plan: MemberPlan, repo: Repository, gid: str, value: Any) -> bool:
+    members = _members(repo, gid, value)
+    if members is None:
+        return False
+    for member in members:
+        mid = member["value"]
+        if not plan.has(repo, gid, mid):  # else nothing to add (RFC 7644 §3.5.2.1)
+            plan.added[mid] = member
+    return True
+
+
+def _replace(plan: MemberPlan, repo: Repository, gid: str, value: Any) -> bool:
+    """Push Now: all members replaced (RFC 7644 §3.5.2.3), most often by the same list."""
+    members = _members(repo, gid, value)
+    if members is None:
+        return False
+    base: dict[str, dict[str, str]] = {}
+    for member in members:
+        base.setdefault(member["value"], member)  # the first of duplicates, as stored
+    plan.base = list(base.values())
+    plan.base_ids = set(base)
+    plan.removed = set()
+    plan.added = {}
     return True
 
 
@@ -79,8 +150,8 @@ def _remove(plan: MemberPlan, repo: Repository, gid: str, mid: str) -> bool:
     if mid in plan.added:
         del plan.added[mid]
         return True
-    if mid in plan.removed or not _is_member(repo, gid, mid):
-        return False  # no target: the general engine answers 400 noTarget
+    if not plan.has(repo, gid, mid):
+        return False  # the general engine decides (a no-op answer today)
     plan.removed.add(mid)
     return True
 
@@ -103,6 +174,9 @@ def plan_member_patch(previous: Record, operations: Any, repo: Repository) -> Me
         if op == "add" and isinstance(path, str) and path.strip().lower() == "members":
             if not _add(plan, repo, gid, value):
                 return None
+        elif op == "replace" and isinstance(path, str) and path.strip().lower() == "members":
+            if not _replace(plan, repo, gid, value):
+                return None
         elif op == "remove" and isinstance(path, str) and "value" not in operation:
             match = _MEMBER_BY_VALUE.fullmatch(path)
             if match is None or not _remove(plan, repo, gid, match.group(1)):
@@ -118,7 +192,8 @@ def plan_member_patch(previous: Record, operations: Any, repo: Repository) -> Me
                 return None
         else:
             return None
-    if len(plan.removed) >= len(stored) and not plan.added:
+    current = plan.base if plan.base is not None else stored
+    if len(plan.removed) >= len(current) and not plan.added:
         return None  # an emptied group: the general engine decides what remains
     return plan
 

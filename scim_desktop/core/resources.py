@@ -20,7 +20,7 @@ import time
 import uuid
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -36,7 +36,7 @@ from scim_desktop.core.errors import (
     PreconditionFailed,
     Uniqueness,
 )
-from scim_desktop.core.group_patch import MemberPlan, plan_member_patch
+from scim_desktop.core.group_patch import MemberPlan, plan_member_patch, tables
 from scim_desktop.core.listing import (
     ListQuery,
     Page,
@@ -362,7 +362,8 @@ class ScimService:
     def _render_members(self, members: list[dict[str, Any]], base_url: str) -> list[dict[str, Any]]:
         """A group's members with ``$ref`` and ``display`` (one loop with local names: this
         runs per member of a group of up to 100,000s, on every read and write of it)."""
-        get = self.repo.get
+        found_in = tables(self.repo)
+        get_user, get_group = found_in[USER].get, found_in[GROUP].get
         out: list[dict[str, Any]] = []
         append = out.append
         users = f"{base_url}/Users/"
@@ -370,7 +371,7 @@ class ScimService:
         for member in members:
             mid = member["value"]
             mtype = member.get("type", USER)
-            target = get(mtype, mid)
+            target = get_user(mid) if mtype == USER else get_group(mid)
             display = ""
             if target is not None:
                 display = target.get("displayName") or target.get("userName") or ""
@@ -692,15 +693,23 @@ class ScimService:
         indexed by the members that changed only."""
         rid = previous["id"]
         renamed = plan.display_name is not None and plan.display_name != previous.get("displayName")
-        if not plan.removed and not plan.added and not renamed:
-            # Nothing changed: keep version and lastModified, so ETags stay valid.
-            rendered = self.render(GROUP, previous, base_url, projection)
-            return Outcome(rendered, rendered["meta"]["version"])
-        members: list[dict[str, Any]] = previous["members"]
+        stored: list[dict[str, Any]] = previous["members"]
+        members = stored if plan.base is None else plan.base
         if plan.removed:
             removed = plan.removed
             members = [m for m in members if m["value"] not in removed]
         members = members + list(plan.added.values())
+        if plan.base is None:
+            added_ids: Collection[str] = plan.added.keys()
+            removed_ids: Collection[str] = plan.removed
+        else:  # Push Now: the difference of the two lists (sets: C speed)
+            before = {m["value"] for m in stored}
+            after = {m["value"] for m in members}
+            added_ids, removed_ids = after - before, before - after
+        if members == stored and not renamed:
+            # Nothing changed: keep version and lastModified, so ETags stay valid.
+            rendered = self.render(GROUP, previous, base_url, projection)
+            return Outcome(rendered, rendered["meta"]["version"])
         now = self._now()
         old_meta = previous["meta"]
         # The stored record's key order, as _build wrote it.
@@ -716,14 +725,17 @@ class ScimService:
         }
         put_members = getattr(self.repo, "put_group_members", None)
         if put_members is not None:
-            put_members(record, plan.added.keys(), plan.removed)
+            put_members(record, added_ids, removed_ids)
         else:
             self.repo.put(GROUP, record)
-        affected = plan.removed | plan.added.keys()
+        # A member removed and added again (moved to the end) keeps its view: as before ^
+        # after in _touch_member_views.
+        affected = set(added_ids) ^ set(removed_ids)
         if renamed:
             affected |= {m["value"] for m in members}
+        stored_users = tables(self.repo)[USER]
         changes = [Change("updated", GROUP, rid)]
-        changes += [Change("updated", USER, m) for m in sorted(affected) if self.repo.get(USER, m)]
+        changes += [Change("updated", USER, m) for m in sorted(affected) if m in stored_users]
         rendered = self.render(GROUP, record, base_url, projection)
         return Outcome(rendered, rendered["meta"]["version"], changes)
 

@@ -293,6 +293,11 @@ class DurableStore:
         """The record with this id, or None. IOLoop thread only."""
         return self._memory.get(rtype, id)
 
+    def by_id(self, rtype: str) -> Mapping[str, Record]:
+        """The id -> record table of ``rtype``, to read only (``MemoryRepository.by_id``).
+        IOLoop thread only."""
+        return self._memory.by_id(rtype)
+
     def ordered(self, rtype: str) -> Sequence[Record]:
         """All records of ``rtype`` in ``_seq`` order; valid until the next write. IOLoop
         thread only."""

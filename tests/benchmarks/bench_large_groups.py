@@ -121,8 +121,13 @@ def run_size(n: int, profile: bool, top: int) -> None:
         started = time.perf_counter()
         ids = write_db(db, n)
         written = time.perf_counter() - started
+        # A PUT or Push Now of 100,000 members is a ~5 MB body, over the default --max-body.
         config = ServerConfig(
-            host="127.0.0.1", port=0, db_path=db, auth=AuthConfig("bearer", token=TOKEN)
+            host="127.0.0.1",
+            port=0,
+            db_path=db,
+            auth=AuthConfig("bearer", token=TOKEN),
+            max_body_bytes=64 * 1024 * 1024,
         )
         server = ServerThread(config)
         started = time.perf_counter()

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scim_desktop.core.errors import ScimError
-from scim_desktop.core.group_patch import MIN_MEMBERS, plan_member_patch
+from scim_desktop.core.group_patch import MIN_MEMBERS, plan_member_patch, tables
 from scim_desktop.core.projection import make_projection
 from scim_desktop.core.repository import GROUP, USER
 from scim_desktop.core.resources import ScimService
@@ -122,7 +122,17 @@ def operations(users: list[str], groups: list[str]) -> st.SearchStrategy[dict[st
         lambda name: {"op": "Replace", "path": "displayName", "value": name},
         st.sampled_from(["A", "Other", 7]),
     )
-    return st.one_of(add, remove, rename, replace_name)
+    # Push Now: the whole list again, a reordering, a subset, with duplicates or unknowns.
+    listed = st.builds(
+        lambda picks, extra, reverse: [
+            {"value": v} for v in (picks[::-1] if reverse else picks) + extra
+        ],
+        st.sampled_from([users[:MEMBERS], users[2 : MEMBERS + 5], users[:3]]),
+        st.lists(ids, max_size=2),
+        st.booleans(),
+    )
+    push = st.builds(lambda value: {"op": "replace", "path": "members", "value": value}, listed)
+    return st.one_of(add, remove, rename, replace_name, push)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
@@ -180,3 +190,34 @@ def test_excluded_members_are_not_rendered_but_the_rest_is() -> None:
     assert stored is not None and stored["members"][-1] == {"value": users[-1], "type": USER}
     full = service.get(GROUP, groups[0], BASE).resource
     assert full is not None and len(full["members"]) == MEMBERS + 1
+
+
+class _NoTables:
+    """A repository that lends no id -> record tables (only the Repository protocol)."""
+
+    def __init__(self, repo: MemoryRepository) -> None:
+        self._repo = repo
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("by_id", "put_group_members"):
+            raise AttributeError(name)
+        return getattr(self._repo, name)
+
+
+def test_repositories_without_tables_give_the_same_results() -> None:
+    fast, users, groups = build(True)
+    plain, _, _ = build(True)
+    plain.repo = _NoTables(plain.repo)  # type: ignore[assignment]
+    looked_up = tables(plain.repo)[USER]
+    assert users[0] in looked_up and "nobody" not in looked_up
+    assert len(looked_up) == USERS and list(looked_up)[:2] == users[:2]
+    operations = [
+        [{"op": "add", "path": "members", "value": [{"value": users[-1]}, {"value": groups[1]}]}],
+        [{"op": "remove", "path": f'members[value eq "{users[5]}"]'}],
+        [{"op": "replace", "path": "members", "value": [{"value": u} for u in users[:MEMBERS]]}],
+        [{"op": "replace", "value": {"id": groups[0], "displayName": "Renamed"}}],
+    ]
+    for ops in operations:
+        CLOCK[0] += 1
+        assert run(fast, groups[0], ops, None) == run(plain, groups[0], ops, None)
+    assert fast.repo.get(GROUP, groups[0]) == plain.repo.get(GROUP, groups[0])
