@@ -109,6 +109,14 @@ class _Lookup(Mapping[str, Record]):
         return self._repo.count(self._rtype)
 
 
+def member_ids(members: Any) -> set[str]:
+    """The ids a group's stored ``members`` list (what the membership index holds; values
+    that are not strings, from a hand-edited data file, are not indexed)."""
+    if not isinstance(members, list):
+        return set()
+    return {m["value"] for m in members if isinstance(m, dict) and isinstance(m.get("value"), str)}
+
+
 def tables(repo: Repository) -> dict[str, Mapping[str, Record]]:
     """The id -> record tables of Users and Groups, to read only: the stores' own dicts
     (``by_id``, in ``store/``) when the repository lends them, else mappings over ``get``.

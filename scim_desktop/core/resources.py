@@ -36,7 +36,12 @@ from scim_desktop.core.errors import (
     PreconditionFailed,
     Uniqueness,
 )
-from scim_desktop.core.group_patch import MemberPlan, plan_member_patch, tables
+from scim_desktop.core.group_patch import (
+    MemberPlan,
+    member_ids,
+    plan_member_patch,
+    tables,
+)
 from scim_desktop.core.listing import (
     ListQuery,
     Page,
@@ -703,8 +708,8 @@ class ScimService:
             added_ids: Collection[str] = plan.added.keys()
             removed_ids: Collection[str] = plan.removed
         else:  # Push Now: the difference of the two lists (sets: C speed)
-            before = {m["value"] for m in stored}
-            after = {m["value"] for m in members}
+            before = member_ids(stored)
+            after = member_ids(members)
             added_ids, removed_ids = after - before, before - after
         if members == stored and not renamed:
             # Nothing changed: keep version and lastModified, so ETags stay valid.
@@ -763,7 +768,15 @@ class ScimService:
             # Nothing changed: keep version and lastModified, so ETags stay valid.
             rendered = self.render(rt.name, previous, base_url, projection)
             return Outcome(rendered, rendered["meta"]["version"])
-        self.repo.put(rt.name, record)
+        put_members = getattr(self.repo, "put_group_members", None)
+        if rt.name == GROUP and put_members is not None:
+            # The membership index changes by the difference of the two lists only (sets:
+            # C speed), not by unindexing and indexing every member (PUT, general PATCH).
+            before = member_ids(previous.get("members"))
+            after = member_ids(record.get("members"))
+            put_members(record, after - before, before - after)
+        else:
+            self.repo.put(rt.name, record)
         changes = [Change("updated", rt.name, rid)]
         changes += self._touch_member_views(record, previous)
         rendered = self.render(rt.name, record, base_url, projection)
