@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from scim_desktop.server.events import escape_controls
+
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -81,6 +83,18 @@ class SimResult:
     headers: dict[str, str] = field(default_factory=dict)
     duration_s: float = 0.0
     error: str = ""
+
+
+#: An error text quotes at most this much of what the server sent.
+MAX_ERROR_TEXT = 200
+
+
+def _error_text(exc: BaseException) -> str:
+    """An exception as one line of text. http.client quotes the server's bytes in some (a bad
+    status line, a header line too long): escape sequences, CR and LF from a hostile server
+    must not reach a terminal or split the checker's one-line error."""
+    text = escape_controls(f"{type(exc).__name__}: {exc}")
+    return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 1] + "…"
 
 
 def _size(n: int) -> str:
@@ -373,7 +387,7 @@ class OktaSimulator:
         except (OSError, http.client.HTTPException) as exc:
             self.close()  # a dropped connection (fault) or a restart: Okta just sees a failure
             took = time.monotonic() - started
-            result = SimResult(0, None, duration_s=took, error=f"{type(exc).__name__}: {exc}")
+            result = SimResult(0, None, duration_s=took, error=_error_text(exc))
         else:
             took = time.monotonic() - started
             if len(raw) > self.max_answer:

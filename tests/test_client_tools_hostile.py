@@ -420,3 +420,18 @@ def test_no_request_follows_a_location_to_another_host(
     assert report.failed and "DELETE answered 308" in " ".join(report.cleanup)
     assert elsewhere.requests == []
     assert any(r.method == "DELETE" for r in server.requests)
+
+
+def test_what_the_server_sends_in_a_bad_status_line_is_one_line_without_escapes(
+    hostile: Callable[..., HostileServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    def garbage(conn: socket.socket, request: Request) -> None:
+        conn.sendall(b"\x1b[2J\x1b[31mHACKED " + b"x" * 5000 + b"\r\nsecond line\r\n\r\n")
+
+    server = hostile(garbage)
+    res = OktaSimulator(server.base_url, timeout=5).request("GET", "/Users")
+    assert res.status == 0 and res.error.startswith("BadStatusLine: \\x1b[2J\\x1b[31mHACKED")
+    assert res.error.isprintable() and len(res.error) <= 200
+    assert main(["check", server.base_url, "--token", "t0ken-secret"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x1b" not in err and "\r" not in err
