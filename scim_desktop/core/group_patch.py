@@ -15,6 +15,7 @@ either way (``tests/core/test_group_patch.py`` compares both on random operation
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -154,14 +155,22 @@ def _replace(plan: MemberPlan, repo: Repository, gid: str, value: Any) -> bool:
     return True
 
 
-def _remove(plan: MemberPlan, repo: Repository, gid: str, mid: str) -> bool:
+def _remove(plan: MemberPlan, repo: Repository, gid: str, mid: str, stored: list[Any]) -> bool:
     if mid in plan.added:
         del plan.added[mid]
         return True
-    if not plan.has(repo, gid, mid):
-        return False  # the general engine decides (a no-op answer today)
-    plan.removed.add(mid)
-    return True
+    if plan.has(repo, gid, mid):
+        plan.removed.add(mid)
+        return True
+    # Not a member (Okta retries removals): the filter matches nothing and nothing is
+    # removed, as in the general engine -- unless a member's id equals this one ignoring case
+    # ("value" is not caseExact, RFC 7643 §2.2), which the general engine would remove. That
+    # takes one pass over the members, only in this rare case.
+    folded = mid.lower()
+    current = plan.base if plan.base is not None else stored
+    values = (m.get("value") for m in current if isinstance(m, dict))
+    candidates = itertools.chain(values, plan.added)
+    return not any(isinstance(v, str) and v.lower() == folded for v in candidates)
 
 
 def plan_member_patch(previous: Record, operations: Any, repo: Repository) -> MemberPlan | None:
@@ -187,7 +196,7 @@ def plan_member_patch(previous: Record, operations: Any, repo: Repository) -> Me
                 return None
         elif op == "remove" and isinstance(path, str) and "value" not in operation:
             match = _MEMBER_BY_VALUE.fullmatch(path)
-            if match is None or not _remove(plan, repo, gid, match.group(1)):
+            if match is None or not _remove(plan, repo, gid, match.group(1), stored):
                 return None
         elif op == "replace" and path is None and isinstance(value, dict):
             # Okta's rename: {"id": <this group>, "displayName": ...}.

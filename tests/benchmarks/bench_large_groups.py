@@ -231,10 +231,40 @@ def run_size(n: int, profile: bool, top: int) -> None:
                 out = io.StringIO()
                 pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(top)
                 print("\n".join("    " + line for line in out.getvalue().splitlines()[6:]))
+        sequence(server, client, path, ids[n : n + 1] + ids[:20])
         client.close()
         started = time.perf_counter()
         server.stop()
         print(f"stop (fold) {time.perf_counter() - started:.1f} s")
+
+
+def sequence(server: ServerThread, client: ScimClient, path: str, users: list[str]) -> None:
+    """What Okta sends for 20 membership changes (remove or add, each followed by the
+    path-less {id, displayName}), answered without members: the journal grows by a full group
+    per change, so folds run meanwhile."""
+    assert server.store is not None
+    folds = server.store.folds_completed
+    worst = 0.0
+    with StallProbe(server.base_url, users[-1]) as probe:
+        started = time.perf_counter()
+        for i, user in enumerate(users[:20]):
+            op = (
+                patch_body("remove", f'members[value eq "{user}"]', None)
+                if i % 2 == 0
+                else patch_body("add", "members", [{"value": users[i - 1]}])
+            )
+            for body in (op, patch_body("replace", None, {"id": GROUP_ID, "displayName": "E"})):
+                start = time.perf_counter()
+                resp = client.patch(path + "?excludedAttributes=members", body)
+                worst = max(worst, time.perf_counter() - start)
+                assert resp.status == 200, resp.raw[:200]
+        took = time.perf_counter() - started
+        time.sleep(0.05)
+    print(
+        f"20 Okta membership changes + follow-ups (40 PATCHes, excludedAttributes=members):"
+        f" {took:.2f} s, slowest answer {worst * 1000:.0f} ms, longest stall of another"
+        f" client {probe.worst * 1000:.0f} ms, folds {server.store.folds_completed - folds}"
+    )
 
 
 def patch_body(op: str, path: str | None, value: Any) -> dict[str, Any]:
