@@ -156,15 +156,21 @@ def spec_user_body(user_name: str, given: str, family: str) -> dict[str, Any]:
     }
 
 
+def quoted(value: str) -> str:
+    """A filter's comparison value: a JSON string (RFC 7644 §3.4.2.2), so an id or a name
+    holding a quote or a backslash stays one value (a server's ids are anyone's text)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
 def user_filter_path(user_name: str, *, paged: bool = True) -> str:
     """OKTA.md, Create step 1: ``GET /Users?filter=userName eq "..."&startIndex=1&count=100``."""
-    text = quote(f'userName eq "{user_name}"', safe="")
+    text = quote(f"userName eq {quoted(user_name)}", safe="")
     return f"/Users?filter={text}" + (f"&startIndex=1&count={IMPORT_PAGE}" if paged else "")
 
 
 def group_filter_path(name: str) -> str:
     """OKTA.md, "Group push": the lookup when the target group id is unknown."""
-    text = quote(f'displayName eq "{name}"', safe="")
+    text = quote(f"displayName eq {quoted(name)}", safe="")
     return f"/Groups?filter={text}&startIndex=1&count={IMPORT_PAGE}"
 
 
@@ -206,7 +212,7 @@ def add_members_ops(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def remove_member_ops(user_id: str) -> list[dict[str, Any]]:
-    return [{"op": "remove", "path": f'members[value eq "{user_id}"]'}]
+    return [{"op": "remove", "path": f"members[value eq {quoted(user_id)}]"}]
 
 
 def replace_members_ops(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -231,7 +237,7 @@ def grant_ops(rtype: dict[str, Any], value: dict[str, Any]) -> list[dict[str, An
 def revoke_ops(rtype: dict[str, Any], value: dict[str, Any]) -> list[dict[str, Any]]:
     """Revoke one value: PATCH remove with a value filter, as Okta sends it."""
     attribute = "roles" if rtype.get("schema") == ROLE_SCHEMA else "entitlements"
-    return [{"op": "remove", "path": f'{attribute}[value eq "{value["id"]}"]'}]
+    return [{"op": "remove", "path": f"{attribute}[value eq {quoted(value['id'])}]"}]
 
 
 def objects(value: Any) -> list[dict[str, Any]]:

@@ -14,12 +14,21 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
 from scim_desktop.check.runner import CheckOptions, Runner, Unreachable
 from scim_desktop.cli import main
-from scim_desktop.okta_sim import MAX_IMPORT_PAGES, OktaSimulator
+from scim_desktop.core.filter_parse import Compare, parse, parse_path
+from scim_desktop.okta_sim import (
+    MAX_IMPORT_PAGES,
+    OktaSimulator,
+    group_filter_path,
+    remove_member_ops,
+    revoke_ops,
+    user_filter_path,
+)
 from scim_desktop.server.tls import generate_self_signed
 
 #: A handler gets the accepted socket and the request (method, target, head, body); it writes
@@ -435,3 +444,17 @@ def test_what_the_server_sends_in_a_bad_status_line_is_one_line_without_escapes(
     assert main(["check", server.base_url, "--token", "t0ken-secret"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "\x1b" not in err and "\r" not in err
+
+
+@pytest.mark.parametrize("rid", ['a"b', "a\\b", 'x"] or members[value pr', "plain-id"])
+def test_an_id_in_a_filter_is_one_json_string(rid: str) -> None:
+    """RFC 7644 §3.4.2.2: the comparison value is a JSON string; a quote in a server's id
+    ended it early (a broken filter, or another filter)."""
+    rtype = {"schema": "urn:okta:scim:schemas:core:1.0:Entitlement", "name": "License"}
+    for path in (remove_member_ops(rid)[0]["path"], revoke_ops(rtype, {"id": rid})[0]["path"]):
+        parsed = parse_path(path)
+        assert isinstance(parsed.filter, Compare) and parsed.filter.value == rid
+    for make, attr in ((user_filter_path, "userName"), (group_filter_path, "displayName")):
+        text = unquote(make(rid).split("filter=", 1)[1].split("&", 1)[0])
+        node = parse(text)
+        assert isinstance(node, Compare) and (node.path.attr, node.value) == (attr, rid)
