@@ -446,7 +446,9 @@ def test_what_the_server_sends_in_a_bad_status_line_is_one_line_without_escapes(
     assert err.count("\n") == 1 and "\x1b" not in err and "\r" not in err
 
 
-@pytest.mark.parametrize("rid", ['a"b', "a\\b", 'x"] or members[value pr', "plain-id"])
+@pytest.mark.parametrize(
+    "rid", ['a"b', "a\\b", 'x"] or members[value pr', 'x" or value pr or value eq "y', "plain-id"]
+)
 def test_an_id_in_a_filter_is_one_json_string(rid: str) -> None:
     """RFC 7644 §3.4.2.2: the comparison value is a JSON string; a quote in a server's id
     ended it early (a broken filter, or another filter)."""
