@@ -730,7 +730,10 @@ class ScimService:
         }
         put_members = getattr(self.repo, "put_group_members", None)
         if put_members is not None:
-            put_members(record, added_ids, removed_ids)
+            # appended: the members list is the stored one filtered plus these, which lets
+            # the durable store journal the difference instead of the whole group.
+            appended = list(plan.added.values()) if plan.base is None else None
+            put_members(record, added_ids, removed_ids, appended=appended)
         else:
             self.repo.put(GROUP, record)
         # A member removed and added again (moved to the end) keeps its view: as before ^

@@ -207,13 +207,19 @@ class MemoryRepository:
         self._replaced_in_order(rtype, old, record)
 
     def put_group_members(
-        self, record: Record, added: Iterable[str], removed: Iterable[str]
+        self,
+        record: Record,
+        added: Iterable[str],
+        removed: Iterable[str],
+        *,
+        appended: Sequence[Record] | None = None,
     ) -> None:
         """Replace a stored group with ``record`` whose members are the stored ones less
         ``removed`` plus ``added`` (member ids), the caller's promise: only those members'
         index entries change, so a one-member change to a group of 100,000 costs O(1) here,
-        not O(members) as :meth:`put` does. IOLoop thread only; raises like :meth:`put`, and
-        KeyError when the group is not stored."""
+        not O(members) as :meth:`put` does. ``appended`` is for the durable store's journal
+        (``DurableStore.put_group_members``). IOLoop thread only; raises like :meth:`put`,
+        and KeyError when the group is not stored."""
         validate_record(GROUP, record)
         rid: str = record["id"]
         table = self._records[GROUP]

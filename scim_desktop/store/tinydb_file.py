@@ -40,7 +40,7 @@ import orjson
 from tinydb.storages import Storage
 
 from scim_desktop.core.repository import GROUP, USER, Record
-from scim_desktop.store.journal import fsync_dir
+from scim_desktop.store.journal import MEMBERS_OP, fsync_dir
 from scim_desktop.store.memory import RTYPES, MemoryRepository
 from scim_desktop.store.private import make_private_dir, open_private
 
@@ -363,6 +363,9 @@ def _apply_entries(
             if isinstance(record, dict) and isinstance(record.get("id"), str):
                 state[rtype][record["id"]] = record
                 continue
+        elif op == MEMBERS_OP and rtype == GROUP:
+            if _apply_members(state[GROUP], entry):
+                continue
         elif op == "del" and rtype in RTYPES and isinstance(entry.get("id"), str):
             state[rtype].pop(entry["id"], None)
             continue
@@ -372,6 +375,41 @@ def _apply_entries(
             continue
         bad += 1
     return bad
+
+
+def _apply_members(groups: dict[str, Record], entry: dict[str, Any]) -> bool:
+    """Replay a ``members`` entry (``store/journal.py``): the group's new state without its
+    members, the version it was made from, the member ids removed and the members appended.
+    Applied only to that very version: over a snapshot that already holds the change (the
+    segments a fold covered, still there after a crash before their deletion) the group has
+    a later version and the entry is skipped, so replay stays exact and idempotent in order.
+    False for an entry that is not understood."""
+    record, base = entry.get("r"), entry.get("base")
+    removed, added = entry.get("del"), entry.get("add")
+    if not (
+        isinstance(record, dict)
+        and isinstance(record.get("id"), str)
+        and isinstance(base, str)
+        and isinstance(removed, list)
+        and isinstance(added, list)
+    ):
+        return False
+    old = groups.get(record["id"])
+    meta = old.get("meta") if old is not None else None
+    if not isinstance(meta, dict) or meta.get("version") != base:
+        return True  # the snapshot holds this change already (or the group is gone)
+    members = old.get("members") if old is not None else None
+    if not isinstance(members, list):
+        return False
+    doomed = set(removed)
+    new = dict(record)  # "members" is in it (null), where the stored record has it
+    new["members"] = [
+        m
+        for m in members
+        if not (isinstance(m, dict) and isinstance(m.get("value"), str) and m["value"] in doomed)
+    ] + added
+    groups[record["id"]] = new
+    return True
 
 
 def _load_memory(

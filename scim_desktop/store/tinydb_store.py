@@ -42,6 +42,7 @@ from tinydb import TinyDB
 
 from scim_desktop.core.repository import GROUP, Record
 from scim_desktop.store.journal import (
+    MEMBERS_OP,
     Journal,
     encode_entry,
     fsync_dir,
@@ -362,13 +363,35 @@ class DurableStore:
         self._wrote()
 
     def put_group_members(
-        self, record: Record, added: Iterable[str], removed: Iterable[str]
+        self,
+        record: Record,
+        added: Iterable[str],
+        removed: Iterable[str],
+        *,
+        appended: Sequence[Record] | None = None,
     ) -> None:
         """:meth:`put` of a group whose members changed by ``added`` / ``removed`` only (see
         ``MemoryRepository.put_group_members``): the membership index is updated for those
-        members alone. The journal entry is the usual full-state ``put``."""
+        members alone. With ``appended``, the caller's promise that ``record["members"]`` is
+        the stored members without those whose ids are in ``removed``, followed by
+        ``appended``: the journal then gets a ``members`` entry of that difference, not the
+        full group (``store/journal.py``). IOLoop thread only."""
         self._check_writable()
-        line = encode_entry({"op": "put", "t": GROUP, "r": record})
+        added, removed = list(added), list(removed)
+        old = self._memory.get(GROUP, record["id"])
+        base = old.get("meta", {}).get("version") if old is not None else None
+        if appended is not None and isinstance(base, str):
+            entry = {
+                "op": MEMBERS_OP,
+                "t": GROUP,
+                "base": base,
+                "r": {**record, "members": None},
+                "del": sorted(removed),
+                "add": list(appended),
+            }
+        else:
+            entry = {"op": "put", "t": GROUP, "r": record}
+        line = encode_entry(entry)
         self._memory.put_group_members(record, added, removed)
         self._journal.append_encoded(line)
         self._wrote()
