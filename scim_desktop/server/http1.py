@@ -27,6 +27,9 @@ writes HTTP/1.1 here, still on Tornado's IOLoop, TCPServer (TLS included) and IO
 - a connection that is idle, or sends its request too slowly, for ``idle_timeout`` seconds,
   whose body takes longer than ``body_timeout``, or whose answer is not read within
   ``write_timeout``, is closed by one sweep every few seconds (not a timer per request);
+- answers written but not yet taken by their clients' sockets are counted server-wide; past
+  ``undrained_budget`` (UNDRAINED_BUDGET, 256 MB) the connections holding the oldest are
+  closed (:meth:`HttpServer.hold`);
 - connections are accepted by this module's own handler (Tornado's spins when descriptors run
   out), at most ``max_connections`` of them (see :class:`HttpServer`);
 - protocol errors are answered with a SCIM Error body (RFC 7644 §3.12) and ``Connection:
@@ -95,6 +98,14 @@ LINGER_POOL = 4 * 1024 * 1024
 BODY_TIMEOUT = 60.0
 #: Seconds an answer may take to be written out (a client that never reads is closed).
 WRITE_TIMEOUT = 60.0
+#: Answer bytes written to sockets but not yet drained, all connections together. Each
+#: connection queues at most one answer, but in proxy mode one may be 16 MB (the upstream
+#: cap) and 4,096 connections may be open: 128 clients that never read their 15 MB answers
+#: held 2 GB for WRITE_TIMEOUT. Past it, the connections holding the oldest undrained
+#: answers are closed (HttpServer.hold).
+UNDRAINED_BUDGET = 256 * 1024 * 1024
+#: An answer body longer than this is written after its head instead of joined to it.
+SEPARATE_BODY = 256 * 1024
 #: Retry-After (seconds) of the 503 a connection over the limit gets.
 BUSY_RETRY_AFTER = 5
 #: At the connection limit with no idle connection to close, how long new connections get a
@@ -134,9 +145,10 @@ class HttpServer(TCPServer):
     stopped moving), ``body_timeout`` (a body that trickles) or ``write_timeout`` (an answer
     the client does not read); at most ``max_connections`` are open (a new one past it takes
     the place of the longest-idle keep-alive connection, or of a request head arriving for
-    over ``slow_head_timeout``, else gets a 503 and is closed); and
+    over ``slow_head_timeout``, else gets a 503 and is closed);
     refused requests' unread bodies are read and dropped from a budget shared by all
-    connections (LINGER_POOL)."""
+    connections (LINGER_POOL); and answers not yet drained to their clients hold at most
+    ``undrained_budget`` bytes all together (see :meth:`hold`)."""
 
     def __init__(
         self,
@@ -150,6 +162,7 @@ class HttpServer(TCPServer):
         write_timeout: float = WRITE_TIMEOUT,
         max_connections: int | None = None,
         slow_head_timeout: float = SLOW_HEAD_S,
+        undrained_budget: int = UNDRAINED_BUDGET,
         ssl_options: Any = None,
     ) -> None:
         super().__init__(ssl_options=ssl_options, max_buffer_size=max_body_size + max_header_size)
@@ -172,6 +185,12 @@ class HttpServer(TCPServer):
         )
         #: Bytes refused connections may still read and drop, all together (see _linger_close).
         self.linger_left = LINGER_POOL
+        self.undrained_budget = undrained_budget
+        #: Bytes of answers still in write buffers (see hold), and who holds them, by the
+        #: write's future, oldest first (a dict keeps insertion order).
+        self.undrained = 0
+        self._holders: dict[asyncio.Future[None], tuple[Connection, int]] = {}
+        self._over_since: float | None = None
         self.connections: set[Connection] = set()
         self._sweeping = False
         self._full_since: float | None = None
@@ -331,6 +350,60 @@ class HttpServer(TCPServer):
         else:
             self._sweeping = False
 
+    # --- answers not read ---------------------------------------------------------------------
+    def hold(self, conn: Connection, size: int, written: asyncio.Future[None]) -> None:
+        """``conn`` wrote an answer of ``size`` bytes that the socket did not take at once:
+        the stream keeps all of it (Tornado holds a view of the whole answer until its last
+        byte is sent) until ``written`` resolves (drained, or the connection closed).
+
+        Past ``undrained_budget`` the connections holding the oldest undrained answers are
+        closed (not this one), until the total is within it again. Why these: an answer
+        that a client reads at any usable pace is gone long before a budget's worth of newer
+        answers piles up behind it, so the oldest are those of clients that do not read,
+        however many connections they hold; closing them frees exactly the memory at stake.
+        The alternatives stop everyone for one attacker: pausing every connection's reading
+        until the total drains (backpressure) or answering 503 to new requests would hold
+        well-behaved clients, the window's Simulate Okta and ``check`` included, hostage for
+        up to ``write_timeout``. The answer that crossed the budget is sent (it is already
+        in memory; one answer is at most the upstream cap)."""
+        self._holders[written] = (conn, size)
+        self.undrained += size
+        written.add_done_callback(self._drained)
+        if self.undrained <= self.undrained_budget:
+            return
+        closed = freed = 0
+        for future, (holder, held) in list(self._holders.items()):
+            if self.undrained <= self.undrained_budget:
+                break
+            if holder is conn:
+                continue
+            # Counted out now: the future's own callback runs later (it finds nothing).
+            del self._holders[future]
+            self.undrained -= held
+            holder.close()
+            closed += 1
+            freed += held
+        if self._over_since is None:
+            self._over_since = time.monotonic()
+            log.warning(
+                "Answers not read by their clients exceed %d MB: closed %d connections holding "
+                "the oldest (%d MB); more are closed while it lasts",
+                self.undrained_budget // 2**20,
+                closed,
+                freed // 2**20,
+            )
+
+    def _drained(self, written: asyncio.Future[None]) -> None:
+        entry = self._holders.pop(written, None)
+        if entry is not None:
+            self.undrained -= entry[1]
+        if self._over_since is not None and self.undrained <= self.undrained_budget // 2:
+            log.warning(
+                "Answers not read are within the budget again after %.1f s",
+                time.monotonic() - self._over_since,
+            )
+            self._over_since = None
+
     async def close_all_connections(self) -> None:
         """Close every open connection (after ``stop()``, when the server shuts down)."""
         while self.connections:
@@ -344,7 +417,8 @@ class Connection(BodyReader):
 
     Answers go out one at a time: the next request is not read before the previous answer
     is written, so what is queued for a client that does not read is one answer, for at
-    most ``write_timeout`` seconds."""
+    most ``write_timeout`` seconds (and all such answers together are bounded by the
+    server's ``undrained_budget``)."""
 
     request: Request | None = None
     #: time.monotonic() since when the next request's head is awaited, or since its body last
@@ -594,12 +668,20 @@ class Connection(BodyReader):
             self._sent = True
             if self._waiter is not None and not self._waiter.done():
                 self._waiter.set_result(None)
-        if body:
-            data += body
+        size = len(data) + (len(body) if body else 0)
         try:
+            if body and len(body) > SEPARATE_BODY:
+                # Not joined: a copy of a proxied 16 MB answer would double what it holds.
+                self.stream.write(data)
+                data = body
+            elif body:
+                data += body
             self._write = self.stream.write(data)
         except StreamClosedError:
             self._write = None
+            return
+        if not self._write.done():  # the rest waits in the stream's buffer: counted
+            self.server.hold(self, size, self._write)
 
     def close(self) -> None:
         if not self.stream.closed():

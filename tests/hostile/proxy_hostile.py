@@ -20,7 +20,9 @@ Parts (``--only`` takes these names):
 - ``interim``: 32 clients, an upstream sending 100 Continue without end: the proxy's CPU.
 - ``unread``: N clients (default 32, then 4 times that) ask for the 15 MB answer and never
   read it: the pool's slots are free again once the upstream's answer is in, but each answer
-  waits in its client's write buffer (until the server's write deadline): the RSS it costs.
+  waits in its client's write buffer (until the server's write deadline, or until the
+  answers not read pass ``http1.UNDRAINED_BUDGET``, 256 MB, and the oldest are closed): the
+  RSS it costs, how many were closed, and whether clients that read are still served.
 """
 
 from __future__ import annotations
@@ -272,15 +274,36 @@ def part_unread(proxy: Proxied, clients: int) -> None:
             socks.append(sock)
         time.sleep(8)
         peak = proxy.status_kb("VmHWM") / 1024
+        now = proxy.rss_mb()
+        # Those the server closed (the answer budget, http1.UNDRAINED_BUDGET) are no longer
+        # established on its side; the others still are, their answers waiting.
+        closed = n - _served_connections(proxy.port)
         fast = proxy.get("/scim/v2/fast", timeout=30)
+        big = proxy.get("/scim/v2/bigjson", timeout=60)  # a client that reads a big answer
         print(
-            f"  {n} clients not reading 15 MB answers: RSS {rss:.0f} -> {proxy.rss_mb():.0f} MB "
-            f"after 8 s (peak {peak:.0f}); meanwhile a fast answer in {fast[2]:.2f} s "
-            f"(status {fast[0]})"
+            f"  {n} clients not reading 15 MB answers: RSS {rss:.0f} -> {now:.0f} MB "
+            f"after 8 s (peak {peak:.0f}); {closed} of them closed by the server; meanwhile "
+            f"a fast answer in {fast[2]:.2f} s (status {fast[0]}), a client reading a 15 MB "
+            f"answer got {big[1] / 2**20:.1f} MB in {big[2]:.2f} s (status {big[0]})"
         )
         for sock in socks:
             sock.close()
         time.sleep(2)
+    budget = sum("Answers not read by their clients exceed" in line for line in proxy.lines)
+    print(f"  log lines about the answer budget: {budget}")
+
+
+def _served_connections(port: int) -> int:
+    """The proxy's established connections on ``port`` (/proc/net/tcp: local port ``port``,
+    state 01). One the server closed with its answer unsent is FIN_WAIT1 (04) instead."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                    count += 1
+    return count
 
 
 PARTS: dict[str, Callable[[Proxied, int], None]] = {
