@@ -423,11 +423,6 @@ def test_text_from_a_file_is_text_in_the_html_report(
         assert markup not in page
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/coverage_report._md escapes pipes and line breaks only: HTML and Markdown "
-    "links from a file reach the Markdown report as markup (not this helper's file)",
-)
 def test_text_from_a_file_is_text_in_the_markdown_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -8,6 +8,7 @@ Pure: the caller gives the timestamp and writes the text.
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 from scim_desktop.core.coverage import Evidence, ItemState, Status
@@ -77,9 +78,23 @@ _STATUS_ORDER: tuple[Status, ...] = ("covered", "failed", "not_seen", "manual")
 _STATUS_MARK = {"covered": "✅ covered", "failed": "❌ failed", "not_seen": "· not seen"}
 
 
+#: What can start markup inside a line in CommonMark or GFM (emphasis, code, links and images,
+#: raw HTML, entities, strikethrough, table cells); each may be backslash-escaped (CommonMark
+#: §2.4). Report text never starts a line, so heading and list markers need no escape.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|&~])")
+
+
 def _md(text: str) -> str:
-    """Text safe in a Markdown table cell or list item (no pipes, no line breaks)."""
-    return " ".join(text.replace("\\", "\\\\").replace("|", "\\|").replace("`", "'").split())
+    """Prose from traffic or files, safe in a Markdown table cell or list item: one line, and
+    every character that could start markup, a link or raw HTML escaped, so a recorded
+    ``<script>`` or ``[x](javascript:...)`` stays text in any renderer."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
+def _md_code(text: str) -> str:
+    """Text inside a code span (literal there; CommonMark §6.1): one line, no backtick to end
+    the span, pipes escaped for GFM tables."""
+    return " ".join(text.replace("|", "\\|").replace("`", "'").split())
 
 
 def _mark(s: ItemState) -> str:
@@ -99,7 +114,7 @@ def report_markdown(states: list[ItemState], generated: str, sources: tuple[str,
         f"Generated {generated} by SCIM Desktop.",
     ]
     if sources:
-        lines.append("Sessions: " + ", ".join(f"`{_md(s)}`" for s in sources) + ".")
+        lines.append("Sessions: " + ", ".join(f"`{_md_code(s)}`" for s in sources) + ".")
     lines += [
         "",
         f"**{summary(states)}.**",
@@ -125,8 +140,9 @@ def report_markdown(states: list[ItemState], generated: str, sources: tuple[str,
         for e in s.evidence:
             verdict = "ok" if e.ok else f"FAILED: {_md(e.reason)}"
             lines.append(
-                f"- `{_md(e.record_id)}` {_md(e.time)} `{e.method} {_md(e.target)}` → "
-                f"{e.status}, {_md(e.label)}: {verdict}"
+                f"- `{_md_code(e.record_id)}` {_md(e.time)} "
+                f"`{_md_code(e.method)} {_md_code(e.target)}` → {e.status}, "
+                f"{_md(e.label)}: {verdict}"
             )
         if s.count > len(s.evidence):
             lines.append(f"- ... and {s.count - len(s.evidence)} more requests")
