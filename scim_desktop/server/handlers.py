@@ -665,21 +665,31 @@ class Exchange:
         record(self)
 
     def answer_forwarded(
-        self, status: int, headers: dict[str, str], data: bytes, recorded: bytes, parsed: Any
+        self,
+        status: int,
+        headers: dict[str, str],
+        data: bytes,
+        recorded: bytes,
+        parsed: Any,
+        recorded_headers: dict[str, str] | None = None,
     ) -> None:
         """Proxy mode: write the upstream's answer as server/proxy.py prepared it (no gzip,
-        ``Vary`` or length of ours) and record it (``recorded``: the body decoded)."""
+        ``Vary`` or length of ours) and record it (``recorded``: the body decoded;
+        ``recorded_headers``: the fields for the record when they must differ from those
+        sent, e.g. with a client credential the upstream echoed hidden)."""
         if self._answered:
             raise RuntimeError("The request was already answered")
         self._answered = True
         self.status = 0 if self._closed else status
         self._response_body = recorded
         self._response_json = parsed
-        self._response_headers = headers
+        self._response_headers = headers if recorded_headers is None else recorded_headers
         if not self._closed:
             self.server.answered(self.conn)
             send = None if self.method == "HEAD" or status in (204, 304) else data
             self.conn.send(status, headers, send)
+            if recorded_headers is not None and "Connection" in headers:
+                recorded_headers["Connection"] = headers["Connection"]  # as send() set it
         record(self)
 
     def _done(self) -> None:

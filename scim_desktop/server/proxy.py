@@ -27,7 +27,8 @@ Security rules:
   upstream, and the upstream credential is added; it never reaches the client or a record
   (an upstream that echoes it gets it replaced by ``***``, also where an error quotes its
   garbage). In transparent mode a client credential the upstream quotes back is hidden from
-  the record as the request's own ``Authorization`` is.
+  the record as the request's own ``Authorization`` is (a field here, the body and what is
+  read from it in :mod:`~scim_desktop.server.recording`, as in mock mode).
 """
 
 from __future__ import annotations
@@ -200,23 +201,24 @@ class Proxy:
         if ex.method != "HEAD" and answer.status not in (204, 304):
             # The body as read (de-chunked): its length frames it for the client.
             headers["Content-Length"] = str(len(body))
-        if not self.swap and (own := _credential_texts(ex.h.get("Authorization"))):
+        recorded_fields = None
+        if not self.swap and (own := credential_texts(ex.h.get("Authorization"))):
             # Transparent mode: the client's credential went upstream, and an upstream may
             # quote it (a 401 "invalid token ...", a debug header). The record shows the
-            # request's Authorization as "Bearer ***", so it must not show the echo either:
-            # the recorded body (and the label and checks read from it) has it hidden; the
-            # client's body goes as it came. The fields are shared by the answer and the
-            # record, so an echo there is hidden from both.
-            recorded = _hide(recorded, own)
-            for name, value in headers.items():
-                headers[name] = _hide(value.encode("latin-1", "replace"), own).decode("latin-1")
+            # request's Authorization as "Bearer ***", so it must not show the echo either;
+            # the client gets its answer as it came. The body (and the label and checks read
+            # from it) is scrubbed by recording.record, as in mock mode; the fields here.
+            # (Field values are Latin-1 text of their bytes: a UTF-8 password is seen as such.)
+            own = (*own, *(t.encode().decode("latin-1") for t in own if not t.isascii()))
+            if any(text in value for value in headers.values() for text in own):
+                recorded_fields = {name: _hide_text(value, own) for name, value in headers.items()}
         parsed = None
         if len(recorded) <= MAX_JUDGED and (
             recorded[:1] in (b"{", b"[") or recorded.lstrip()[:1] in (b"{", b"[")
         ):
             with contextlib.suppress(orjson.JSONDecodeError):
                 parsed = orjson.loads(recorded)
-        ex.answer_forwarded(answer.status, headers, body, recorded, parsed)
+        ex.answer_forwarded(answer.status, headers, body, recorded, parsed, recorded_fields)
 
     def _request_fields(self, ex: Exchange) -> list[tuple[str, str]]:
         """The request's end-to-end fields, the forwarding fields, and in swap mode the
@@ -386,7 +388,13 @@ def _hide(data: bytes, secrets: Iterable[bytes]) -> bytes:
     return data
 
 
-def _credential_texts(authorization: str | None) -> tuple[bytes, ...]:
+def _hide_text(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def credential_texts(authorization: str | None) -> tuple[str, ...]:
     """The secret parts of an ``Authorization`` value (RFC 9110 §11.4: scheme and
     credentials): the credentials, and for Basic (RFC 7617) the password too. Short ones
     (under 8 characters) are not hidden: no real credential is, and hiding them would blank
@@ -399,7 +407,7 @@ def _credential_texts(authorization: str | None) -> tuple[bytes, ...]:
     if authorization[:6].lower() == "basic ":
         with contextlib.suppress(ValueError):
             texts.append(base64.b64decode(credentials, validate=True).decode().partition(":")[2])
-    return tuple(t.encode("latin-1", "replace") for t in texts if len(t) >= 8)
+    return tuple(t for t in texts if len(t) >= 8)
 
 
 def _connection_options(value: str | None) -> frozenset[str]:

@@ -37,7 +37,7 @@ from scim_desktop.server.events import (
     redact_params,
     scrub,
 )
-from scim_desktop.server.proxy import okta_problems
+from scim_desktop.server.proxy import _hide, credential_texts, okta_problems
 
 if TYPE_CHECKING:
     from scim_desktop.server.handlers import Exchange, ServerContext
@@ -103,12 +103,17 @@ def record(ex: Exchange) -> None:
         duration_ms = round((time.perf_counter() - ex._started) * 1000, 3)
         step, extra = _okta_answer(ex, status, duration_ms)
         # The secrets hidden from the request; the explanation and an error detail may
-        # quote the path or filter that held one, so they are scrubbed of them too.
-        found: list[str] = []
-        # ?access_token=, ?token=, a filter comparing password: never recorded.
-        query = redact_params(ex.query, found) if ex.query else ""
-        request_body = redact_body(ex.body, found) if bodies else ""
-        response_body = scrub(_recorded_response(ex), found) if bodies else ""
+        # quote the path or filter that held one, so they are scrubbed of them too. The
+        # request's own credential first (the record shows its Authorization as
+        # "Bearer ***"): an answer may quote it (an upstream's 401 "invalid token ...", in
+        # proxy mode), and so may what is read from the answer.
+        own = list(credential_texts(ex.h.get("Authorization")))
+        found = own.copy()
+        # ?access_token=, ?token=, a filter comparing password: never recorded (nor the
+        # credential, should the request quote it, e.g. in a filter).
+        query = (scrub(redact_params(ex.query, found), own) or "") if ex.query else ""
+        request_body = (scrub(redact_body(ex.body, found), own) or "") if bodies else ""
+        response_body = scrub(_recorded_response(ex, own), found) if bodies else ""
         explanation = step.explanation if step else None
         problems: tuple[str, ...] = ()
         if ex.upstream_status is not None and step is not None:
@@ -117,7 +122,7 @@ def record(ex: Exchange) -> None:
             id=next_record_id(),
             time=ex._arrived,
             method=ex.method,
-            path=ex.path,
+            path=scrub(ex.path, own) or "",
             query=query,
             status=status,  # 0: no answer (dropped, or the client went away)
             duration_ms=duration_ms,
@@ -151,14 +156,21 @@ def record(ex: Exchange) -> None:
         log.exception("Could not publish the record of %s %s", ex.method, ex.path)
 
 
-def _recorded_response(ex: Exchange) -> str:
+def _recorded_response(ex: Exchange, own: list[str]) -> str:
     """The response body for the record. SCIM answers are built by this server, which
     never returns a password (returned: never), so they need no redaction pass (a real
     cost on 60 KB list pages); errors (whose detail may quote a path or filter the
-    client sent) and anything else go through redact_body."""
+    client sent) and anything else go through redact_body. The request's credential
+    (``own``) is hidden from the bytes first: after the record's cut, part of one could
+    remain."""
+    body = ex._response_body
+    if own and body:
+        texts = [text.encode() for text in own]
+        if any(text in body for text in texts):  # a search, rarely a copy
+            body = _hide(body, texts)
     if ex._response_obj is not None and 0 < ex.status < 400:
-        return cut_body(ex._response_body.decode("utf-8", errors="replace"))
-    return redact_body(ex._response_body)
+        return cut_body(body.decode("utf-8", errors="replace"))
+    return redact_body(body)
 
 
 def _okta_answer(

@@ -482,7 +482,8 @@ def test_transparent_mode_a_client_credential_the_upstream_quotes_is_not_logged(
     """The client's credential goes upstream in transparent mode; a server answering
     '401 invalid token <the token>' (or echoing it in a header) must not put it in the
     text log, the JSON lines or the window's records, which show the request's own
-    Authorization as '***'. The client still gets the body as the upstream wrote it."""
+    Authorization as '***'. The client still gets the body and the fields as the upstream
+    wrote them."""
     import io
 
     from scim_desktop.server.events import MultiSink
@@ -507,9 +508,12 @@ def test_transparent_mode_a_client_credential_the_upstream_quotes_is_not_logged(
     text, jsonl, recording = TextSink(text_out), JsonLinesSink(json_out), RecordingSink()
     proxy = start_proxy(tmp_path, UpstreamConfig(up.url), MultiSink(text, jsonl, recording))
     proxies.append(proxy)
-    status, _, body = get(proxy.port, "/scim/v2/Users", f"Authorization: {authorization}\r\n")
+    status, head, body = get(proxy.port, "/scim/v2/Users", f"Authorization: {authorization}\r\n")
     assert status == 401
-    assert secret.encode() in body  # the client's own answer, unchanged
+    assert secret.encode() in body  # the client's own answer, unchanged...
+    # ...its header fields too (hidden from the record only).
+    assert b"X-Debug-Auth: %s\r\n" % authorization.encode() in head
+    assert b'seen="%s"' % secret.encode() in head
     assert authorization.encode() in up.heads[0]  # transparent: it did go upstream
     assert wait_for(lambda: any(getattr(e, "upstream_status", None) for e in recording.events))
     text.flush()
@@ -517,6 +521,8 @@ def test_transparent_mode_a_client_credential_the_upstream_quotes_is_not_logged(
     logged = text_out.getvalue() + json_out.getvalue() + repr(recording.events)
     assert "invalid credential ***" in logged
     assert secret not in logged
+    record = next(e for e in recording.events if getattr(e, "upstream_status", None))
+    assert 'seen="***"' in record.response_headers["Www-Authenticate"]
     text.close()
     jsonl.close()
 

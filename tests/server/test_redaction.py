@@ -306,6 +306,52 @@ def test_secret_headers_are_hidden(
     assert '"Authorization: Bearer $TOKEN"' in to_curl(record)
 
 
+@pytest.mark.parametrize(
+    ("auth", "authorization", "secrets"),
+    [
+        (AuthConfig("bearer", token=TOKEN), f"Bearer {TOKEN}", (TOKEN,)),
+        # Basic: the blob and the password ("svc:pass-word-9876" in base64).
+        (
+            AuthConfig("basic", username="svc", password="pass-word-9876"),
+            "Basic c3ZjOnBhc3Mtd29yZC05ODc2",
+            ("c3ZjOnBhc3Mtd29yZC05ODc2", "pass-word-9876"),
+        ),
+    ],
+)
+def test_the_requests_own_credential_quoted_back_is_hidden(
+    db_path: Path, sinks: Sinks, auth: AuthConfig, authorization: str, secrets: tuple[str, ...]
+) -> None:
+    """The record shows the request's Authorization as '***'; an answer, Okta label or
+    explanation that quotes the credential (here a filter holding it, echoed by the error
+    detail and the label) must not show it either, in any sink. The client still gets the
+    answer as the server wrote it."""
+    config = ServerConfig(host="127.0.0.1", port=0, db_path=db_path, auth=auth)
+    server = ServerThread(config, sinks.multi)
+    server.start()
+    answers = []
+    try:
+        for secret in secrets:
+            for query in (
+                filter_query(f'userName eq "{secret}"'),  # Okta's lookup: the label quotes it
+                filter_query(f'userName eq "{secret}" and'),  # a 400 quoting the filter
+            ):
+                conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+                conn.request(
+                    "GET", f"/scim/v2/Users?{query}", headers={"Authorization": authorization}
+                )
+                reply = conn.getresponse()
+                answers.append((reply.status, reply.read()))
+                conn.close()
+    finally:
+        finish(server, sinks)
+    assert [status for status, _ in answers] == [200, 400] * len(secrets)
+    assert all(secrets[i // 2].encode() in body for i, (_, body) in enumerate(answers) if i % 2)
+    sinks.assert_hidden(*secrets)
+    lookup, refused = sinks.records[:2]
+    assert lookup.okta_label is not None and "***" in lookup.okta_label
+    assert "***" in refused.response_body and "***" in refused.query
+
+
 # --- OAuth endpoints -------------------------------------------------------------------------
 def test_oauth_secrets_sent_as_json_are_hidden(db_path: Path, sinks: Sinks) -> None:
     server = make_server(db_path, sinks.multi)  # type: ignore[arg-type]
