@@ -10,18 +10,21 @@ result from the operations alone, looking members up in the repository's members
 
 Anything else, and anything that would end in an error, gives None, and the request goes
 through the general engine, which is the reference: results, errors and versions are the same
-either way (``tests/core/test_group_patch.py`` compares both on random operation sequences).
+either way (``tests/core/test_resources_group_patch.py`` compares both on random operation
+sequences).
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from scim_desktop.core.projection import Projection
 from scim_desktop.core.repository import GROUP, USER, Record, Repository
+from scim_desktop.core.schemas import RESOURCE_TYPES
 
 #: ``members[value eq "<id>"]`` as Okta writes it (no escapes in the id; anything fancier goes
 #: through the general engine and its filter parser).
@@ -220,3 +223,53 @@ def _display_name(plan: MemberPlan, value: Any) -> bool:
         return False
     plan.display_name = value
     return True
+
+
+@dataclass(slots=True)
+class MemberResult:
+    """A group's members after a :class:`MemberPlan`, and how they differ from the stored
+    ones: the ids added and removed (for the membership index), the members appended to the
+    kept ones (None after a Push Now, whose list is new: the durable store then journals the
+    whole group), whether the name changed, and whether anything did."""
+
+    members: list[dict[str, Any]]
+    added_ids: Collection[str]
+    removed_ids: Collection[str]
+    appended: list[dict[str, str]] | None
+    renamed: bool
+    changed: bool
+
+
+def apply_plan(previous: Record, plan: MemberPlan) -> MemberResult:
+    """The members of the stored group ``previous`` after ``plan``: list operations at C
+    speed, plus one pass to filter when members are removed."""
+    renamed = plan.display_name is not None and plan.display_name != previous.get("displayName")
+    stored: list[dict[str, Any]] = previous["members"]
+    members = stored if plan.base is None else plan.base
+    if plan.removed:
+        removed = plan.removed
+        members = [m for m in members if m["value"] not in removed]
+    members = members + list(plan.added.values())
+    if plan.base is None:
+        added_ids: Collection[str] = plan.added.keys()
+        removed_ids: Collection[str] = plan.removed
+        appended: list[dict[str, str]] | None = list(plan.added.values())
+    else:  # Push Now: the difference of the two lists (sets: C speed)
+        before, after = member_ids(stored), member_ids(members)
+        added_ids, removed_ids, appended = after - before, before - after, None
+    changed = renamed or members != stored
+    return MemberResult(members, added_ids, removed_ids, appended, renamed, changed)
+
+
+def members_wanted(projection: Projection) -> bool:
+    """Whether a group's ``members`` survive ``projection`` (RFC 7644 §3.9): not when
+    excluded, nor when ``attributes`` lists neither them nor a sub-attribute of them."""
+
+    def names_members(path: Any) -> bool:
+        return path.attr.lower() == "members" and (
+            path.urn is None or path.urn.lower() == RESOURCE_TYPES[GROUP].schema.id.lower()
+        )
+
+    if projection.include:
+        return any(names_members(p) or p.attr == "" for p in projection.include)
+    return not any(names_members(p) and p.sub is None for p in projection.exclude)

@@ -20,7 +20,7 @@ import time
 import uuid
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -38,7 +38,9 @@ from scim_desktop.core.errors import (
 )
 from scim_desktop.core.group_patch import (
     MemberPlan,
+    apply_plan,
     member_ids,
+    members_wanted,
     plan_member_patch,
     tables,
 )
@@ -173,20 +175,6 @@ def etag_matches(header: str, version: str) -> bool:
     return any(tag.strip().removeprefix("W/") == wanted for tag in header.split(","))
 
 
-def _members_wanted(projection: Projection) -> bool:
-    """Whether a group's ``members`` survive ``projection`` (RFC 7644 §3.9): not when
-    excluded, nor when ``attributes`` lists neither them nor a sub-attribute of them."""
-
-    def names_members(path: Any) -> bool:
-        return path.attr.lower() == "members" and (
-            path.urn is None or path.urn.lower() == RESOURCE_TYPES[GROUP].schema.id.lower()
-        )
-
-    if projection.include:
-        return any(names_members(p) or p.attr == "" for p in projection.include)
-    return not any(names_members(p) and p.sub is None for p in projection.exclude)
-
-
 # --- filtering helpers ----------------------------------------------------------------------
 def _mentions(node: scim_filter.Filter, attr: str) -> bool:
     if isinstance(node, scim_filter.Compare | scim_filter.Present | scim_filter.ValuePath):
@@ -279,7 +267,7 @@ class ScimService:
                 ]
                 meta["version"] = self._membership_version(record, groups)
         elif "members" in out:
-            if projection is None or _members_wanted(projection):
+            if projection is None or members_wanted(projection):
                 out["members"] = self._render_members(out["members"], base_url)
             else:
                 del out["members"]
@@ -697,21 +685,9 @@ class ScimService:
         changes as the general engine gives, built with list operations (C speed) and
         indexed by the members that changed only."""
         rid = previous["id"]
-        renamed = plan.display_name is not None and plan.display_name != previous.get("displayName")
-        stored: list[dict[str, Any]] = previous["members"]
-        members = stored if plan.base is None else plan.base
-        if plan.removed:
-            removed = plan.removed
-            members = [m for m in members if m["value"] not in removed]
-        members = members + list(plan.added.values())
-        if plan.base is None:
-            added_ids: Collection[str] = plan.added.keys()
-            removed_ids: Collection[str] = plan.removed
-        else:  # Push Now: the difference of the two lists (sets: C speed)
-            before = member_ids(stored)
-            after = member_ids(members)
-            added_ids, removed_ids = after - before, before - after
-        if members == stored and not renamed:
+        result = apply_plan(previous, plan)
+        members, renamed = result.members, result.renamed
+        if not result.changed:
             # Nothing changed: keep version and lastModified, so ETags stay valid.
             rendered = self.render(GROUP, previous, base_url, projection)
             return Outcome(rendered, rendered["meta"]["version"])
@@ -730,15 +706,13 @@ class ScimService:
         }
         put_members = getattr(self.repo, "put_group_members", None)
         if put_members is not None:
-            # appended: the members list is the stored one filtered plus these, which lets
-            # the durable store journal the difference instead of the whole group.
-            appended = list(plan.added.values()) if plan.base is None else None
-            put_members(record, added_ids, removed_ids, appended=appended)
+            # appended: lets the durable store journal the difference, not the whole group.
+            put_members(record, result.added_ids, result.removed_ids, appended=result.appended)
         else:
             self.repo.put(GROUP, record)
         # A member removed and added again (moved to the end) keeps its view: as before ^
         # after in _touch_member_views.
-        affected = set(added_ids) ^ set(removed_ids)
+        affected = set(result.added_ids) ^ set(result.removed_ids)
         if renamed:
             affected |= {m["value"] for m in members}
         stored_users = tables(self.repo)[USER]
