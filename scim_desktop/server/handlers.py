@@ -31,7 +31,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 import orjson
 import tornado.web
@@ -66,6 +66,7 @@ from scim_desktop.server.events import (
 from scim_desktop.server.http1 import (
     ApplicationBridge,
     Connection,
+    Fields,
     Refusal,
     Request,
     http_date,
@@ -667,7 +668,7 @@ class Exchange:
     def answer_forwarded(
         self,
         status: int,
-        headers: dict[str, str],
+        headers: Fields,
         data: bytes,
         recorded: bytes,
         parsed: Any,
@@ -675,15 +676,19 @@ class Exchange:
     ) -> None:
         """Proxy mode: write the upstream's answer as server/proxy.py prepared it (no gzip,
         ``Vary`` or length of ours) and record it (``recorded``: the body decoded;
-        ``recorded_headers``: the fields for the record when they must differ from those
-        sent, e.g. with a client credential the upstream echoed hidden)."""
+        ``recorded_headers``: the fields for the record, one text each, when they must
+        differ from those sent: a client credential the upstream echoed hidden, repeated
+        fields such as ``Set-Cookie`` sent as lists). Without it ``headers`` must hold no
+        list."""
         if self._answered:
             raise RuntimeError("The request was already answered")
         self._answered = True
         self.status = 0 if self._closed else status
         self._response_body = recorded
         self._response_json = parsed
-        self._response_headers = headers if recorded_headers is None else recorded_headers
+        if recorded_headers is None:
+            recorded_headers = cast("dict[str, str]", headers)  # no list in it (see above)
+        self._response_headers = recorded_headers
         if not self._closed:
             self.server.answered(self.conn)
             send = None if self.method == "HEAD" or status in (204, 304) else data

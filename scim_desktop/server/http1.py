@@ -65,6 +65,7 @@ from scim_desktop.core import errors
 from scim_desktop.server.accepting import Acceptor, default_max_connections
 from scim_desktop.server.http1_body import BodyReader
 from scim_desktop.server.http1_head import (
+    Fields,
     HttpError,
     Refusal,
     Request,
@@ -647,9 +648,10 @@ class Connection(BodyReader):
             self.close()
 
     # --- answers -------------------------------------------------------------------------------
-    def send(self, status: int, headers: dict[str, str], body: bytes | None) -> None:
-        """Write the answer to the current request: ``headers`` as given (plus ``Connection``
-        when the connection will not stay open, or an HTTP/1.0 client asked to keep it)."""
+    def send(self, status: int, headers: Fields, body: bytes | None) -> None:
+        """Write the answer to the current request: ``headers`` as given (a list of values
+        for a repeated field), plus ``Connection`` when the connection will not stay open, or
+        an HTTP/1.0 client asked to keep it."""
         request = self.request
         if request is None and self.stream.closed():
             return  # the client went away; nobody is left to answer

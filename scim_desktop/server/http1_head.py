@@ -7,7 +7,8 @@ characters (an absolute-form one becomes a path, its authority the Host), HTTP/1
 well-formed fields (no obs-fold, no bare CR, no control character), header names normalized
 as Tornado does (``content-type`` -> ``Content-Type``), repeated fields joined with ",",
 exactly one Host for HTTP/1.1. :func:`encode_head` writes a response's status line and
-fields (refusing a line break in a value); :func:`http_date` is the ``Date`` value.
+fields (:data:`Fields`: a list of values is written as repeated lines; a line break in a
+value is refused); :func:`http_date` is the ``Date`` value.
 :class:`Refusal` is what a refused request was answered. ``http1`` re-exports these names.
 """
 
@@ -76,11 +77,24 @@ def status_line(status: int) -> bytes:
     return line
 
 
-def encode_head(status: int, headers: dict[str, str]) -> bytes:
-    """The status line and header fields of a response, ending with the empty line."""
-    text = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+#: Response header fields by name: a value, or a list of values for a field repeated on its
+#: own lines (``Set-Cookie``, which cannot be joined with commas: RFC 6265 §3).
+Fields = dict[str, str | list[str]]
+
+
+def encode_head(status: int, headers: Fields) -> bytes:
+    """The status line and header fields of a response, ending with the empty line (a list
+    of values: one field line each, in order)."""
+    lines = [f"{name}: {value}\r\n" for name, value in headers.items() if type(value) is str]
+    if len(lines) != len(headers):  # rare: some field has several lines (or is not text)
+        lines = [
+            f"{name}: {item}\r\n"
+            for name, value in headers.items()
+            for item in (value if isinstance(value, list) else (value,))
+        ]
+    text = "".join(lines)
     # A CR or LF inside a value would split the response (header injection).
-    if text.count("\n") != len(headers) or text.count("\r") != len(headers):
+    if text.count("\n") != len(lines) or text.count("\r") != len(lines):
         raise ValueError(f"A response header holds a line break: {headers!r}")
     try:
         data = text.encode("latin-1")

@@ -52,7 +52,7 @@ from scim_desktop.core.errors import BadGateway, GatewayTimeout
 from scim_desktop.core.faults import METHODS, relative_path
 from scim_desktop.server.endpoints import _NOT_FOUND, Route
 from scim_desktop.server.events import REDACTED, UpstreamStatus
-from scim_desktop.server.http1_head import http_date
+from scim_desktop.server.http1_head import Fields, http_date
 from scim_desktop.server.upstream import UpstreamError, UpstreamPool, _tokens
 
 try:  # the Okta expectations of each step (core/okta_expect.py), when present
@@ -201,7 +201,10 @@ class Proxy:
         if ex.method != "HEAD" and answer.status not in (204, 304):
             # The body as read (de-chunked): its length frames it for the client.
             headers["Content-Length"] = str(len(body))
+        # The record keeps one text per field (repeated ones joined, as for requests).
         recorded_fields = None
+        if any(isinstance(value, list) for value in headers.values()):
+            recorded_fields = {name: _joined(value) for name, value in headers.items()}
         if not self.swap and (own := credential_texts(ex.h.get("Authorization"))):
             # Transparent mode: the client's credential went upstream, and an upstream may
             # quote it (a 401 "invalid token ...", a debug header). The record shows the
@@ -210,8 +213,9 @@ class Proxy:
             # from it) is scrubbed by recording.record, as in mock mode; the fields here.
             # (Field values are Latin-1 text of their bytes: a UTF-8 password is seen as such.)
             own = (*own, *(t.encode().decode("latin-1") for t in own if not t.isascii()))
-            if any(text in value for value in headers.values() for text in own):
-                recorded_fields = {name: _hide_text(value, own) for name, value in headers.items()}
+            texts = recorded_fields or {n: _joined(v) for n, v in headers.items()}
+            if any(text in value for value in texts.values() for text in own):
+                recorded_fields = {name: _hide_text(value, own) for name, value in texts.items()}
         parsed = None
         if len(recorded) <= MAX_JUDGED and (
             recorded[:1] in (b"{", b"[") or recorded.lstrip()[:1] in (b"{", b"[")
@@ -262,14 +266,14 @@ class Proxy:
         except ValueError:
             return False
 
-    def _answer_fields(
-        self, ex: Exchange, fields: list[tuple[str, str]]
-    ) -> tuple[dict[str, str], str]:
+    def _answer_fields(self, ex: Exchange, fields: list[tuple[str, str]]) -> tuple[Fields, str]:
         """The upstream's fields for the client: hop-by-hop ones dropped, ``Location`` on the
         proxy, a ``Date`` when the upstream sent none (RFC 9110 §6.6.1), upstream secrets
-        hidden. Also the body's content coding (for the record)."""
+        hidden, a repeated field kept on its own lines (a list: several ``Set-Cookie`` joined
+        with commas would be one broken cookie, RFC 6265 §3). Also the body's content coding
+        (for the record)."""
         named = set(_tokens(fields, "Connection"))
-        out: dict[str, str] = {}
+        out: Fields = {}
         for name, value in fields:
             low = name.lower()
             if low in _HOP_BY_HOP or low in named or low.startswith("proxy-"):
@@ -279,10 +283,16 @@ class Proxy:
                 value = self.location(value, ex.base_url)
             if self._secrets:
                 value = self._hide_secrets(value.encode("latin-1", "replace")).decode("latin-1")
-            out[name] = f"{out[name]}, {value}" if name in out else value
+            prior = out.get(name)
+            if prior is None:
+                out[name] = value
+            elif isinstance(prior, list):
+                prior.append(value)
+            else:
+                out[name] = [prior, value]
         if "Date" not in out:
             out["Date"] = http_date()
-        encoding = out.get("Content-Encoding", "").strip().lower()
+        encoding = _joined(out.get("Content-Encoding", "")).strip().lower()
         return out, encoding
 
     def location(self, value: str, base_url: str) -> str:
@@ -386,6 +396,10 @@ def _hide(data: bytes, secrets: Iterable[bytes]) -> bytes:
     for secret in secrets:
         data = data.replace(secret, REDACTED.encode())
     return data
+
+
+def _joined(value: str | list[str]) -> str:
+    return value if isinstance(value, str) else ", ".join(value)
 
 
 def _hide_text(text: str, secrets: Iterable[str]) -> str:
