@@ -17,6 +17,7 @@ import pytest
 from scim_desktop.config import AuthConfig, ServerConfig
 from scim_desktop.core.faults import parse_fault_spec
 from scim_desktop.server.events import RequestRecord
+from scim_desktop.server.handlers import GZIP_FAST_ABOVE
 from scim_desktop.server.runner import ServerThread
 from tests.conftest import TOKEN, RecordingSink
 from tests.scim_client import ScimClient
@@ -156,6 +157,32 @@ def test_gzip_only_for_bodies_worth_it(client: ScimClient, server: ServerThread)
         else:
             assert resp.getheader("Content-Encoding") is None
             assert json.loads(raw)["totalResults"] == 5
+    conn.close()
+
+
+SCIM_CT = {"Content-Type": "application/scim+json"}
+
+
+def test_long_answers_are_gzipped_at_the_fastest_level(
+    client: ScimClient, server: ServerThread
+) -> None:
+    """gzip runs on the loop: past GZIP_FAST_ABOVE it uses level 1 (the gzip header's XFL byte
+    says 4, "fastest", RFC 1952 §2.3.1), shorter answers level 6 (XFL 0); both decode to the
+    same answer as without gzip."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    group = {"schemas": [GROUP_SCHEMA], "displayName": "Big", "members": []}
+    conn.request("POST", "/scim/v2/Groups", json.dumps(group), {**AUTH, **SCIM_CT})
+    gid = json.loads(conn.getresponse().read())["id"]
+    for size, xfl in ((2_000, 0), (GZIP_FAST_ABOVE + 10_000, 4)):
+        body = {"schemas": [GROUP_SCHEMA], "displayName": "g" * size, "members": []}
+        conn.request("PUT", f"/scim/v2/Groups/{gid}", json.dumps(body), {**AUTH, **SCIM_CT})
+        plain = json.loads(conn.getresponse().read())
+        conn.request("GET", f"/scim/v2/Groups/{gid}", headers={**AUTH, "Accept-Encoding": "gzip"})
+        resp = conn.getresponse()
+        raw = resp.read()
+        assert resp.getheader("Content-Encoding") == "gzip"
+        assert raw[8] == xfl, size
+        assert json.loads(gzip.decompress(raw))["displayName"] == plain["displayName"]
     conn.close()
 
 
