@@ -48,8 +48,12 @@ _DEFAULT_BASE = "/scim/v2"
 #: its size at the peak (a 200 MB HAR took 970 MB). A bigger one is refused with a message
 #: instead of risking the memory; a JSON Lines file is read a line at a time, whatever its size.
 MAX_HAR_BYTES = 256 * 1024 * 1024
-#: The longest JSON Lines record read (the server records bodies of up to 256 KB).
-MAX_LINE_BYTES = 64 * 1024 * 1024
+#: ...and one of more than this many JSON objects and arrays (a HAR of tiny entries costs far
+#: more than its size: ~70 bytes each parsed; 4 million of them ~300 MB).
+MAX_HAR_CONTAINERS = 4_000_000
+#: The longest JSON Lines record read (the server records bodies of up to 256 KB each; a line
+#: of tiny objects this long costs ~200 MB parsed, for the time of that line).
+MAX_LINE_BYTES = 8 * 1024 * 1024
 
 
 class CoverageFileError(Exception):
@@ -200,7 +204,18 @@ def _source(path: Path) -> _Records:
                         "session as JSON Lines (read a line at a time) or split it"
                     )
                 f.seek(0)
-                first = _loads(f.read().removeprefix(_BOM))
+                data = f.read().removeprefix(_BOM)
+                # Parsed, every object and array costs 56-64 bytes or more whatever its text:
+                # 60 MB of '{},' entries took 3.3 GB and 10 minutes. Counted first (a C
+                # pass; brackets inside strings count too, which errs on the safe side).
+                if data.count(b"{") + data.count(b"[") > MAX_HAR_CONTAINERS:
+                    raise CoverageFileError(
+                        f"{path}: a JSON document (a HAR file) of more than "
+                        f"{MAX_HAR_CONTAINERS:,} objects and arrays, which is read whole; "
+                        "export the session as JSON Lines (read a line at a time) or split it"
+                    )
+                first = _loads(data)
+                del data  # the parsed document is enough from here
     except OSError as exc:
         raise CoverageFileError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     if isinstance(first, dict) and isinstance(first.get("log"), dict):

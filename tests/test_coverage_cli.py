@@ -322,14 +322,18 @@ def test_a_har_over_the_cap_or_a_line_over_the_cap_is_one_line_and_exit_2(
 ) -> None:
     monkeypatch.setattr("scim_desktop.coverage_files.MAX_HAR_BYTES", 4096)
     monkeypatch.setattr("scim_desktop.coverage_files.MAX_LINE_BYTES", 4096)
+    monkeypatch.setattr("scim_desktop.coverage_files.MAX_HAR_CONTAINERS", 1000)
     har = tmp_path / "big.har"
     har.write_text(json.dumps(json.loads(har_bytes(session, "test")), indent=1), "utf-8")
     endless = tmp_path / "endless.jsonl"  # no line break at all: not read whole
     endless.write_bytes(b'{"method": "GET", "path": "/scim/v2/Users", "x": "' + b"x" * 10_000)
     late = tmp_path / "late.jsonl"  # a good record, then a huge line
     late.write_text(to_jsonl(session[:1]) + "[" + " " * 10_000 + "]\n", encoding="utf-8")
+    many = tmp_path / "many.har"  # 3.6 KB, but 1,200 objects: each costs memory parsed
+    many.write_text('{"log": {"entries": [' + ",".join(["{}"] * 1200) + "]}}", "utf-8")
     cases = {
         har: "not JSON Lines, and as one JSON document (a HAR file) it is over 0 MB",
+        many: "a JSON document (a HAR file) of more than 1,000 objects and arrays",
         endless: "not JSON Lines, and as one JSON document",
         late: "line 2 is over 0 MB",
     }

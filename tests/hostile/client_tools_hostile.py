@@ -21,11 +21,13 @@ Parts (``--only`` takes these names):
 - ``wide``: every page 100,000 users (1.6 MB) where 100 were asked for: the same budget.
 - ``jsonl``: coverage over a 200 MB JSON Lines file (``--big``: and 1 GB), read a line at a
   time; ``har`` (``--big`` only): a 200 MB HAR, parsed whole; ``har-cap``: a 300 MB HAR is
-  refused in one line, at once (coverage_files.MAX_HAR_BYTES).
+  refused in one line, at once (coverage_files.MAX_HAR_BYTES); ``har-tiny``: a 60 MB HAR of 20
+  million empty entries is refused at once too (MAX_HAR_CONTAINERS; it took 3.3 GB and 614 s).
 
 Figures on the 2-core session machine (2026-12-05): endless and declared 29 MB peak; trickle
 3.0 s; walk 1000 requests, 88 MB; bomb 5 requests, 634 MB; wide 10 requests, 384 MB; JSON
-Lines 200 MB and 1 GB both 31 MB (8.9 s, 47 s; was 880 MB for 200 MB); HAR 200 MB 954 MB.
+Lines 200 MB and 1 GB both 31 MB (8.9 s, 47 s; was 880 MB for 200 MB); HAR 200 MB 954 MB;
+the tiny HAR 98 MB, 0.4 s (a HAR just under the cap, 3.9 million empty entries: 400 MB, 113 s).
 """
 
 from __future__ import annotations
@@ -273,6 +275,11 @@ def main() -> None:
             path = folder / "s200.har"
             write_session(path, 200, har=True)
             run_coverage("har", path)
+            path.unlink()
+        if wanted("har-tiny"):
+            path = folder / "tiny.har"  # 60 MB: 20 million empty entries
+            path.write_bytes(b'{"log":{"entries":[' + b",".join([b"{}"] * 20_000_000) + b"]}}")
+            run_coverage("tiny", path)
             path.unlink()
         if wanted("har-cap"):
             path = folder / "s300.har"
