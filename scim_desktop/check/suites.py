@@ -66,6 +66,20 @@ def _members(res: SimResult) -> set[str]:
     return {v for v in values if isinstance(v, str)}
 
 
+def _absent_found(res: SimResult, attribute: str, okta_effect: str) -> list[Finding]:
+    """A lookup for a name that does not exist must find nothing (RFC 7644 §3.4.2.2): the
+    finding when it did (the crud and groups suites' first lookups)."""
+    if res.status != 200 or total_of(res) in (None, 0):
+        return []
+    return [
+        own(
+            f"totalResults is {total_of(res)} for a {attribute} that does not exist",
+            okta_effect,
+            "Apply the filter (RFC 7644 §3.4.2.2).",
+        )
+    ]
+
+
 def _answer(res: SimResult) -> str:
     """A few words on an answer, for a passing check's detail."""
     if res.status == 0:
@@ -199,14 +213,11 @@ def crud(r: Runner) -> None:
     check = r.begin("crud", "existence check before create (userName eq, absent)")
     res = sim.existence_check(name)
     findings = r.judge("create_user_existence_check")
-    if res.status == 200 and total_of(res) not in (None, 0):
-        findings.append(
-            own(
-                f"totalResults is {total_of(res)} for a userName that does not exist",
-                "Okta links the new assignment to the user it found instead of creating one",
-                "Apply the filter (RFC 7644 §3.4.2.2).",
-            )
-        )
+    findings += _absent_found(
+        res,
+        "userName",
+        "Okta links the new assignment to the user it found instead of creating one",
+    )
     r.finish(check, findings, _answer(res))
 
     check = r.begin("crud", "create user (POST /Users)")
@@ -363,14 +374,9 @@ def groups(r: Runner) -> None:
     check = r.begin("groups", "group lookup (displayName eq, absent)")
     res = sim.lookup_group(name)
     findings = r.judge("push_group_lookup")
-    if res.status == 200 and total_of(res) not in (None, 0):
-        findings.append(
-            own(
-                f"totalResults is {total_of(res)} for a displayName that does not exist",
-                "Okta links the push group to the group it found instead of creating it",
-                "Apply the filter (RFC 7644 §3.4.2.2).",
-            )
-        )
+    findings += _absent_found(
+        res, "displayName", "Okta links the push group to the group it found instead of creating it"
+    )
     r.finish(check, findings, _answer(res))
 
     check = r.begin("groups", "create group (POST /Groups)")
