@@ -553,7 +553,7 @@ class Runner:
                     else f"could not delete group {name} ({gid}): DELETE answered {res.status}"
                 )
             for uid, name in users.items():
-                res = client.request("DELETE", f"/Users/{uid}")
+                res = client.delete_user(uid)  # the id as one path segment
                 if res.status in (200, 204, 404):
                     lines.append(f"deleted user {name}")
                     continue
