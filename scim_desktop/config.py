@@ -267,7 +267,7 @@ class UpstreamConfig:
                 raise ConfigError('--upstream-header takes "Name: value" (Name a header name)')
             if not value or any(c in value for c in "\r\n\0"):
                 raise ConfigError("--upstream-header needs a value on one line")
-            if name.lower() in _HOP_OR_FRAMING:
+            if name.lower() in HOP_OR_FRAMING:
                 raise ConfigError(f"--upstream-header cannot set {name} (the proxy sets it)")
         if not 0.1 <= self.timeout <= 600:
             raise ConfigError("the upstream timeout must be between 0.1 and 600 seconds")
@@ -318,8 +318,10 @@ class UpstreamConfig:
         return name.strip(), value.strip()
 
 
-#: Header fields --upstream-header must not name: hop-by-hop ones and the message's framing.
-_HOP_OR_FRAMING = frozenset(
+#: Header fields --upstream-header must not name: hop-by-hop ones (RFC 9110 §7.6.1) and the
+#: message's framing, which the proxy sets for the next hop. The proxy drops these from what it
+#: forwards (``server.proxy._HOP_BY_HOP`` is this set and a few more).
+HOP_OR_FRAMING = frozenset(
     {
         "connection",
         "keep-alive",

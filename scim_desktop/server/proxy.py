@@ -46,7 +46,7 @@ from urllib.parse import unquote
 
 import orjson
 
-from scim_desktop.config import UpstreamConfig
+from scim_desktop.config import HOP_OR_FRAMING, UpstreamConfig
 from scim_desktop.core import errors
 from scim_desktop.core.errors import BadGateway, GatewayTimeout
 from scim_desktop.core.faults import METHODS, relative_path
@@ -68,23 +68,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("scim_desktop.server")
 
 #: Hop-by-hop fields (RFC 9110 §7.6.1), plus those the proxy itself sets for the next hop
-#: (Host, the framing, and Expect: the body was already read, so no 100 Continue is needed).
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "host",
-        "content-length",
-        "expect",
-    }
-)
+#: (Host, the framing: the set --upstream-header may not name), the proxy credentials (RFC 9110
+#: §11.7), and Expect (the body was already read, so no 100 Continue is needed).
+_HOP_BY_HOP = HOP_OR_FRAMING | {"proxy-authenticate", "proxy-authorization", "expect"}
 #: Fields a client could use to claim another origin; only a trusted hop's are kept.
 _FORWARDING = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"})
 _UNTRUSTED_ONLY = frozenset({"forwarded", "x-real-ip"})
