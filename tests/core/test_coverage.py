@@ -16,36 +16,10 @@ import pytest
 from scim_desktop.core.coverage import ITEMS, MAX_EVIDENCE, Coverage, Exchange
 from scim_desktop.core.coverage_report import report_html, report_json, report_markdown, summary
 from scim_desktop.core.okta import STEPS, OktaClassifier, classify_sequence
-
-# The flows are fixtures of test_okta.py; imported here so getfixturevalue finds them.
-from tests.core.test_okta import (  # noqa: F401
-    DEACTIVATE,
+from tests.core.test_okta import (
     JANE_ID,
-    SPEC_UA,
-    aiw_deactivate_flow,
-    aiw_group_push_flow,
-    aiw_password_sync_flow,
-    aiw_reactivate_flow,
-    create_user_flow,
-    deactivate_flow,
-    group_delete_flow,
-    group_push_flow,
-    import_groups_flow,
-    import_users_flow,
     jane,
-    link_existing_user_flow,
     list_response,
-    okta,
-    password_sync_patch_flow,
-    push_empty_values_flow,
-    push_now_empty_flow,
-    push_now_flow,
-    rate_limited_create_flow,
-    rate_limited_give_up_flow,
-    reactivate_flow,
-    spec_test_flow,
-    test_credentials_flow,
-    update_profile_flow,
 )
 from tests.core.test_okta_entitlements import classifier as catalog_classifier
 from tests.core.test_okta_entitlements import entitlement_flow
