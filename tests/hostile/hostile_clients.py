@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import re
 import resource
 import socket
 import subprocess
@@ -39,13 +37,16 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.hostile.watched import Watched  # noqa: E402
+
 TOKEN = "hostile-clients-token"
 AUTH = f"Authorization: Bearer {TOKEN}\r\n".encode()
-BASE_URL_RE = re.compile(r"Base URL:\s+http://127\.0\.0\.1:(\d+)(/\S*)")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-class Served:
+class Served(Watched):
     """``scim-desktop serve`` in a subprocess, optionally with a low RLIMIT_NOFILE."""
 
     def __init__(self, folder: Path, *, nofile: int | None = None) -> None:
@@ -53,62 +54,9 @@ class Served:
             if nofile is not None:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "scim_desktop",
-                "serve",
-                "--port",
-                "0",
-                "--db",
-                str(folder / "data.json"),
-                "--token",
-                TOKEN,
-                "--log",
-                "jsonl",  # one JSON line per request on stdout; warnings on stderr
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=limit,
-        )
-        self.stdout: list[str] = []
-        self.stderr: list[str] = []
-        for stream, lines in ((self.proc.stdout, self.stdout), (self.proc.stderr, self.stderr)):
-            threading.Thread(target=self._pump, args=(stream, lines), daemon=True).start()
-        deadline = time.monotonic() + 30
-        self.port = 0
-        while not self.port:
-            for line in list(self.stdout) + list(self.stderr):
-                if m := BASE_URL_RE.search(line):
-                    self.port = int(m.group(1))
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError(f"the server did not start: {self.stderr[-5:]}")
-            time.sleep(0.05)
-        self.pid = self.proc.pid
-
-    @staticmethod
-    def _pump(stream, lines: list[str]) -> None:  # type: ignore[no-untyped-def]
-        for line in stream:
-            lines.append(line.rstrip("\n"))
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
-
-    def sockets(self) -> int:
-        count = 0
-        for fd in Path(f"/proc/{self.pid}/fd").iterdir():
-            with contextlib.suppress(OSError):
-                count += os.readlink(fd).startswith("socket:")
-        return count
+        args = ["serve", "--port", "0", "--db", str(folder / "data.json"), "--token", TOKEN]
+        # --log jsonl: one JSON line per request on stdout; warnings on stderr
+        super().__init__([*args, "--log", "jsonl"], "server", preexec_fn=limit)
 
     def request(self, head: bytes, timeout: float = 10) -> int:
         """Send one request on a new connection; its status (0: no answer)."""
@@ -119,14 +67,6 @@ class Served:
         except OSError:
             return 0
         return int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.1 ") else 0
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 def get_users(port_host: str = "x", count: int = 1) -> bytes:

@@ -29,10 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import re
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,8 +38,11 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-BASE_URL_RE = re.compile(r"Base URL:\s+http://127\.0\.0\.1:(\d+)(/\S*)")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.hostile.watched import Watched  # noqa: E402
+
 BIG = b"[" + b"{}," * (5 * 1024 * 1024 - 1) + b"{}]"  # 15 MB, 5 M empty objects
 
 
@@ -101,15 +101,12 @@ class Upstream:
                 _answer(target.partition("?")[0].rsplit("/", 1)[-1], conn)
 
 
-class Proxied:
+class Proxied(Watched):
     """``scim-desktop proxy`` in a subprocess, in front of ``upstream``."""
 
     def __init__(self, folder: Path, upstream: Upstream) -> None:
-        self.proc = subprocess.Popen(
+        super().__init__(
             [
-                sys.executable,
-                "-m",
-                "scim_desktop",
                 "proxy",
                 "--upstream",
                 f"http://127.0.0.1:{upstream.port}/api/scim",
@@ -119,47 +116,8 @@ class Proxied:
                 str(folder / "proxy.json"),
                 "--no-auth",
             ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+            "proxy",
         )
-        self.lines: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
-        deadline = time.monotonic() + 30
-        self.port = 0
-        while not self.port:
-            for line in list(self.lines):
-                if m := BASE_URL_RE.search(line):
-                    self.port = int(m.group(1))
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError(f"the proxy did not start: {self.lines[-5:]}")
-            time.sleep(0.05)
-        self.pid = self.proc.pid
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def status_kb(self, key: str) -> int:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-        return 0
-
-    def rss_mb(self) -> float:
-        return self.status_kb("VmRSS") / 1024
-
-    def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-    def sockets(self) -> int:
-        count = 0
-        for fd in Path(f"/proc/{self.pid}/fd").iterdir():
-            with contextlib.suppress(OSError):
-                count += os.readlink(fd).startswith("socket:")
-        return count
 
     def get(self, path: str, timeout: float = 90) -> tuple[int, int, float]:
         """Status, body bytes and seconds of one GET on a new connection (0: no answer)."""
@@ -177,14 +135,6 @@ class Proxied:
         head, _, body = data.partition(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/1.1 ") else 0
         return status, len(body), time.monotonic() - started
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
 
 
 def crowd(proxy: Proxied, path: str, clients: int) -> list[tuple[int, int, float]]:
