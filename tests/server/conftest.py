@@ -1,4 +1,5 @@
-"""Fixtures shared by the server tests: the server in OAuth mode and a client for its pages."""
+"""Fixtures shared by the server tests: the server in OAuth mode and a client for its pages;
+for the proxy tests, a scripted upstream and the proxies a test started (stopped after it)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from scim_desktop.server.runner import ServerThread
 from tests.conftest import RecordingSink
+from tests.server.proxy_fixtures import ScriptedUpstream
 from tests.server.test_oauth_flow import Http, make_server
 
 
@@ -24,3 +26,19 @@ def oauth_server(db_path: Path, sink: RecordingSink) -> Iterator[ServerThread]:
 @pytest.fixture
 def web(oauth_server: ServerThread) -> Http:
     return Http(oauth_server)
+
+
+@pytest.fixture
+def scripted() -> Iterator[ScriptedUpstream]:
+    upstream = ScriptedUpstream().start()
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture
+def proxies() -> Iterator[list[ServerThread]]:
+    """The proxy-mode ServerThreads a test appends here are stopped after it."""
+    started: list[ServerThread] = []
+    yield started
+    for proxy in started:
+        proxy.stop()

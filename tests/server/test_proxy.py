@@ -44,21 +44,6 @@ def mock_upstream(tmp_path: Path) -> Iterator[ServerThread]:
     thread.stop()
 
 
-@pytest.fixture
-def scripted() -> Iterator[ScriptedUpstream]:
-    upstream = ScriptedUpstream().start()
-    yield upstream
-    upstream.stop()
-
-
-@pytest.fixture
-def proxies() -> Iterator[list[ServerThread]]:
-    started: list[ServerThread] = []
-    yield started
-    for proxy in started:
-        proxy.stop()
-
-
 def test_transparent_mode_forwards_the_clients_credential_and_rewrites_location(
     tmp_path: Path, mock_upstream: ServerThread, sink: RecordingSink, proxies: list[ServerThread]
 ) -> None:

@@ -125,26 +125,11 @@ def get(port: int, path: str, extra: str = "") -> tuple[int, bytes, bytes]:
 
 
 @pytest.fixture
-def proxies() -> Iterator[list[ServerThread]]:
-    started: list[ServerThread] = []
-    yield started
-    for proxy in started:
-        proxy.stop()
-
-
-@pytest.fixture
 def raw_upstreams() -> Iterator[list[RawUpstream]]:
     started: list[RawUpstream] = []
     yield started
     for upstream in started:
         upstream.close()
-
-
-@pytest.fixture
-def scripted() -> Iterator[ScriptedUpstream]:
-    upstream = ScriptedUpstream().start()
-    yield upstream
-    upstream.stop()
 
 
 # --- a client trying to leave the upstream's SCIM base ---------------------------------------
