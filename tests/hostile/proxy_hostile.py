@@ -42,15 +42,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.hostile.watched import Watched  # noqa: E402
+from tests.server.test_proxy_hostile import RawUpstream, ok_answer  # noqa: E402
 
 BIG = b"[" + b"{}," * (5 * 1024 * 1024 - 1) + b"{}]"  # 15 MB, 5 M empty objects
-
-
-def ok_answer(body: bytes) -> bytes:
-    return (
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/scim+json\r\n"
-        b"Content-Length: %d\r\n\r\n" % len(body) + body
-    )
 
 
 def _answer(kind: str, conn: socket.socket) -> None:
@@ -71,40 +65,18 @@ def _answer(kind: str, conn: socket.socket) -> None:
         conn.sendall(ok_answer(b'{"fast":true}'))
 
 
-class Upstream:
-    """A keep-alive HTTP/1.1 server on a raw socket, a thread per connection."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0), backlog=512)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        buf = b""
-        with contextlib.suppress(OSError), conn:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buf += data
-                head, buf = buf.split(b"\r\n\r\n", 1)
-                target = head.split(b" ", 2)[1].decode()
-                _answer(target.partition("?")[0].rsplit("/", 1)[-1], conn)
+def upstream_script(head: bytes, conn: socket.socket) -> bool:
+    """The upstream's answer to one request (a RawUpstream script), chosen by the last path
+    segment; the connection is kept."""
+    target = head.split(b" ", 2)[1].decode()
+    _answer(target.partition("?")[0].rsplit("/", 1)[-1], conn)
+    return True
 
 
 class Proxied(Watched):
     """``scim-desktop proxy`` in a subprocess, in front of ``upstream``."""
 
-    def __init__(self, folder: Path, upstream: Upstream) -> None:
+    def __init__(self, folder: Path, upstream: RawUpstream) -> None:
         super().__init__(
             [
                 "proxy",
@@ -270,7 +242,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=sorted(PARTS), default=sorted(PARTS))
     parser.add_argument("--clients", type=int, default=32)
     args = parser.parse_args()
-    upstream = Upstream()
+    upstream = RawUpstream(upstream_script, backlog=512)
     with tempfile.TemporaryDirectory() as folder:
         for name in args.only:
             proxy = Proxied(Path(folder) / name, upstream)  # a fresh proxy: its own peak RSS

@@ -38,13 +38,14 @@ def ok_answer(body: bytes = OK_BODY) -> bytes:
 
 
 class RawUpstream:
-    """A keep-alive HTTP/1.1 server on a raw socket whose answers are a script's bytes."""
+    """A keep-alive HTTP/1.1 server on a raw socket whose answers are a script's bytes (also
+    tests/hostile/proxy_hostile.py's upstream, with a deep ``backlog`` for its crowds)."""
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, backlog: int | None = None) -> None:
         self.script = script
         self.heads: list[bytes] = []
         self.connections = 0
-        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock = socket.create_server(("127.0.0.1", 0), backlog=backlog)
         self.port = self._sock.getsockname()[1]
         self._clients: list[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
