@@ -85,6 +85,8 @@ class SimResult:
     error: str = ""
 
 
+#: How often a request's watcher looks at the stop flag (a window's Cancel) and the deadline.
+_WATCH_S = 0.25
 #: An error text quotes at most this much of what the server sent.
 MAX_ERROR_TEXT = 200
 
@@ -384,6 +386,9 @@ class OktaSimulator:
         started = time.monotonic()
         try:
             status, raw, got = self._exchange(method, self._base + path, data, headers)
+        except InterruptedError:
+            self.close()
+            raise
         except _Expired:
             self.close()
             waited = max(time.monotonic() - started, self.timeout)
@@ -421,39 +426,51 @@ class OktaSimulator:
         """Send one request and read its answer (at most ``max_answer`` + 1 bytes of body)
         within ``timeout`` for the whole of it. http.client's timeout is per socket operation:
         a server trickling a byte a second, or sending 100 Continue without end (http.client
-        skips those in a loop of its own), would hold it for ever. A timer shuts the socket down
-        at the deadline, which ends any read under way; raises :class:`_Expired` then (also when
-        the shut-down read ended a close-delimited body and looked like its end)."""
-        expired = threading.Event()
+        skips those in a loop of its own), would hold it for ever. A watcher thread shuts the
+        socket down at the deadline, which ends any read under way, and raises :class:`_Expired`
+        then (also when the shut-down read ended a close-delimited body and looked like its
+        end). It also watches :attr:`stop` (a window's Cancel): the request ends within a
+        quarter of a second with InterruptedError instead of waiting for the deadline."""
+        expired, stopped, done = threading.Event(), threading.Event(), threading.Event()
         conn = self._connection()
+        deadline = time.monotonic() + self.timeout
 
-        def expire() -> None:
-            expired.set()
-            sock = conn.sock
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    # socket.socket's own shutdown: an SSLSocket's would drop its TLS state
-                    # under the reading thread.
-                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        def watch() -> None:
+            while not done.wait(max(0.0, min(_WATCH_S, deadline - time.monotonic()))):
+                if self.stop.is_set():
+                    stopped.set()
+                elif time.monotonic() >= deadline:
+                    expired.set()
+                else:
+                    continue
+                sock = conn.sock
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        # socket.socket's own shutdown: an SSLSocket's would drop its TLS
+                        # state under the reading thread.
+                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                return
 
-        timer = threading.Timer(self.timeout, expire)
-        timer.daemon = True
-        timer.start()
+        threading.Thread(target=watch, name="okta-sim-deadline", daemon=True).start()
         try:
             if conn.sock is None:
                 conn.connect()  # its own timeout; the deadline is checked right after
-            if expired.is_set():
-                raise _Expired()
+            if stopped.is_set() or expired.is_set():
+                raise OSError("ended before sending")
             conn.request(method, target, body=data, headers=headers)
             resp = conn.getresponse()
             raw = resp.read(self.max_answer + 1)
             got = {k: v for k, v in resp.getheaders()}
         except (OSError, http.client.HTTPException) as exc:
+            if stopped.is_set():
+                raise InterruptedError("simulation stopped") from None
             if expired.is_set() or isinstance(exc, TimeoutError):
                 raise _Expired() from None
             raise
         finally:
-            timer.cancel()
+            done.set()
+        if stopped.is_set():  # the shut-down read ended a close-delimited body
+            raise InterruptedError("simulation stopped")
         if expired.is_set():
             raise _Expired()
         return resp.status, raw, got

@@ -541,3 +541,40 @@ def test_control_characters_in_an_answer_leave_the_junit_xml_well_formed(
     root = ElementTree.parse(out).getroot()
     failures = root.findall(".//failure")
     assert failures and all("\\x1b[31m" in (f.text or "") for f in failures)
+
+
+def test_a_stop_ends_a_request_under_way(hostile: Callable[..., HostileServer]) -> None:
+    """A window's Cancel (the stop flag) ends a request the server never answers: it raises
+    InterruptedError instead of waiting for the deadline and giving a timeout."""
+    server = hostile(lambda conn, request: time.sleep(20))
+    sim = OktaSimulator(server.base_url, timeout=15)
+    threading.Timer(0.3, sim.stop.set).start()
+    with pytest.raises(InterruptedError):
+        sim.request("GET", "/Users")
+
+
+def test_a_cancelled_check_still_cleans_up_on_a_server_that_hangs(
+    hostile: Callable[..., HostileServer],
+) -> None:
+    """Cancel during a hanging answer: the check stops there and cleanup runs (on a fresh
+    connection, with its own deadline)."""
+    cancel = threading.Event()
+
+    def handler(conn: socket.socket, request: Request) -> None:
+        if request.method == "POST":
+            made = {**json.loads(request.body), "id": "u-1"}
+            conn.sendall(answer(201, json.dumps(made).encode()))
+        elif request.method == "GET" and request.target.startswith("/scim/v2/Users/u-1"):
+            cancel.set()  # the read after the create hangs; the window's Cancel comes
+            time.sleep(20)
+        elif request.method == "DELETE":
+            conn.sendall(answer(204, b""))
+        else:
+            conn.sendall(answer(200, b'{"totalResults": 0, "Resources": []}'))
+
+    server = hostile(handler)
+    options = CheckOptions(server.base_url, token="t0ken-secret", suites=("crud",), timeout=15)
+    report = Runner(options, cancel=cancel).run()
+    assert report.interrupted
+    assert report.checks[-1].status == "skip" and report.checks[-1].detail == "cancelled"
+    assert [r.target for r in server.requests if r.method == "DELETE"] == ["/scim/v2/Users/u-1"]
