@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,14 +27,16 @@ from scim_desktop.check import (
 )
 from scim_desktop.check.runner import PREFIX
 from scim_desktop.cli import main
-from scim_desktop.config import AuthConfig, ServerConfig
 from scim_desktop.core.catalog import parse_catalog
-from scim_desktop.core.faults import parse_fault_spec
 from scim_desktop.server.events import RequestRecord
 from scim_desktop.server.runner import ServerThread
+from tests import test_check_faults
 from tests.conftest import TOKEN, RecordingSink
 from tests.gui.test_governance import CATALOG
 from tests.scim_client import ScimClient
+
+#: The fixture starting our server with fault rules (stopped after the test), test_check_faults'.
+faulty = test_check_faults.faulty
 
 SPEC_NAMES = [f"SPEC {n:>2}" for n in range(1, 13)]
 
@@ -290,46 +293,35 @@ def test_the_api_reports_each_check_as_it_finishes(server: ServerThread) -> None
     assert [s for _, s in done] == ["pass"] * 7
 
 
-def test_ctrl_c_cleans_up_and_exits_130(tmp_path: Path) -> None:
+def test_ctrl_c_cleans_up_and_exits_130(faulty: Callable[..., ServerThread]) -> None:
     """SIGINT while a request waits (the server is slowed by a latency rule): what was created
     is removed before the process ends, and the report so far is printed."""
-    config = ServerConfig(
-        host="127.0.0.1",
-        port=0,
-        db_path=tmp_path / "d.json",
-        auth=AuthConfig("bearer", token=TOKEN),
-        faults=(parse_fault_spec("latency_ms=400,method=PATCH"),),
+    server = faulty("latency_ms=400,method=PATCH")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scim_desktop", "check", server.base_url, "--token", TOKEN],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    server = ServerThread(config, RecordingSink())
-    server.start()
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:  # the run reaches crud's PATCHes after its create
+        lines.append(line.rstrip("\n"))
+        if "create user (POST /Users)" in line:
+            break
+    time.sleep(0.2)  # now in the slow PATCH
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=60)
+    lines += rest.splitlines()
+    assert proc.returncode == 130, err
+    assert "interrupted: the checks left were not run" in lines
+    assert lines[-1].startswith("check: ")
+    client = ScimClient(server.base_url, token=TOKEN)
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "scim_desktop", "check", server.base_url, "--token", TOKEN],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:  # the run reaches crud's PATCHes after its create
-            lines.append(line.rstrip("\n"))
-            if "create user (POST /Users)" in line:
-                break
-        time.sleep(0.2)  # now in the slow PATCH
-        proc.send_signal(signal.SIGINT)
-        rest, err = proc.communicate(timeout=60)
-        lines += rest.splitlines()
-        assert proc.returncode == 130, err
-        assert "interrupted: the checks left were not run" in lines
-        assert lines[-1].startswith("check: ")
-        client = ScimClient(server.base_url, token=TOKEN)
-        try:
-            assert leftovers(client) == []
-        finally:
-            client.close()
-        assert any(line.startswith("cleanup: deleted ") for line in lines)
+        assert leftovers(client) == []
     finally:
-        server.stop()
+        client.close()
+    assert any(line.startswith("cleanup: deleted ") for line in lines)
 
 
 def test_the_checker_loads_no_tornado_qt_or_tinydb() -> None:
@@ -441,25 +433,14 @@ def test_a_refused_token_is_one_failure_and_the_rest_skip(
 
 
 def test_a_403_and_a_missing_credential_are_said_on_the_first_check(
-    server: ServerThread, tmp_path: Path
+    server: ServerThread, faulty: Callable[..., ServerThread]
 ) -> None:
     """403 is a refusal too, whichever suite runs first; with no credential given the finding
     says none was; a suite that would skip on the refused answer (entitlements without
     /ResourceTypes) fails for the credential instead."""
-    config = ServerConfig(
-        host="127.0.0.1",
-        port=0,
-        db_path=tmp_path / "forbidden.json",
-        auth=AuthConfig("bearer", token=TOKEN),
-        faults=(parse_fault_spec("status=403"),),
-    )
-    forbidding = ServerThread(config, RecordingSink())
-    forbidding.start()
-    try:
-        options = CheckOptions(forbidding.base_url, token=TOKEN, suites=("crud", "groups"))
-        report = Runner(options).run()
-    finally:
-        forbidding.stop()
+    forbidding = faulty("status=403")
+    options = CheckOptions(forbidding.base_url, token=TOKEN, suites=("crud", "groups"))
+    report = Runner(options).run()
     first = report.checks[0]
     assert first.name.startswith("Test API credentials") and first.status == "fail"
     assert first.detail.startswith("the server refused the credential (403: ")
@@ -486,23 +467,12 @@ def test_a_403_and_a_missing_credential_are_said_on_the_first_check(
 
 
 def test_a_401_after_the_first_answer_is_judged_where_it_happens(
-    tmp_path: Path,
+    faulty: Callable[..., ServerThread],
 ) -> None:
     """Only a refusal of the first request is the credential's: a server that takes the
     token but answers 401 to creates fails those checks with Okta's own findings."""
-    config = ServerConfig(
-        host="127.0.0.1",
-        port=0,
-        db_path=tmp_path / "d.json",
-        auth=AuthConfig("bearer", token=TOKEN),
-        faults=(parse_fault_spec("status=401,method=POST"),),
-    )
-    server = ServerThread(config, RecordingSink())
-    server.start()
-    try:
-        report = Runner(CheckOptions(server.base_url, token=TOKEN, suites=("crud",))).run()
-    finally:
-        server.stop()
+    server = faulty("status=401,method=POST")
+    report = Runner(CheckOptions(server.base_url, token=TOKEN, suites=("crud",))).run()
     assert report.refused == ""
     by_name = {c.name: c for c in report.checks}
     assert by_name["Test API credentials (GET /Users, GET /Groups)"].status == "pass"
