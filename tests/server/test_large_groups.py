@@ -75,6 +75,20 @@ def snapshot(client: ScimClient, gid: str, users: list[str]) -> Any:
     return group, groups
 
 
+def snapshot_on_restart(db_path: Path, gid: str, users: list[str]) -> tuple[Any, str]:
+    """A server started on ``db_path`` (replaying its journal): its :func:`snapshot` and base
+    URL; the server is stopped again."""
+    server = start(db_path)
+    try:
+        client = ScimClient(server.base_url, token=TOKEN)
+        try:
+            return snapshot(client, gid, users), server.base_url
+        finally:
+            client.close()
+    finally:
+        server.stop()
+
+
 def test_okta_sequence_gives_the_members_versions_and_replays(
     server: ServerThread, client: ScimClient, world: tuple[list[str], str], tmp_path: Path
 ) -> None:
@@ -126,26 +140,14 @@ def test_okta_sequence_gives_the_members_versions_and_replays(
     assert segments, "the changes are in the journal"
     # One-member changes are journalled as differences (store/journal.py "members").
     assert any(b'"op":"members"' in s.read_bytes() for s in segments)
-    replayed = start(crashed)
-    try:
-        c = ScimClient(replayed.base_url, token=TOKEN)
-        after = snapshot(c, gid, users)
-        c.close()
-    finally:
-        replayed.stop()
-    assert after == rebased(before, server.base_url, replayed.base_url)
+    after, replayed_url = snapshot_on_restart(crashed, gid, users)
+    assert after == rebased(before, server.base_url, replayed_url)
 
     # A clean stop folds the journal into the data file; the restart reads the same.
     client.close()
     server.stop()
-    restarted = start(db)
-    try:
-        c = ScimClient(restarted.base_url, token=TOKEN)
-        again = snapshot(c, gid, users)
-        c.close()
-    finally:
-        restarted.stop()
-    assert again == rebased(before, server.base_url, restarted.base_url)
+    again, restarted_url = snapshot_on_restart(db, gid, users)
+    assert again == rebased(before, server.base_url, restarted_url)
 
 
 def rebased(value: Any, old: str, new: str) -> Any:
