@@ -130,25 +130,25 @@ def summary(results: list[tuple[int, int, float]]) -> str:
     )
 
 
-def part_bigjson(proxy: Proxied, clients: int) -> None:
-    for n in (clients, clients * 2):
-        rss, cpu = proxy.rss_mb(), proxy.cpu_s()
-        results = crowd(proxy, "/scim/v2/bigjson", n)
-        print(
-            f"  {n} clients x 15 MB JSON: {summary(results)}; RSS {rss:.0f} -> peak "
-            f"{proxy.status_kb('VmHWM') / 1024:.0f} MB (after {proxy.rss_mb():.0f}), "
-            f"CPU {proxy.cpu_s() - cpu:.1f} s"
-        )
-
-
-def part_endless(proxy: Proxied, clients: int) -> None:
+def crowd_costs(proxy: Proxied, path: str, clients: int, what: str) -> None:
+    """``clients`` at once GET ``path``; prints their statuses and times, and the proxy's RSS
+    before, at its peak and after, and its CPU seconds."""
     rss, cpu = proxy.rss_mb(), proxy.cpu_s()
-    results = crowd(proxy, "/scim/v2/endless", clients)
+    results = crowd(proxy, path, clients)
     print(
-        f"  {clients} clients x endless body: {summary(results)}; RSS {rss:.0f} -> peak "
+        f"  {clients} clients x {what}: {summary(results)}; RSS {rss:.0f} -> peak "
         f"{proxy.status_kb('VmHWM') / 1024:.0f} MB (after {proxy.rss_mb():.0f}), "
         f"CPU {proxy.cpu_s() - cpu:.1f} s"
     )
+
+
+def part_bigjson(proxy: Proxied, clients: int) -> None:
+    for n in (clients, clients * 2):
+        crowd_costs(proxy, "/scim/v2/bigjson", n, "15 MB JSON")
+
+
+def part_endless(proxy: Proxied, clients: int) -> None:
+    crowd_costs(proxy, "/scim/v2/endless", clients, "endless body")
 
 
 def part_slow(proxy: Proxied, clients: int) -> None:
@@ -211,7 +211,8 @@ def part_unread(proxy: Proxied, clients: int) -> None:
         for sock in socks:
             sock.close()
         time.sleep(2)
-    budget = sum("Answers not read by their clients exceed" in line for line in proxy.lines)
+    lines = proxy.stdout + proxy.stderr
+    budget = sum("Answers not read by their clients exceed" in line for line in lines)
     print(f"  log lines about the answer budget: {budget}")
 
 
