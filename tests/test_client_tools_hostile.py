@@ -493,11 +493,6 @@ def test_cleanup_deletes_an_odd_id_as_one_path_segment(
     assert deletes == ["/scim/v2/Users/..%2FGroups%2Fg%3Fx%3D1"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="check/suites._import_walk blames a walk okta_sim cut (walk_cut) on the server when "
-    "fewer than 1000 pages were read; the change to check/suites.py is in the report",
-)
 def test_an_import_walk_cut_by_the_budget_is_said_not_blamed_on_the_server(
     hostile: Callable[..., HostileServer],
 ) -> None:

@@ -16,7 +16,6 @@ from typing import Any
 from scim_desktop.check.runner import Finding, Runner, own
 from scim_desktop.core.okta_spec import _SPEC_STEPS
 from scim_desktop.okta_sim import (
-    MAX_IMPORT_PAGES,
     SimResult,
     active_ops,
     add_members_ops,
@@ -350,7 +349,7 @@ def _import_walk(r: Runner, name: str) -> None:
                     "§3.4.2.4).",
                 )
             )
-        elif len(ids) < total and len(pages) < MAX_IMPORT_PAGES:
+        elif len(ids) < total and not r.sim.walk_cut:
             findings.append(
                 own(
                     f"the walk ended at {len(ids)} users of totalResults {total}",
@@ -360,7 +359,9 @@ def _import_walk(r: Runner, name: str) -> None:
             )
     names = {str(u.get("userName", "")).lower() for p in pages for u in resources_of(p)}
     detail = f"{len(pages)} page(s), {len(ids)} users, totalResults {total}"
-    if pages and not findings and name.lower() not in names and len(pages) < MAX_IMPORT_PAGES:
+    if r.sim.walk_cut:  # the checker's own limit (okta_sim.MAX_IMPORT_PAGES, MAX_IMPORT_BYTES)
+        detail += f"; the checker stopped {r.sim.walk_cut}"
+    elif pages and not findings and name.lower() not in names:
         detail += "; the checker's user was not in it (inactive users may be left out)"
     r.finish(check, findings, detail)
 
