@@ -518,11 +518,6 @@ def test_an_import_walk_cut_by_the_budget_is_said_not_blamed_on_the_server(
     assert 90 < len(walk.requests) < 110
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="check/report.to_junit writes control characters XML 1.0 forbids; the change to "
-    "check/report.py is in the report",
-)
 def test_control_characters_in_an_answer_leave_the_junit_xml_well_formed(
     hostile: Callable[..., HostileServer], tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ CI pipeline, and a self-contained HTML page. Pure functions over a (redacted) :c
 from __future__ import annotations
 
 import html
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -116,6 +117,18 @@ def _requests_text(check: Check) -> str:
     return "\n".join(out)
 
 
+#: What XML 1.0 cannot hold, escaped or not (§2.2 Char): most C0 controls, surrogates, U+FFFE
+#: and U+FFFF. A server's answer may carry any of them.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml(text: str) -> str:
+    """``text`` with what XML 1.0 cannot hold shown as ``\\xNN`` / ``\\uNNNN``."""
+    return _NOT_XML.sub(
+        lambda m: f"\\x{ord(m[0]):02x}" if m[0] < " " else f"\\u{ord(m[0]):04x}", text
+    )
+
+
 def to_junit(report: Report) -> bytes:
     """JUnit XML: one testsuite per suite, one testcase per check (a failure carries Okta's
     effect, the fix and the exchanges; a skip its reason)."""
@@ -148,16 +161,17 @@ def to_junit(report: Report) -> bytes:
             suite,
             "testcase",
             classname=f"scim-desktop.check.{check.suite}",
-            name=check.name,
+            name=_xml(check.name),  # an entitlement endpoint's name comes from the server
             time=f"{check.duration_s:.3f}",
         )
         if check.status == "fail":
-            failure = ET.SubElement(case, "failure", message=check.detail, type="okta")
-            failure.text = f"Okta: {check.okta_effect}\nFix: {check.fix}\n\n{_requests_text(check)}"
+            failure = ET.SubElement(case, "failure", message=_xml(check.detail), type="okta")
+            text = f"Okta: {check.okta_effect}\nFix: {check.fix}\n\n{_requests_text(check)}"
+            failure.text = _xml(text)
         elif check.status == "skip":
-            ET.SubElement(case, "skipped", message=check.detail)
+            ET.SubElement(case, "skipped", message=_xml(check.detail))
         elif check.requests:
-            ET.SubElement(case, "system-out").text = _requests_text(check)
+            ET.SubElement(case, "system-out").text = _xml(_requests_text(check))
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
 
