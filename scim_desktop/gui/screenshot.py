@@ -157,6 +157,7 @@ def _capture(window: MainWindow, path: Path, demo: bool, tab: str = "requests") 
         window.governance.show_busiest_value()
     if tab == "coverage":
         # A failed item shows what failed and the fix; else the first covered one.
+        window.coverage.model.flush()  # requests still queued for judging, and their rows
         states = window.coverage.model.states()
         shown = next((s for s in states if s.status == "failed"), None)
         shown = shown or next((s for s in states if s.status == "covered"), None)

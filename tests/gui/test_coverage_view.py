@@ -45,7 +45,9 @@ def run(fn) -> None:
 
 
 def status(window: MainWindow, item_id: str) -> str:
-    return window.coverage.model.coverage.state(item_id).status
+    """The item's status as the tab shows it (judged requests are repainted in turns)."""
+    model = window.coverage.model
+    return model.state(model.row_of(item_id)).status
 
 
 def test_the_tab_follows_the_request_log(qtbot, window: MainWindow) -> None:

@@ -9,10 +9,19 @@ skipped before any conversion, so a burst of thousands costs a dictionary lookup
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+)
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPixmap
 
 from scim_desktop.core.coverage import Coverage, ItemState
@@ -94,6 +103,16 @@ def status_icon(key: str) -> QIcon:
     return icon
 
 
+#: Judging a request costs ~50 us (its answer parsed, Okta's expectations applied): a burst's
+#: batch of 500 took ~25 ms on the GUI thread on top of the request log's own work. Requests are
+#: queued and judged in turns of at most this long, so the window keeps painting.
+JUDGE_SLICE_S = 0.004
+#: Rows changed by traffic are repainted at most this often, in one dataChanged for the span:
+#: each dataChanged makes the view measure every row again (its columns fit their contents), so
+#: one per item per batch cost more than the judging itself in a burst.
+REPAINT_EVERY_MS = 100
+
+
 class CoverageModel(QAbstractTableModel):
     """One row per checklist item, in checklist order."""
 
@@ -103,40 +122,82 @@ class CoverageModel(QAbstractTableModel):
         self._row = {item.id: n for n, item in enumerate(self.coverage.items)}
         self._states: list[ItemState] = self.coverage.snapshot()
         self.records_seen = 0  # records that bore on some item since the last reset
+        self._pending: deque[RequestRecord] = deque()  # wanted records not judged yet
+        self._turn = QTimer(self)
+        self._turn.setSingleShot(True)
+        self._turn.setInterval(2)  # a pause between turns: painting and input come first
+        self._turn.timeout.connect(self._judge_some)
+        self._dirty: set[str] = set()  # items judged since the last repaint
+        self._repaint = QTimer(self)
+        self._repaint.setSingleShot(True)
+        self._repaint.setInterval(REPAINT_EVERY_MS)
+        self._repaint.timeout.connect(self._publish)
 
     # --- feeding ----------------------------------------------------------------------------------
-    def apply_events(self, events: Iterable[Any]) -> set[str]:
-        """Take a batch of server events (the request log's); returns the ids of the items
-        whose state changed."""
-        touched: set[str] = set()
+    def apply_events(self, events: Iterable[Any]) -> None:
+        """Take a batch of server events (the request log's, in arrival order). Requests that
+        bear on some item are queued and judged in turns of ``JUDGE_SLICE_S`` on the GUI
+        thread's event loop (:meth:`flush` judges them all at once)."""
         cov = self.coverage
-        for event in events:
-            if isinstance(event, RequestRecord) and cov.wants(event.okta_step):
-                ids = cov.add(exchange_of(event))
-                if ids:
-                    self.records_seen += 1
-                    touched.update(ids)
-        self._refresh(touched)
-        return touched
+        self._pending.extend(
+            e for e in events if isinstance(e, RequestRecord) and cov.wants(e.okta_step)
+        )
+        if self._pending and not self._turn.isActive():
+            self._turn.start()
+
+    @property
+    def pending(self) -> int:
+        """Requests queued and not judged yet."""
+        return len(self._pending)
+
+    def flush(self) -> None:
+        """Judge every queued request now, and show the result."""
+        self._judge_some(deadline=None)
+        self._publish()
+
+    def _judge_some(self, deadline: float | None = -1.0) -> None:
+        if deadline is not None and deadline < 0:
+            deadline = time.perf_counter() + JUDGE_SLICE_S
+        touched: set[str] = set()
+        cov, pending = self.coverage, self._pending
+        while pending:
+            ids = cov.add(exchange_of(pending.popleft()))
+            if ids:
+                self.records_seen += 1
+                touched.update(ids)
+            if deadline is not None and time.perf_counter() >= deadline:
+                break
+        self._dirty |= touched
+        if self._dirty and not self._repaint.isActive():
+            self._repaint.start()
+        if pending and not self._turn.isActive():
+            self._turn.start()
 
     def tick(self, item_id: str, done: bool) -> None:
         """Tick (or untick) a manual item by hand."""
         self.coverage.tick(item_id, done)
-        self._refresh({item_id})
+        self._dirty.add(item_id)
+        self._publish()  # the user's own click shows at once
 
     def reset(self) -> None:
         """Forget every request and tick."""
         self.beginResetModel()
+        self._pending.clear()  # requests seen before Reset are not counted
+        self._dirty.clear()
         self.coverage.reset()
         self._states = self.coverage.snapshot()
         self.records_seen = 0
         self.endResetModel()
 
-    def _refresh(self, item_ids: set[str]) -> None:
-        for item_id in item_ids:
-            row = self._row[item_id]
+    def _publish(self) -> None:
+        """Show the items judged since the last repaint: one dataChanged for their span."""
+        if not self._dirty:
+            return
+        rows = [self._row[item_id] for item_id in self._dirty]
+        for item_id, row in zip(self._dirty, rows, strict=True):
             self._states[row] = self.coverage.state(item_id)
-            self.dataChanged.emit(self.index(row, 0), self.index(row, len(HEADERS) - 1))
+        self._dirty.clear()
+        self.dataChanged.emit(self.index(min(rows), 0), self.index(max(rows), len(HEADERS) - 1))
 
     # --- reading ----------------------------------------------------------------------------------
     def states(self) -> list[ItemState]:
