@@ -105,8 +105,12 @@ def status_icon(key: str) -> QIcon:
 
 #: Judging a request costs ~50 us (its answer parsed, Okta's expectations applied): a burst's
 #: batch of 500 took ~25 ms on the GUI thread on top of the request log's own work. Requests are
-#: queued and judged in turns of at most this long, so the window keeps painting.
-JUDGE_SLICE_S = 0.004
+#: queued and judged in turns of at most this long, with JUDGE_PAUSE_MS between turns (at most
+#: a fifth of the GUI thread: ~7,000 requests a second, far above Okta's pace; in a burst the
+#: ticks lag and catch up after), so the window keeps painting and the server thread keeps
+#: Python's lock more of the time.
+JUDGE_SLICE_S = 0.002
+JUDGE_PAUSE_MS = 8
 #: Rows changed by traffic are repainted at most this often, in one dataChanged for the span:
 #: each dataChanged makes the view measure every row again (its columns fit their contents), so
 #: one per item per batch cost more than the judging itself in a burst.
@@ -125,7 +129,7 @@ class CoverageModel(QAbstractTableModel):
         self._pending: deque[RequestRecord] = deque()  # wanted records not judged yet
         self._turn = QTimer(self)
         self._turn.setSingleShot(True)
-        self._turn.setInterval(2)  # a pause between turns: painting and input come first
+        self._turn.setInterval(JUDGE_PAUSE_MS)  # painting and input come first
         self._turn.timeout.connect(self._judge_some)
         self._dirty: set[str] = set()  # items judged since the last repaint
         self._repaint = QTimer(self)
