@@ -29,7 +29,7 @@ from scim_desktop.core.catalog import Catalog, EntitlementType, list_values_step
 from scim_desktop.core.faults import METHODS
 from scim_desktop.core.listing import list_response, parse_list_query, parse_search_request
 from scim_desktop.core.projection import Projection, make_projection, project
-from scim_desktop.core.resources import etag_matches
+from scim_desktop.core.resources import Outcome, etag_matches
 from scim_desktop.core.schemas import RESOURCE_TYPES, SCHEMAS, service_provider_config
 from scim_desktop.server.slices import run_in_slices
 
@@ -117,9 +117,11 @@ def _answer_projection(ex: Exchange, rtype: str) -> Projection | None:
     )
 
 
-def _replace(ex: Exchange, collection: str, rid: str) -> None:
+def _write(ex: Exchange, collection: str, rid: str, write: Callable[..., Outcome]) -> None:
+    """PUT or PATCH: ``write`` is the service's ``replace`` or ``patch``; RFC 7644 §3.5.1 and
+    §3.5.2 answer 200 with the resource, which is what Okta's tooling checks."""
     rtype = _rtype(collection)
-    outcome = ex.ctx.service.replace(
+    outcome = write(
         rtype,
         rid,
         ex.json_body(),
@@ -128,20 +130,14 @@ def _replace(ex: Exchange, collection: str, rid: str) -> None:
         _answer_projection(ex, rtype),
     )
     ex.respond_outcome(200, outcome)
+
+
+def _replace(ex: Exchange, collection: str, rid: str) -> None:
+    _write(ex, collection, rid, ex.ctx.service.replace)
 
 
 def _patch(ex: Exchange, collection: str, rid: str) -> None:
-    rtype = _rtype(collection)
-    outcome = ex.ctx.service.patch(
-        rtype,
-        rid,
-        ex.json_body(),
-        ex.base_url,
-        ex.h.get("If-Match"),
-        _answer_projection(ex, rtype),
-    )
-    # RFC 7644 §3.5.2: 200 with the resource, which is what Okta's tooling checks.
-    ex.respond_outcome(200, outcome)
+    _write(ex, collection, rid, ex.ctx.service.patch)
 
 
 def _delete(ex: Exchange, collection: str, rid: str) -> None:
